@@ -1,0 +1,163 @@
+r"""Pairwise distances: the only place that handles fp16/bf16 quirks.
+
+``torch.cdist`` is inaccurate for half precision on CPU (and its gradient at zero distance is
+NaN), so every function here computes in float32 (float64 inputs stay float64) through the
+expansion $\|x\|^2 + \|y\|^2 - 2 x y^\top$, clamps tiny negative round-off to zero, and casts
+the result back to the input dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from dgblocks._checks import ShapeError, check_choice, check_shape
+
+__all__ = [
+    "Metric",
+    "pairwise_distance",
+    "euclidean_distance",
+    "squared_euclidean_distance",
+    "cosine_distance",
+    "cosine_similarity_matrix",
+]
+
+Metric = Literal["euclidean", "sqeuclidean", "cosine"]
+_METRICS = ("euclidean", "sqeuclidean", "cosine")
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _pair(x: Tensor, y: Tensor | None, name_x: str, name_y: str) -> tuple[Tensor, Tensor]:
+    sx = check_shape(x, "N D", name=name_x)
+    if y is None:
+        return x, x
+    check_shape(y, "M D", name=name_y, D=sx["D"])
+    if y.device != x.device:
+        raise ShapeError(f"{name_y}: expected device {x.device} (from {name_x}), got {y.device}")
+    return x, y
+
+
+def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
+    r"""Pairwise squared Euclidean distance.
+
+    $$ d_{ij} = \|x_i - y_j\|_2^2 = \|x_i\|^2 + \|y_j\|^2 - 2\, x_i^\top y_j $$
+
+    Args:
+        x: first set of vectors.
+        y: second set; ``None`` means ``x``.
+
+    Shape:
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+
+    Invariants:
+        - non-negative; symmetric when ``y`` is ``None``; zero diagonal for ``y is None``
+
+    Example:
+        >>> squared_euclidean_distance(torch.tensor([[0., 0.], [3., 4.]]))
+        tensor([[ 0., 25.],
+                [25.,  0.]])
+    """
+    x, y = _pair(x, y, "x", "y")
+    same = y is x
+    ct = _compute_dtype(x.dtype)
+    xc, yc = x.to(ct), y.to(ct)
+    xx = xc.pow(2).sum(1, keepdim=True)
+    yy = xx if same else yc.pow(2).sum(1, keepdim=True)
+    d = (xx + yy.t() - 2.0 * xc @ yc.t()).clamp_min(0.0)
+    if same:
+        d = d * (1 - torch.eye(d.shape[0], dtype=d.dtype, device=d.device))
+    return d.to(x.dtype)
+
+
+def euclidean_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-12) -> Tensor:
+    r"""Pairwise Euclidean distance, with a finite gradient at zero distance.
+
+    $$ d_{ij} = \sqrt{\max(\|x_i - y_j\|_2^2, \epsilon)} $$
+
+    Args:
+        x: first set of vectors.
+        y: second set; ``None`` means ``x``.
+        eps: floor under the squared distance so that the square root has a finite gradient.
+
+    Shape:
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+
+    Invariants:
+        - non-negative and symmetric; satisfies the triangle inequality up to ``sqrt(eps)``
+
+    Example:
+        >>> euclidean_distance(torch.tensor([[0., 0.]]), torch.tensor([[3., 4.]]))
+        tensor([[5.]])
+    """
+    x, y = _pair(x, y, "x", "y")
+    ct = _compute_dtype(x.dtype)
+    d2 = squared_euclidean_distance(x.to(ct), None if y is x else y.to(ct))
+    return d2.clamp_min(eps).sqrt().to(x.dtype)
+
+
+def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:
+    r"""Pairwise cosine similarity.
+
+    $$ s_{ij} = \frac{x_i^\top y_j}{\max(\|x_i\|, \epsilon)\,\max(\|y_j\|, \epsilon)} $$
+
+    Shape:
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+
+    Invariants:
+        - in [-1, 1]; unchanged by scaling any row by a positive constant
+
+    Example:
+        >>> cosine_similarity_matrix(torch.tensor([[1., 0.]]), torch.tensor([[0., 2.], [3., 0.]]))
+        tensor([[0., 1.]])
+    """
+    x, y = _pair(x, y, "x", "y")
+    ct = _compute_dtype(x.dtype)
+    xn = torch.nn.functional.normalize(x.to(ct), dim=1, eps=eps)
+    yn = xn if y is x else torch.nn.functional.normalize(y.to(ct), dim=1, eps=eps)
+    return (xn @ yn.t()).clamp(-1.0, 1.0).to(x.dtype)
+
+
+def cosine_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:
+    r"""Pairwise cosine distance $d_{ij} = 1 - s_{ij}$ (see :func:`cosine_similarity_matrix`).
+
+    Shape:
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+
+    Invariants:
+        - in [0, 2]; zero between parallel vectors
+
+    Example:
+        >>> cosine_distance(torch.tensor([[1., 0.]]), torch.tensor([[-2., 0.]]))
+        tensor([[2.]])
+    """
+    return 1.0 - cosine_similarity_matrix(x, y, eps=eps)
+
+
+def pairwise_distance(x: Tensor, y: Tensor | None = None, *,
+                      metric: Metric = "euclidean") -> Tensor:
+    r"""Pairwise distance by name: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``.
+
+    $$ d_{ij} = \|x_i - y_j\|_2,\quad \|x_i - y_j\|_2^2 \quad\text{or}\quad 1 - \cos(x_i, y_j) $$
+
+    Shape:
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+
+    Invariants:
+        - non-negative; symmetric when ``y`` is ``None``
+
+    Example:
+        >>> pairwise_distance(torch.eye(2), metric="sqeuclidean")
+        tensor([[0., 2.],
+                [2., 0.]])
+    """
+    check_choice(metric, _METRICS, name="metric")
+    if metric == "euclidean":
+        return euclidean_distance(x, y)
+    if metric == "sqeuclidean":
+        return squared_euclidean_distance(x, y)
+    return cosine_distance(x, y)

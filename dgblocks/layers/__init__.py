@@ -1,0 +1,3 @@
+"""Drop-in ``nn.Module`` layers."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""dgblocks.sampling"""
