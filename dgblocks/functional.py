@@ -14,7 +14,12 @@ from dgblocks.distances import (
     pairwise_distance,
     squared_euclidean_distance,
 )
+from dgblocks.layers.grl import grad_reverse
+from dgblocks.layers.schedules import dann_coeff
+from dgblocks.losses.adversarial import reverse_cross_entropy
+from dgblocks.losses.cross_entropy import label_smoothing_ce, smoothed_target_entropy
 from dgblocks.losses.entropy import calibrated_neg_entropy, class_prior, neg_entropy
+from dgblocks.losses.symmetric_kl import symmetric_kl
 
 __all__ = [
     # distances
@@ -27,4 +32,12 @@ __all__ = [
     "neg_entropy",
     "calibrated_neg_entropy",
     "class_prior",
+    # layers/grl.py, layers/schedules.py, losses/adversarial.py (losses part 1)
+    "grad_reverse",
+    "dann_coeff",
+    "reverse_cross_entropy",
+    # losses/cross_entropy.py, losses/symmetric_kl.py (losses part 1)
+    "label_smoothing_ce",
+    "smoothed_target_entropy",
+    "symmetric_kl",
 ]

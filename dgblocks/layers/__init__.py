@@ -1,3 +1,15 @@
 """Drop-in ``nn.Module`` layers."""
 
-__all__: list[str] = []
+from dgblocks.layers.bnneck import BNNeck, BNNeckOutput
+from dgblocks.layers.grl import GradientReversal
+from dgblocks.layers.schedules import ConstantSchedule, DannSchedule
+
+__all__: list[str] = [
+    # grl.py, schedules.py
+    "GradientReversal",
+    "ConstantSchedule",
+    "DannSchedule",
+    # bnneck.py
+    "BNNeck",
+    "BNNeckOutput",
+]
