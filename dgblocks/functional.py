@@ -20,6 +20,7 @@ from dgblocks.losses.adversarial import reverse_cross_entropy
 from dgblocks.losses.cross_entropy import label_smoothing_ce, smoothed_target_entropy
 from dgblocks.losses.entropy import calibrated_neg_entropy, class_prior, neg_entropy
 from dgblocks.losses.symmetric_kl import symmetric_kl
+from dgblocks.sampling.backdoor import backdoor_adjustment, backdoor_indices, backdoor_pairs
 
 __all__ = [
     # distances
@@ -40,4 +41,8 @@ __all__ = [
     "label_smoothing_ce",
     "smoothed_target_entropy",
     "symmetric_kl",
+    # sampling/backdoor.py (structured blocks)
+    "backdoor_adjustment",
+    "backdoor_indices",
+    "backdoor_pairs",
 ]

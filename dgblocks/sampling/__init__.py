@@ -1,1 +1,8 @@
-"""dgblocks.sampling"""
+"""Latent-factor samplers: modules that wrap pure functions of :mod:`dgblocks.functional`."""
+
+from dgblocks.sampling.backdoor import BackdoorAdjustment, BackdoorResult
+
+__all__ = [
+    "BackdoorAdjustment",
+    "BackdoorResult",
+]
