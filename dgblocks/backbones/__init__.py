@@ -1,1 +1,20 @@
-"""dgblocks.backbones"""
+"""Backbones in plain torch (torchvision/timm names, so their weights load).
+
+MobileNetV2 (width multiplier; DualNorm IN variant), ResNet-50 and ResNet-50-IBN-a, the digits
+CNN of DIR-ReID Table 6, ADIN's dual-branch head; stage surgery and pretrained-weight loading.
+"""
+
+from dgblocks.backbones.digits_cnn import DigitsCNN
+from dgblocks.backbones.dual_branch import DualBranch
+from dgblocks.backbones.mobilenetv2 import InvertedResidual, MobileNetV2, make_divisible
+from dgblocks.backbones.pretrained import LoadReport, load_pretrained, timm_to_torchvision
+from dgblocks.backbones.resnet import IBN, Bottleneck, ResNet, resnet50, resnet50_ibn_a
+from dgblocks.backbones.stages import insert_after, named_stages, replace_stage
+
+__all__ = [
+    "MobileNetV2", "InvertedResidual", "make_divisible",
+    "ResNet", "Bottleneck", "IBN", "resnet50", "resnet50_ibn_a",
+    "DigitsCNN", "DualBranch",
+    "named_stages", "replace_stage", "insert_after",
+    "LoadReport", "load_pretrained", "timm_to_torchvision",
+]
