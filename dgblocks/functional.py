@@ -17,9 +17,14 @@ from dgblocks.distances import (
 from dgblocks.layers.grl import grad_reverse
 from dgblocks.layers.schedules import dann_coeff
 from dgblocks.losses.adversarial import reverse_cross_entropy
+from dgblocks.losses.center import center_loss
+from dgblocks.losses.consistency import consistency_loss
 from dgblocks.losses.cross_entropy import label_smoothing_ce, smoothed_target_entropy
 from dgblocks.losses.entropy import calibrated_neg_entropy, class_prior, neg_entropy
+from dgblocks.losses.parameter_cosine import parameter_cosine
+from dgblocks.losses.subspace import subspace_consistency, subspace_diversity
 from dgblocks.losses.symmetric_kl import symmetric_kl
+from dgblocks.losses.triplet import batch_hard_mining, triplet_loss
 from dgblocks.sampling.backdoor import backdoor_adjustment, backdoor_indices, backdoor_pairs
 
 __all__ = [
@@ -41,6 +46,14 @@ __all__ = [
     "label_smoothing_ce",
     "smoothed_target_entropy",
     "symmetric_kl",
+    # losses/triplet.py, center.py, parameter_cosine.py, subspace.py, consistency.py (part 2)
+    "triplet_loss",
+    "batch_hard_mining",
+    "center_loss",
+    "parameter_cosine",
+    "subspace_diversity",
+    "subspace_consistency",
+    "consistency_loss",
     # sampling/backdoor.py (structured blocks)
     "backdoor_adjustment",
     "backdoor_indices",
