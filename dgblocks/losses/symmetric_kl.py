@@ -9,7 +9,13 @@ logits too); nothing is normalised inside, the caller chooses the feature.
 At $\tau = 2 \cdot 10^{-3}$ a feature of magnitude 10 becomes a logit of magnitude 5000, so the
 softmax is nearly one-hot: the loss is computed from ``log_softmax`` in at least float32, as
 $\sum_r (p_r - q_r)(\log p_r - \log q_r)$, a sum of non-negative terms that is exactly
-symmetric and exactly zero for equal inputs.
+symmetric and exactly zero for equal inputs. Its value grows like $|x| / \tau$ (about
+$10^5$ for features of magnitude 100), beyond the float16 range, so fp16/bf16 inputs give a
+float32 loss (as ``torch.autocast`` does for its float32 ops). The gradient flows back in the
+input's dtype; it is at most $1 / \tau$ per entry when both softmaxes are saturated (the usual
+case), but near a tie between the largest entries it is of order $|x| / \tau^2$ (about $10^6$
+at $\tau = 2 \cdot 10^{-3}$), which float32 and bf16 hold and float16 does not: that is the
+math of a small temperature, not a rounding problem.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
         reduction: ``"mean" | "sum" | "none"`` over the N rows.
 
     Shape:
-        a: (N, D); b: (N, D) or (N, k, D); output: () or (N,) for "none".
+        a: (N, D); b: (N, D) or (N, k, D); output: () or (N,) for "none"; float32 for
+        fp16/bf16 inputs (the value can exceed the fp16 range), else the inputs' dtype.
 
     Invariants:
         - symmetric: symmetric_kl(a, b) == symmetric_kl(b, a)
@@ -84,8 +91,9 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
     tau = _check_tau(tau)
     check_finite(a, name="a")
     check_finite(b, name="b")
-    out_dtype = torch.promote_types(a.dtype, b.dtype)
-    work = torch.promote_types(out_dtype, torch.float32)  # fp16/bf16 -> float32; f64 stays
+    # fp16/bf16 -> float32 (float64 stays): computed *and returned* in float32, because the
+    # value scales like |x| / tau (~1e5 at tau = 2e-3 and |x| ~ 100) and overflows fp16
+    work = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
     logp = (a.to(work) / tau).log_softmax(dim=-1)  # divide after the cast: 100 / 2e-3 > fp16 max
     logq = (b.to(work) / tau).log_softmax(dim=-1)
     if b.dim() == 3:
@@ -93,7 +101,7 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
     per_row = ((logp.exp() - logq.exp()) * (logp - logq)).sum(dim=-1)
     if b.dim() == 3:
         per_row = per_row.mean(dim=1)
-    return reduce(per_row, reduction).to(out_dtype)
+    return reduce(per_row, reduction)
 
 
 class SymmetricKL(nn.Module):
