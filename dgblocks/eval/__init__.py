@@ -1,1 +1,25 @@
-"""dgblocks.eval"""
+"""dgblocks.eval: ranking metrics, benchmark evaluation and the DG protocols.
+
+- :func:`evaluate_ranking` (CMC, mAP, mINP; Market-1501 rules), :func:`cmc_curve`
+- :func:`evaluate_benchmark`, :func:`format_table`, :func:`worst_domain`
+"""
+
+from dgblocks.eval.benchmark import (
+    encode_dataset,
+    evaluate_benchmark,
+    format_table,
+    summarize_splits,
+    worst_domain,
+)
+from dgblocks.eval.ranking import RankingResult, cmc_curve, evaluate_ranking
+
+__all__ = [
+    "evaluate_ranking",
+    "RankingResult",
+    "cmc_curve",
+    "evaluate_benchmark",
+    "encode_dataset",
+    "format_table",
+    "summarize_splits",
+    "worst_domain",
+]

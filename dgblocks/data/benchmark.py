@@ -1,0 +1,45 @@
+"""``build_benchmark``: one entry point for the embedded benchmarks and the real protocols."""
+
+from __future__ import annotations
+
+from dgblocks._checks import ValueRangeError, check_choice
+from dgblocks.data.base import Benchmark
+
+__all__ = ["build_benchmark"]
+
+
+def build_benchmark(data: str = "synthetic", *, root: str | None = None,
+                    protocol: str | None = None, smoke: bool = False, seed: int = 0,
+                    image_size: tuple[int, int] = (64, 32)) -> Benchmark:
+    """Build a :class:`~dgblocks.data.Benchmark`.
+
+    Args:
+        data: ``"synthetic"`` (synthetic_reid), ``"digits"`` (rotated_digits) or ``"real"``
+            (datasets under ``root``, arranged by ``protocol``).
+        root: folder holding the real datasets (``data="real"`` only).
+        protocol: for real data, ``"protocol1"``, ``"protocol1-ms"``, ``"protocol2:<target>"``,
+            ``"protocol3:<target>"`` or ``"direct:<source>-><target>"`` (see
+            :mod:`dgblocks.eval.protocols`).
+        smoke: tiny version of an embedded benchmark (seconds; for tests and CI).
+        seed: generation / split seed of the embedded benchmarks.
+        image_size: ``(H, W)`` of the images (synthetic and real; digits are 28x28).
+
+    Example:
+        >>> build_benchmark("synthetic", smoke=True).task
+        'reid'
+    """
+    check_choice(data, ("synthetic", "digits", "real"), name="data")
+    if data == "synthetic":
+        from dgblocks.data.synthetic_reid import synthetic_reid
+
+        return synthetic_reid(seed=seed, smoke=smoke, image_size=tuple(image_size))
+    if data == "digits":
+        from dgblocks.data.rotated_digits import rotated_digits
+
+        return rotated_digits(seed=seed, smoke=smoke)
+    if root is None:
+        raise ValueRangeError("root: expected the folder of the real datasets for data='real',"
+                              " got None")
+    from dgblocks.eval.protocols import build_protocol
+
+    return build_protocol(protocol or "protocol1", root=root, image_size=tuple(image_size))

@@ -1,0 +1,79 @@
+"""Meta-train / meta-test domain splits for meta-learning DG (CDVM section 3.5).
+
+Each step holds out ``num_test`` of the source domains as meta-test and keeps the rest as
+meta-train. Domains take turns: a random permutation of the domains is walked in order, so
+over ``num_domains / num_test`` steps every domain is meta-test once (balanced, unlike
+independent draws), then a new permutation starts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dgblocks._checks import ValueRangeError, check_int, check_shape
+
+__all__ = ["MetaDomainSplitter"]
+
+
+class MetaDomainSplitter:
+    """Yields ``(meta_train_domains, meta_test_domains)`` LongTensors, one pair per step.
+
+    Args:
+        num_domains: number of source domains (>= 2).
+        num_test: domains held out as meta-test per step (default 1, i.e. K-1 vs 1).
+        generator: torch generator of the permutations (``None``: seeded with ``seed``).
+        seed: used when ``generator`` is ``None``.
+
+    Example:
+        >>> s = MetaDomainSplitter(num_domains=3, seed=0)
+        >>> sorted(int(s.next()[1]) for _ in range(3))
+        [0, 1, 2]
+    """
+
+    def __init__(self, *, num_domains: int, num_test: int = 1,
+                 generator: torch.Generator | None = None, seed: int = 0) -> None:
+        check_int(num_domains, name="num_domains", minimum=2)
+        check_int(num_test, name="num_test", minimum=1, maximum=num_domains - 1)
+        self.num_domains, self.num_test = num_domains, num_test
+        self.generator = generator or torch.Generator().manual_seed(int(seed))
+        self._queue: list[int] = []
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        """The next split: ``(train_domains (D - num_test,), test_domains (num_test,))``."""
+        while len(self._queue) < self.num_test:
+            self._queue += torch.randperm(self.num_domains, generator=self.generator).tolist()
+        test, self._queue = self._queue[: self.num_test], self._queue[self.num_test:]
+        if len(set(test)) < self.num_test:  # a permutation boundary repeated a domain
+            rest = [d for d in range(self.num_domains) if d not in test]
+            test = sorted(set(test)) + rest[: self.num_test - len(set(test))]
+        train = [d for d in range(self.num_domains) if d not in test]
+        return torch.tensor(train), torch.tensor(sorted(test))
+
+    def __iter__(self):
+        while True:
+            yield self.next()
+
+    @staticmethod
+    def masks(domains: Tensor, split: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Boolean masks of a batch's samples in meta-train and meta-test.
+
+        Shape:
+            domains: (N,); outputs: (N,) bool each.
+
+        Example:
+            >>> tr, te = MetaDomainSplitter.masks(torch.tensor([0, 1, 2]),
+            ...                                   (torch.tensor([0, 2]), torch.tensor([1])))
+            >>> tr.tolist(), te.tolist()
+            ([True, False, True], [False, True, False])
+        """
+        check_shape(domains, "N", name="domains")
+        train, test = split
+        tr = torch.isin(domains, train.to(domains.device))
+        te = torch.isin(domains, test.to(domains.device))
+        if bool((tr & te).any()):
+            raise ValueRangeError("split: expected disjoint meta-train and meta-test domains")
+        return tr, te
+
+    def __repr__(self) -> str:
+        return f"MetaDomainSplitter(num_domains={self.num_domains}, num_test={self.num_test})"

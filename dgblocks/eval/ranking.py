@@ -1,0 +1,234 @@
+r"""Ranking metrics of the Market-1501 protocol: CMC, mAP and mINP, vectorised over queries.
+
+For a query $q$ the gallery items with the query's identity *and* camera are junk (ignored);
+the true matches are the remaining items of the same identity. With the matches ranked
+$r_1 < \dots < r_n$ (1-based, junk removed) the metrics are
+
+$$ \mathrm{CMC}_q(k) = [r_1 \le k], \qquad
+   \mathrm{AP}^{\text{step}}_q = \frac1n \sum_{m=1}^n \frac{m}{r_m}, \qquad
+   \mathrm{INP}_q = \frac{n}{r_n} $$
+
+and the trapezoid rule of the Market-1501 MATLAB code averages the precision just before and
+at each match,
+
+$$ \mathrm{AP}^{\text{trap}}_q = \frac1n \sum_{m=1}^n \frac12\Big(p^-_m + \frac{m}{r_m}\Big),
+   \qquad p^-_m = \frac{m-1}{r_m - 1}\ (r_m > 1), \quad p^-_m = 1\ (r_m = 1). $$
+
+A single match at rank $r$ gives $1/r$ (step) and $1/(2r)$ for $r > 1$ (trapezoid).
+
+No per-query loop and no full sort: the $n$ match distances of each query are taken with
+``topk``, every valid non-match is placed between them with ``searchsorted``, and a cumulative
+count gives each match's rank. Ties between a match and a non-match count against the query
+(the non-match is ranked first), so the numbers never flatter a degenerate embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgblocks._checks import ShapeError, ValueRangeError, check_choice, check_int, check_shape
+
+__all__ = ["RankingResult", "evaluate_ranking", "cmc_curve"]
+
+APMode = Literal["step", "trapezoid"]
+
+
+@dataclass
+class RankingResult:
+    """Result of :func:`evaluate_ranking`; all metrics are fractions in ``[0, 1]``.
+
+    Attributes:
+        cmc: (max_rank,) float64 array, ``cmc[k]`` = fraction of queries whose first true
+            match is within the top ``k + 1``.
+        mAP: mean average precision.
+        mINP: mean inverse negative penalty (Ye et al. 2021).
+        num_valid_queries: queries with at least one true match in the gallery.
+        num_queries: all queries.
+        ap: (Q,) per-query AP (0 for invalid queries); valid: (Q,) bool mask.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    num_valid_queries: int
+    num_queries: int
+    ap: np.ndarray = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+
+    def rank(self, k: int) -> float:
+        """CMC at rank ``k`` (1-based), e.g. ``result.rank(1)`` for R-1."""
+        return float(self.cmc[k - 1])
+
+    def as_dict(self, ranks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+        """``{"R1": .., "R5": .., "R10": .., "mAP": .., "mINP": ..}`` in percent."""
+        out = {f"R{k}": 100.0 * self.rank(min(k, len(self.cmc))) for k in ranks}
+        out["mAP"] = 100.0 * self.mAP
+        out["mINP"] = 100.0 * self.mINP
+        return out
+
+
+def _as_tensor(x: Any, name: str, device: torch.device | None, integer: bool) -> Tensor:
+    if isinstance(x, np.ndarray) or isinstance(x, (list, tuple)):
+        x = torch.as_tensor(np.asarray(x))
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"{name}: expected a numpy array or torch.Tensor, got {type(x).__name__}")
+    if device is not None:
+        x = x.to(device)
+    if integer:
+        if x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise ValueRangeError(f"{name}: expected an integer dtype, got {x.dtype}")
+        return x.long()
+    return x.double() if x.dtype != torch.float64 else x
+
+
+def _single_shot_mask(valid: Tensor, g_pids: Tensor, gen: torch.Generator) -> Tensor:
+    """Keep, per query and gallery identity, one random valid item (open-reid's draw)."""
+    _, inverse = torch.unique(g_pids, return_inverse=True)
+    num = int(inverse.max()) + 1
+    keys = torch.rand(valid.shape, generator=gen, dtype=torch.float64).to(valid.device)
+    keys = keys.masked_fill(~valid, 2.0)
+    best = torch.full((valid.shape[0], num), 2.0, dtype=keys.dtype, device=keys.device)
+    best = best.scatter_reduce(1, inverse.expand_as(keys), keys, reduce="amin")
+    return valid & (keys == best.gather(1, inverse.expand_as(keys)))
+
+
+def _chunk_ranks(d: Tensor, match: Tensor, nonmatch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Ranks (1-based, junk removed) of the sorted true matches of each query in a chunk."""
+    n_match = match.sum(1)
+    width = max(int(n_match.max()), 1)
+    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    dm = torch.where(match, d, inf)
+    md = torch.topk(dm, width, dim=1, largest=False, sorted=True).values.contiguous()
+    # position of each gallery item among the match distances (#matches strictly closer)
+    pos = torch.searchsorted(md, d.contiguous(), side="left")
+    before = torch.zeros(d.shape[0], width + 1, dtype=d.dtype, device=d.device)
+    before.scatter_add_(1, pos, nonmatch.to(d.dtype))
+    before = before.cumsum(1)[:, :width]  # non-matches ranked before match m (ties pessimistic)
+    m = torch.arange(width, device=d.device, dtype=d.dtype)
+    ranks = m + 1 + before
+    present = m.unsqueeze(0) < n_match.unsqueeze(1)
+    return ranks, present, n_match
+
+
+def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
+                     max_rank: int = 50, ap_mode: APMode = "step",
+                     invalid_query: Literal["skip", "zero"] = "skip",
+                     single_gallery_shot: bool = False, seed: int | None = None,
+                     chunk_size: int | None = None) -> RankingResult:
+    r"""CMC, mAP and mINP of a query x gallery distance matrix (Market-1501 protocol).
+
+    See the module docstring for the equations. Gallery items sharing the query's identity
+    and camera are ignored; queries without a valid match are skipped (``"skip"``) or count
+    as zero in every metric (``"zero"``).
+
+    Args:
+        distmat: distances (smaller = more similar), NumPy or torch, CPU or CUDA.
+        q_pids, g_pids: identity labels of queries and gallery items (integers).
+        q_camids, g_camids: camera labels.
+        max_rank: length of the CMC curve.
+        ap_mode: ``"step"`` (mean precision at each match) or ``"trapezoid"`` (Market MATLAB).
+        invalid_query: ``"skip"`` or ``"zero"``.
+        single_gallery_shot: keep one random valid gallery item per identity and query
+            (CUHK03 old protocol); drawn from ``seed``.
+        seed: seed of the single-gallery-shot draw (``None`` means 0).
+        chunk_size: queries per vectorised chunk (memory bound); default keeps a chunk
+            under about 16M distances.
+
+    Shape:
+        distmat: (Q, G); q_pids, q_camids: (Q,); g_pids, g_camids: (G,); cmc: (max_rank,).
+
+    Invariants:
+        - cmc is non-decreasing and in [0, 1]; mAP and mINP are in [0, 1]
+        - a single true match at rank r gives AP = 1/r (step), 1/(2r) for r > 1 (trapezoid)
+        - unchanged by permuting the gallery (up to ties) or by a monotone map of distances
+
+    Example:
+        >>> d = torch.tensor([[0.3, 0.1, 0.2]])
+        >>> r = evaluate_ranking(d, [0], [0, 1, 2], [0], [1, 1, 1], max_rank=3)
+        >>> r.cmc.tolist(), round(r.mAP, 4)
+        ([0.0, 0.0, 1.0], 0.3333)
+    """
+    check_int(max_rank, name="max_rank", minimum=1)
+    check_choice(ap_mode, ("step", "trapezoid"), name="ap_mode")
+    check_choice(invalid_query, ("skip", "zero"), name="invalid_query")
+    dist = _as_tensor(distmat, "distmat", None, integer=False)
+    sizes = check_shape(dist, "Q G", name="distmat")
+    dev = dist.device
+    qp = _as_tensor(q_pids, "q_pids", dev, True)
+    gp = _as_tensor(g_pids, "g_pids", dev, True)
+    qc = _as_tensor(q_camids, "q_camids", dev, True)
+    gc = _as_tensor(g_camids, "g_camids", dev, True)
+    check_shape(qp, "Q", name="q_pids", Q=sizes["Q"])
+    check_shape(qc, "Q", name="q_camids", Q=sizes["Q"])
+    check_shape(gp, "G", name="g_pids", G=sizes["G"])
+    check_shape(gc, "G", name="g_camids", G=sizes["G"])
+    if sizes["G"] == 0 or sizes["Q"] == 0:
+        raise ShapeError(f"distmat: expected a non-empty (Q, G) matrix, got {tuple(dist.shape)}")
+    if bool(torch.isnan(dist).any()):
+        raise ValueRangeError("distmat: expected no NaN distances, got NaN")
+    num_q, num_g = sizes["Q"], sizes["G"]
+    if chunk_size is None:
+        chunk_size = max(1, (1 << 24) // num_g)
+    check_int(chunk_size, name="chunk_size", minimum=1)
+    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+
+    first = torch.empty(num_q, dtype=torch.float64, device=dev)
+    ap = torch.empty(num_q, dtype=torch.float64, device=dev)
+    inp = torch.empty(num_q, dtype=torch.float64, device=dev)
+    nvalid = torch.empty(num_q, dtype=torch.long, device=dev)
+    for s in range(0, num_q, chunk_size):
+        sl = slice(s, min(s + chunk_size, num_q))
+        same_pid = qp[sl, None] == gp[None, :]
+        valid = ~(same_pid & (qc[sl, None] == gc[None, :]))
+        if single_gallery_shot:
+            valid = _single_shot_mask(valid, gp, gen)
+        match = same_pid & valid
+        ranks, present, n_match = _chunk_ranks(dist[sl], match, valid & ~same_pid)
+        m = torch.arange(ranks.shape[1], device=dev, dtype=torch.float64)
+        prec = (m + 1) / ranks
+        if ap_mode == "trapezoid":
+            prev = torch.where(ranks > 1, m / (ranks - 1).clamp_min(1), torch.ones_like(ranks))
+            prec = (prec + prev) / 2
+        n = n_match.clamp_min(1).to(torch.float64)
+        ap[sl] = (prec * present).sum(1) / n
+        last = ranks.gather(1, (n_match - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+        inp[sl] = n / last
+        first[sl] = ranks[:, 0]
+        nvalid[sl] = n_match
+    valid_q = nvalid > 0
+    num_valid = int(valid_q.sum())
+    if num_valid == 0:
+        raise ValueRangeError("g_pids: expected at least one query with a valid match in the"
+                              " gallery (same identity, other camera), got none")
+    ap = torch.where(valid_q, ap, torch.zeros_like(ap))
+    inp = torch.where(valid_q, inp, torch.zeros_like(inp))
+    first_rank = torch.where(valid_q, first, torch.full_like(first, float(max_rank + 1)))
+    hist = torch.bincount(first_rank.clamp(max=max_rank + 1).long() - 1, minlength=max_rank + 1)
+    cmc = hist[:max_rank].cumsum(0).to(torch.float64)
+    denom = num_valid if invalid_query == "skip" else num_q
+    return RankingResult(
+        cmc=(cmc / denom).cpu().numpy(),
+        mAP=float(ap.sum()) / denom,
+        mINP=float(inp.sum()) / denom,
+        num_valid_queries=num_valid,
+        num_queries=num_q,
+        ap=ap.cpu().numpy(),
+        valid=valid_q.cpu().numpy(),
+    )
+
+
+def cmc_curve(result: RankingResult) -> tuple[np.ndarray, np.ndarray]:
+    """Plotting data of the CMC curve: ranks ``1..max_rank`` and matching rate in percent.
+
+    Example:
+        >>> r = evaluate_ranking(torch.tensor([[0.1, 0.2]]), [0], [0, 1], [0], [1, 1], max_rank=2)
+        >>> cmc_curve(r)
+        (array([1, 2]), array([100., 100.]))
+    """
+    ranks = np.arange(1, len(result.cmc) + 1)
+    return ranks, 100.0 * result.cmc

@@ -1,0 +1,170 @@
+"""evaluate_ranking against a per-query reference loop (the Market-1501 rules)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+
+from dgblocks import ShapeError, ValueRangeError
+from dgblocks.eval import cmc_curve, evaluate_ranking
+from tests._helpers import seeds
+
+
+def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, ap_mode="step",
+              invalid_query="skip"):
+    """Straightforward per-query loop; ties rank the non-match first (pessimistic)."""
+    distmat = np.asarray(distmat, dtype=np.float64)
+    num_q = distmat.shape[0]
+    cmcs, aps, inps, nvalid = [], [], [], 0
+    for i in range(num_q):
+        keep = ~((g_pids == q_pids[i]) & (g_camids == q_camids[i]))
+        d = distmat[i][keep]
+        match = (g_pids[keep] == q_pids[i])
+        order = np.lexsort((match.astype(int), d))
+        m = match[order]
+        if not m.any():
+            if invalid_query == "zero":
+                cmcs.append(np.zeros(max_rank))
+                aps.append(0.0)
+                inps.append(0.0)
+            continue
+        nvalid += 1
+        c = np.zeros(max_rank)
+        first = np.nonzero(m)[0][0]
+        if first < max_rank:
+            c[first:] = 1
+        cmcs.append(c)
+        n = m.sum()
+        ap, hits, old_p, old_r = 0.0, 0, 1.0, 0.0
+        for j, is_m in enumerate(m):
+            if is_m:
+                hits += 1
+            p = hits / (j + 1)
+            if is_m:
+                if ap_mode == "step":
+                    ap += p / n
+                else:
+                    ap += (hits / n - old_r) * (old_p + p) / 2
+            old_p, old_r = p, hits / n
+        aps.append(ap)
+        inps.append(n / (np.nonzero(m)[0][-1] + 1))
+    return np.mean(cmcs, 0), float(np.mean(aps)), float(np.mean(inps)), nvalid
+
+
+def random_problem(seed, q=12, g=40, ids=6, cams=3):
+    rng = np.random.default_rng(seed)
+    d = rng.random((q, g))
+    qp, gp = rng.integers(0, ids + 2, q), rng.integers(0, ids, g)  # ids >= ids: invalid
+    qc, gc = rng.integers(0, cams, q), rng.integers(0, cams, g)
+    gp[0], qp[0], qc[0], gc[0] = qp[0] % ids, qp[0] % ids, 0, 1  # at least one valid query
+    return d, qp, gp, qc, gc
+
+
+@pytest.mark.parametrize("ap_mode", ["step", "trapezoid"])
+@pytest.mark.parametrize("invalid_query", ["skip", "zero"])
+@given(seed=seeds)
+def test_matches_reference(ap_mode, invalid_query, seed):
+    d, qp, gp, qc, gc = random_problem(seed)
+    r = evaluate_ranking(d, qp, gp, qc, gc, max_rank=20, ap_mode=ap_mode,
+                         invalid_query=invalid_query, chunk_size=5)
+    cmc, mAP, mINP, nvalid = reference(d, qp, gp, qc, gc, 20, ap_mode, invalid_query)
+    np.testing.assert_allclose(r.cmc, cmc, atol=1e-6)
+    assert abs(r.mAP - mAP) < 1e-6 and abs(r.mINP - mINP) < 1e-6
+    assert r.num_valid_queries == nvalid
+
+
+def test_ties_are_pessimistic_like_reference():
+    d = np.array([[0.5, 0.5, 0.5, 0.1]])
+    r = evaluate_ranking(d, [1], [1, 2, 2, 1], [0], [1, 1, 1, 0])  # last item is junk
+    cmc, mAP, _, _ = reference(d, np.array([1]), np.array([1, 2, 2, 1]), np.array([0]),
+                               np.array([1, 1, 1, 0]))
+    assert r.mAP == pytest.approx(mAP) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 5, 9])
+def test_single_match_step_and_trapezoid(rank):
+    g = 10
+    d = torch.arange(g, dtype=torch.float64).unsqueeze(0)
+    gp = torch.full((g,), 7)
+    gp[rank - 1] = 3
+    args = (d, torch.tensor([3]), gp, torch.tensor([0]), torch.ones(g, dtype=torch.long))
+    assert evaluate_ranking(*args, ap_mode="step").mAP == pytest.approx(1 / rank)
+    trap = evaluate_ranking(*args, ap_mode="trapezoid").mAP
+    assert trap == pytest.approx(1.0 if rank == 1 else 1 / (2 * rank))
+    assert evaluate_ranking(*args).mINP == pytest.approx(1 / rank)
+
+
+def test_same_camera_match_is_junk():
+    # the closest item shares identity and camera: ignored, the true match is then rank 1
+    d = torch.tensor([[0.0, 0.5, 0.2]])
+    r = evaluate_ranking(d, [1], [1, 1, 2], [0], [0, 1, 1])
+    assert r.mAP == pytest.approx(0.5) and r.cmc[1] == 1.0
+
+
+def test_numpy_and_torch_agree_and_monotone_invariance():
+    d, qp, gp, qc, gc = random_problem(3)
+    a = evaluate_ranking(d, qp, gp, qc, gc)
+    b = evaluate_ranking(torch.from_numpy(d).float(), torch.from_numpy(qp), torch.from_numpy(gp),
+                         torch.from_numpy(qc), torch.from_numpy(gc))
+    c = evaluate_ranking(np.exp(3 * d), qp, gp, qc, gc)
+    np.testing.assert_allclose(a.cmc, b.cmc)
+    assert a.mAP == pytest.approx(b.mAP) == pytest.approx(c.mAP)
+
+
+@given(seed=seeds)
+def test_gallery_permutation_invariant(seed):
+    d, qp, gp, qc, gc = random_problem(seed)
+    perm = np.random.default_rng(seed).permutation(d.shape[1])
+    a = evaluate_ranking(d, qp, gp, qc, gc)
+    b = evaluate_ranking(d[:, perm], qp, gp[perm], qc, gc[perm])
+    np.testing.assert_allclose(a.cmc, b.cmc)
+    assert a.mAP == pytest.approx(b.mAP)
+    assert np.all(np.diff(a.cmc) >= 0) and 0 <= a.mINP <= 1 and 0 <= a.mAP <= 1
+
+
+def test_single_gallery_shot_keeps_one_per_identity():
+    # identity 1 has two gallery images at ranks 2 and 3: with one kept, AP is 1/2
+    d = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    r = evaluate_ranking(d, [1], [2, 1, 1, 3], [0], [1, 1, 1, 1], single_gallery_shot=True,
+                         seed=0)
+    assert r.mAP == pytest.approx(0.5)
+    assert r.cmc[0] == 0 and r.cmc[1] == 1
+
+
+def test_max_rank_beyond_gallery_and_curve():
+    r = evaluate_ranking(torch.tensor([[0.2, 0.1]]), [0], [0, 1], [0], [1, 1], max_rank=5)
+    ranks, values = cmc_curve(r)
+    assert ranks.tolist() == [1, 2, 3, 4, 5] and values.tolist() == [0, 100, 100, 100, 100]
+    assert r.as_dict()["R1"] == 0 and r.rank(2) == 1
+
+
+def test_bad_input():
+    with pytest.raises(ShapeError, match="q_pids"):
+        evaluate_ranking(torch.zeros(2, 3), [0], [0, 1, 2], [0, 1], [0, 1, 2])
+    with pytest.raises(ShapeError, match="distmat"):
+        evaluate_ranking(torch.zeros(3), [0], [0, 1, 2], [0], [0, 1, 2])
+    with pytest.raises(ValueRangeError, match="ap_mode"):
+        evaluate_ranking(torch.zeros(1, 1), [0], [0], [0], [1], ap_mode="area")
+    with pytest.raises(ValueRangeError, match="g_pids"):  # no valid query at all
+        evaluate_ranking(torch.zeros(1, 1), [0], [1], [0], [1])
+    with pytest.raises(ValueRangeError, match="q_pids"):
+        evaluate_ranking(torch.zeros(1, 1), torch.zeros(1), [0], [0], [1])
+    with pytest.raises(ValueRangeError, match="distmat"):
+        evaluate_ranking(torch.full((1, 1), float("nan")), [0], [0], [0], [1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_distances(dtype):
+    d, qp, gp, qc, gc = random_problem(5)
+    a = evaluate_ranking(torch.from_numpy(d).to(dtype), qp, gp, qc, gc)
+    assert np.isfinite(a.mAP) and 0 <= a.mAP <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    d, qp, gp, qc, gc = random_problem(7, q=50, g=300)
+    a = evaluate_ranking(d, qp, gp, qc, gc)
+    t = lambda x: torch.as_tensor(x).cuda()  # noqa: E731
+    b = evaluate_ranking(t(d), t(qp), t(gp), t(qc), t(gc))
+    np.testing.assert_allclose(a.cmc, b.cmc)
+    assert a.mAP == pytest.approx(b.mAP)
