@@ -80,7 +80,9 @@ def parameter_cosine(params_a: ParamSet | Sequence[ParamSet],
 
     Args:
         params_a: a module, a tensor, or a sequence of modules / tensors / lists of tensors
-            (a lone ``nn.Module`` other than ``nn.ModuleList`` counts as one item).
+            (a lone ``nn.Module`` other than ``nn.ModuleList`` counts as one item). A flat
+            sequence of tensors (``m.parameters()``) pairs tensor by tensor; pass the module,
+            or ``[list(m.parameters())]``, to compare all its parameters as one vector.
         params_b: the same for the second side; item ``p`` must hold parameters of the same
             shapes, in the same order, as item ``p`` of ``params_a``.
         reduction: ``"mean" | "sum" | "none"`` over the pairs.
