@@ -46,7 +46,7 @@ def _check_tau(tau: float) -> float:
     return float(check_positive(tau, name="tau"))
 
 
-def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
+def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None = None,
                  reduction: Reduction = "mean") -> Tensor:
     r"""Symmetric KL divergence between ``softmax(a / tau)`` and ``softmax(b / tau)``.
 
@@ -56,16 +56,20 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
 
     With ``b`` of shape (N, k, D), the $k$ neighbours of each row of ``a`` (DDAN's top-k ID-pool
     entries), $L_i = \frac{1}{k} \sum_j L(a_i, b_{ij})$: ``reduction="sum"`` is then DDAN's
-    eq 8. Pool entries carry no gradient in DDAN: pass them detached.
+    eq 8. Pool entries carry no gradient in DDAN: pass them detached. ``mask`` (the ``valid``
+    of :meth:`dgblocks.memory.IDPool.topk`) restricts the average to the valid neighbours; a
+    row without any contributes 0 (still counted by ``"mean"``).
 
     Args:
         a: features (or logits); the softmax is taken along the last axis.
         b: features of the same size, or $k$ of them per row of ``a``.
         tau: temperature $\tau > 0$ (DDAN: $2 \cdot 10^{-3}$).
+        mask: which neighbours count, only with a 3-D ``b``; ``None`` means all.
         reduction: ``"mean" | "sum" | "none"`` over the N rows.
 
     Shape:
-        a: (N, D); b: (N, D) or (N, k, D); output: () or (N,) for "none"; float32 for
+        a: (N, D); b: (N, D) or (N, k, D); mask: (N, k) bool;
+        output: () or (N,) for "none"; float32 for
         fp16/bf16 inputs (the value can exceed the fp16 range), else the inputs' dtype.
 
     Invariants:
@@ -85,8 +89,15 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
         check_shape(b, "N k D", name="b", **sizes)
         if b.shape[1] == 0:
             raise ShapeError(f"b: expected at least one neighbour (k >= 1), got {tuple(b.shape)}")
+        if mask is not None:
+            check_shape(mask, "N k", name="mask", N=sizes["N"], k=b.shape[1])
+            if mask.dtype != torch.bool:
+                raise ValueRangeError(f"mask: expected a bool tensor, got {mask.dtype}")
     else:
         check_shape(b, "N D", name="b", **sizes)
+        if mask is not None:
+            raise ShapeError("mask: only used when b is (N, k, D), got b of shape"
+                             f" {tuple(b.shape)}")
     check_reduction(reduction)
     tau = _check_tau(tau)
     check_finite(a, name="a")
@@ -99,8 +110,11 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0,
     if b.dim() == 3:
         logp = logp.unsqueeze(1)  # (N, 1, D) against (N, k, D)
     per_row = ((logp.exp() - logq.exp()) * (logp - logq)).sum(dim=-1)
-    if b.dim() == 3:
+    if b.dim() == 3 and mask is None:
         per_row = per_row.mean(dim=1)
+    elif b.dim() == 3:
+        w = mask.to(per_row.dtype)  # invalid entries may hold anything finite: weight 0
+        per_row = (per_row * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
     return reduce(per_row, reduction)
 
 
@@ -112,7 +126,7 @@ class SymmetricKL(nn.Module):
         reduction: ``"mean" | "sum" | "none"``.
 
     Shape:
-        a: (N, D); b: (N, D) or (N, k, D); output: () or (N,).
+        a: (N, D); b: (N, D) or (N, k, D); mask: (N, k); output: () or (N,).
 
     Example:
         >>> f = torch.tensor([[20.0, 10.0, 0.0]])
@@ -127,8 +141,8 @@ class SymmetricKL(nn.Module):
         self.tau = _check_tau(tau)
         self.reduction = check_reduction(reduction)
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return symmetric_kl(a, b, tau=self.tau, reduction=self.reduction)
+    def forward(self, a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
+        return symmetric_kl(a, b, tau=self.tau, mask=mask, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:g}, reduction={self.reduction!r}"

@@ -50,6 +50,19 @@ def test_neighbours_are_averaged(seed, n, k, d, tau):
     torch.testing.assert_close(DF.symmetric_kl(a, b, tau=tau, reduction="sum"), each.mean(0).sum())
 
 
+def test_mask_averages_the_valid_neighbours_only():
+    a, b = randn(0, 3, 5), randn(1, 3, 4, 5)
+    mask = torch.tensor([[True, False, True, False], [False] * 4, [True] * 4])
+    b_bad = b.clone()
+    b_bad[~mask] = 1e3  # whatever the pool holds at invalid slots does not matter
+    got = DF.symmetric_kl(a, b_bad, tau=0.5, mask=mask, reduction="none")
+    want = torch.stack([DF.symmetric_kl(a[:1], b[:1, [0, 2]], tau=0.5),
+                        torch.tensor(0.0, dtype=torch.float64),
+                        DF.symmetric_kl(a[2:], b[2:], tau=0.5)])
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(SymmetricKL(tau=0.5)(a, b_bad, mask), want.mean())
+
+
 # --- invariants ------------------------------------------------------------------------------
 @given(seed=seeds, n=batch, d=dims, tau=taus, scale=scales)
 def test_prop_symmetric(seed, n, d, tau, scale):
@@ -108,6 +121,12 @@ def test_bad_input_names_the_argument():
         DF.symmetric_kl(a, torch.zeros(2, 2, 4))
     with pytest.raises(ValueError, match="b: expected at least one neighbour"):
         DF.symmetric_kl(a, torch.zeros(3, 0, 4))
+    with pytest.raises(ValueError, match="mask: expected shape \\(N, k\\) with k=2"):
+        DF.symmetric_kl(a, torch.zeros(3, 2, 4), mask=torch.ones(3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask: expected a bool"):
+        DF.symmetric_kl(a, torch.zeros(3, 2, 4), mask=torch.ones(3, 2))
+    with pytest.raises(ValueError, match="mask: only used when b is \\(N, k, D\\)"):
+        DF.symmetric_kl(a, a, mask=torch.ones(3, 1, dtype=torch.bool))
     with pytest.raises(ValueError, match="a: expected 2-D"):
         DF.symmetric_kl(torch.zeros(4), torch.zeros(4))
     with pytest.raises(ValueError, match="reduction"):
