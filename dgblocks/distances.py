@@ -32,6 +32,12 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _no_autocast(x: Tensor) -> torch.autocast:
+    # Distances are computed in float32 even inside an autocast region (its bf16/fp16 matmul
+    # loses the precision the expansion ||x||^2 + ||y||^2 - 2xy needs).
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def _pair(x: Tensor, y: Tensor | None, name_x: str, name_y: str) -> tuple[Tensor, Tensor]:
     sx = check_shape(x, "N D", name=name_x)
     if y is None:
@@ -65,10 +71,11 @@ def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
     x, y = _pair(x, y, "x", "y")
     same = y is x
     ct = _compute_dtype(x.dtype)
-    xc, yc = x.to(ct), y.to(ct)
-    xx = xc.pow(2).sum(1, keepdim=True)
-    yy = xx if same else yc.pow(2).sum(1, keepdim=True)
-    d = (xx + yy.t() - 2.0 * xc @ yc.t()).clamp_min(0.0)
+    with _no_autocast(x):
+        xc, yc = x.to(ct), y.to(ct)
+        xx = xc.pow(2).sum(1, keepdim=True)
+        yy = xx if same else yc.pow(2).sum(1, keepdim=True)
+        d = (xx + yy.t() - 2.0 * xc @ yc.t()).clamp_min(0.0)
     if same:
         d = d * (1 - torch.eye(d.shape[0], dtype=d.dtype, device=d.device))
     return d.to(x.dtype)
@@ -117,9 +124,11 @@ def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float =
     """
     x, y = _pair(x, y, "x", "y")
     ct = _compute_dtype(x.dtype)
-    xn = torch.nn.functional.normalize(x.to(ct), dim=1, eps=eps)
-    yn = xn if y is x else torch.nn.functional.normalize(y.to(ct), dim=1, eps=eps)
-    return (xn @ yn.t()).clamp(-1.0, 1.0).to(x.dtype)
+    with _no_autocast(x):
+        xn = torch.nn.functional.normalize(x.to(ct), dim=1, eps=eps)
+        yn = xn if y is x else torch.nn.functional.normalize(y.to(ct), dim=1, eps=eps)
+        sim = (xn @ yn.t()).clamp(-1.0, 1.0)
+    return sim.to(x.dtype)
 
 
 def cosine_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:

@@ -78,3 +78,13 @@ def test_bad_input():
         DF.euclidean_distance(torch.zeros(4))
     with pytest.raises(ValueError, match="metric"):
         DF.pairwise_distance(torch.zeros(2, 4), metric="manhattan")
+
+
+def test_float32_inside_autocast():
+    x = randn(3, 16, 32, dtype=torch.float32) * 30
+    ref = DF.squared_euclidean_distance(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = DF.squared_euclidean_distance(x)
+        sim = DF.cosine_similarity_matrix(x)
+    assert got.dtype == torch.float32 and sim.dtype == torch.float32
+    torch.testing.assert_close(got, ref)
