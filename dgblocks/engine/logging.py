@@ -1,0 +1,76 @@
+"""Metrics to JSONL (and TensorBoard when installed), written by rank 0 only."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+__all__ = ["MetricsLogger", "read_jsonl"]
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, Tensor):
+        v = v.detach().float().mean().item() if v.numel() else math.nan
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+class MetricsLogger:
+    """Append ``{"step": s, "phase": p, **metrics}`` records to a JSONL file.
+
+    Args:
+        path: the JSONL file (created with its folder); ``None`` logs nothing (other ranks).
+        tensorboard: also write TensorBoard scalars when ``torch.utils.tensorboard`` works.
+    """
+
+    def __init__(self, path: str | Path | None, *, tensorboard: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self._tb = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self._tb = SummaryWriter(str(self.path.with_suffix(".tb")))
+                except Exception:  # tensorboard not installed
+                    self._tb = None
+
+    def truncate(self, phase: str, step: int, done_phases: set[str]) -> None:
+        """Drop records a killed run wrote after its last checkpoint (called on resume)."""
+        if self.path is None or not self.path.exists():
+            return
+        keep = [r for r in read_jsonl(self.path)
+                if r.get("phase") in done_phases or (r.get("phase") == phase
+                                                     and r.get("step", 0) < step)]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+
+    def log(self, step: int, phase: str = "train", **metrics: Any) -> dict[str, Any]:
+        """Write one record (tensors are averaged and moved to the host here, not before)."""
+        record = {"step": int(step), "phase": phase} | {k: _scalar(v) for k, v in metrics.items()}
+        if self.path is not None:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            if self._tb is not None:
+                for k, v in record.items():
+                    if isinstance(v, float):
+                        self._tb.add_scalar(f"{phase}/{k}", v, step)
+        return record
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file, skipping a torn last line."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

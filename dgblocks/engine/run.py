@@ -1,0 +1,260 @@
+"""``Run``: the glue a recipe needs around its algorithm (see docs/engine.md).
+
+::
+
+    cfg, run = setup(Config, description=__doc__)       # flags, seeds, DDP, output paths
+    bench = run.benchmark()                              # --data / --data-root / --protocol
+    batches = run.batches(bench.train, batch_size=64, sampler="identity", num_instances=4)
+    model, opt = ..., ...
+    run.register(model=model, opt=opt)                   # everything resume must restore
+    for step, (x, pid, cam, dom, ts) in run.steps(batches, total=cfg.steps):
+        loss = train_step(...)
+        run.log(loss=loss)
+    run.finish(encode=model)                             # evaluate, table, JSON, PNGs
+
+A checkpoint is written every ``--ckpt-every`` steps and at the end of each phase; ``--resume``
+restores every registered object, ``run.state``, the sampler position and every RNG just
+before the first step that was not finished, so a resumed run ends where an uninterrupted one
+does. Phases already finished are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dgblocks.engine.batches import Batches, random_sampler
+from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
+from dgblocks.engine.config import SharedArgs, config_dict, parse_config
+from dgblocks.engine.distributed import init_distributed, wrap_ddp
+from dgblocks.engine.logging import MetricsLogger
+from dgblocks.engine.progress import progress_bar
+from dgblocks.engine.seeding import rng_state, seed_everything, set_rng_state
+
+__all__ = ["Run", "setup"]
+
+_SLEEP = float(os.environ.get("DGBLOCKS_TEST_STEP_SLEEP", "0") or 0)  # test hook (SIGKILL test)
+
+
+class _GeneratorState:
+    def __init__(self, g: torch.Generator) -> None:
+        self.g = g
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"state": self.g.get_state()}
+
+    def load_state_dict(self, s: dict[str, Tensor]) -> None:
+        self.g.set_state(s["state"])
+
+
+def setup(config_cls: type | None, argv: list[str] | None = None, *, name: str | None = None,
+          description: str | None = None) -> tuple[Any, Run]:
+    """Parse the recipe's dataclass config and the shared flags; start the run."""
+    cfg, args = parse_config(config_cls, argv, description=description)
+    name = name or Path(sys.argv[0]).stem or "run"
+    return cfg, Run(cfg, args, name=name)
+
+
+class Run:
+    """One training run: device, DDP, seeds, checkpoints, logging, evaluation and outputs."""
+
+    def __init__(self, cfg: Any, args: SharedArgs, *, name: str = "run") -> None:
+        self.cfg, self.args, self.name = cfg, args, name
+        self.dist = init_distributed(args.device)
+        self.device, self.is_main = self.dist.device, self.dist.is_main
+        seed_everything(args.seed, deterministic=args.deterministic, threads=args.threads)
+        self.out = Path(args.out or f"runs/{name}/results.json")
+        self.ckpt_path = self.out.with_suffix(".ckpt.pt")
+        self.logger = MetricsLogger(self.out.with_suffix(".metrics.jsonl") if self.is_main
+                                    else None)
+        self.state: dict[str, Any] = {}
+        self.objects: dict[str, Any] = {}
+        self.done_phases: dict[str, int] = {}
+        self.phase, self.step, self.total = "", 0, 0
+        self.bench = None
+        self.t0 = time.time()
+        self._ckpt: dict[str, Any] | None = None
+        if self.is_main:
+            for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+        if args.resume:
+            path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
+            if path.exists() or args.resume != "auto":
+                self._ckpt = load_checkpoint(path)
+                self.state = dict(self._ckpt["state"])
+                self.done_phases = dict(self._ckpt["done_phases"])
+                self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
+                                     set(self.done_phases))
+                self.print(f"resuming from {path} (phase {self._ckpt['phase']!r}, "
+                           f"step {self._ckpt['step']})")
+
+    # ---------------------------------------------------------------- set-up helpers
+    def print(self, *a: Any, **kw: Any) -> None:
+        """``print`` on rank 0 only."""
+        if self.is_main:
+            print(*a, **kw, flush=True)
+
+    def benchmark(self, **kwargs: Any) -> Any:
+        """``dgblocks.data.build_benchmark`` from ``--data --data-root --protocol --smoke
+        --seed``; keyword arguments (``image_size=...``) override."""
+        from dgblocks.data import build_benchmark
+
+        a = self.args
+        kw = {"root": a.data_root or None, "protocol": a.protocol or None, "smoke": a.smoke,
+              "seed": a.seed} | kwargs
+        self.bench = build_benchmark(data=a.data, **kw)
+        return self.bench
+
+    def batches(self, dataset: Any, *, batch_size: int,
+                sampler: str | Callable[[torch.Generator], Any] = "identity",
+                num_instances: int = 4, **kwargs: Any) -> Batches:
+        """Resumable, rank-sharded batches: ``"identity"`` (P x K), ``"domain"`` (equal per
+        domain), ``"random"``, or ``sampler(generator) -> indices`` called each epoch."""
+        if not callable(sampler):
+            sampler = _sampler(sampler, dataset, batch_size, num_instances)
+        return Batches(dataset, batch_size=batch_size, sampler=sampler, seed=self.args.seed,
+                       rank=self.dist.rank, world_size=self.dist.world_size,
+                       workers=self.args.workers, **kwargs)
+
+    def ddp(self, module: nn.Module, **kwargs: Any) -> nn.Module:
+        """The module moved to the device and wrapped in DDP when distributed."""
+        return wrap_ddp(module.to(self.device), device=self.device, **kwargs)
+
+    def register(self, **objects: Any) -> None:
+        """Objects whose ``state_dict`` a checkpoint holds: modules, optimisers, schedulers,
+        ``torch.Generator`` s, pools, schedules. Registered after a resume, an object gets its
+        saved state at once (and again just before the first resumed step)."""
+        for name, obj in objects.items():
+            if isinstance(obj, nn.parallel.DistributedDataParallel):
+                obj = obj.module
+            if isinstance(obj, torch.Generator):
+                obj = _GeneratorState(obj)
+            if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
+                raise ValueError(f"{name}: expected an object with state_dict/load_state_dict, "
+                                 f"got {type(obj).__name__}")
+            self.objects[name] = obj
+            if self._ckpt is not None and name in self._ckpt["objects"]:
+                obj.load_state_dict(self._ckpt["objects"][name])
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``run.state[key]``, computed once: a value derived between phases (DDAN's central
+        domain) is saved with the checkpoint instead of being recomputed from a later model."""
+        if key not in self.state:
+            self.state[key] = compute()
+        return self.state[key]
+
+    # ---------------------------------------------------------------- the loop
+    @property
+    def progress(self) -> float:
+        """Fraction of the current phase done, in [0, 1] (the GRL warm-start's ``p``)."""
+        return self.step / max(self.total, 1)
+
+    def steps(self, batches: Batches, total: int, *, phase: str = "train"
+              ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(step, batch)`` for ``step`` in ``[start, total)``, batches on the device."""
+        if phase in self.done_phases:
+            self.print(f"phase {phase!r} already finished: skipped")
+            return
+        start = 0
+        if self._ckpt is not None and self._ckpt["phase"] == phase:
+            start = int(self._ckpt["step"])
+            batches.load_state_dict(self._ckpt["batches"])
+            for name, obj in self.objects.items():
+                if name in self._ckpt["objects"]:
+                    obj.load_state_dict(self._ckpt["objects"][name])
+            set_rng_state(self._ckpt["rng"])
+            self._ckpt = None
+        self.phase, self.total = phase, total
+        bar = progress_bar(total=total, initial=start, desc=f"{self.name}:{phase}",
+                           enabled=self.is_main)
+        for step in range(start, total):
+            self.step = step
+            batch = _to(next(batches), self.device)
+            yield step, batch
+            if _SLEEP:
+                time.sleep(_SLEEP)
+            done = step + 1
+            self.step = done
+            if done == total:
+                self.done_phases[phase] = total
+            if done % max(self.args.ckpt_every, 1) == 0 or done == total:
+                self.save(phase, done, batches)
+            bar.update(1)
+        bar.close()
+
+    def log(self, *, every: int | None = None, **metrics: Any) -> None:
+        """Log ``metrics`` at the current step every ``--log-every`` steps (rank 0)."""
+        every = every or self.args.log_every
+        if self.step % every == 0 or self.step == self.total - 1:
+            self.logger.log(self.step, self.phase, **metrics)
+
+    def save(self, phase: str, step: int, batches: Batches | None = None) -> None:
+        """Write the checkpoint (rank 0): objects, ``state``, sampler position, RNGs."""
+        if not self.is_main:
+            return
+        save_checkpoint(self.ckpt_path, {
+            "phase": phase, "step": step, "done_phases": dict(self.done_phases),
+            "objects": {n: o.state_dict() for n, o in self.objects.items()},
+            "batches": batches.state_dict() if batches is not None else {},
+            "rng": rng_state(), "state": self.state,
+            "config": config_dict(self.cfg) if self.cfg is not None else {}})
+
+    def restore_finished(self) -> None:
+        """Load every registered object from a checkpoint whose phases are all finished."""
+        if self._ckpt is not None:
+            for name, obj in self.objects.items():
+                if name in self._ckpt["objects"]:
+                    obj.load_state_dict(self._ckpt["objects"][name])
+            set_rng_state(self._ckpt["rng"])
+            self._ckpt = None
+
+    def finish(self, encode: Callable[[Tensor], Tensor], **kwargs: Any) -> dict[str, Any]:
+        """Evaluate on the unseen targets, print the table, write the results JSON and PNGs.
+
+        See :func:`dgblocks.engine.evaluation.finish_run` for the keyword arguments.
+        """
+        from dgblocks.engine.evaluation import finish_run
+
+        self.restore_finished()
+        return finish_run(self, encode, **kwargs)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _sampler(kind: str, dataset: Any, batch_size: int, num_instances: int
+             ) -> Callable[[torch.Generator], Any]:
+    """An epoch's flat index order from one of dgblocks.data's batch samplers (unsharded:
+    :class:`Batches` shards)."""
+    if kind == "random":
+        return random_sampler(len(dataset))
+    from dgblocks.data import samplers
+
+    if kind == "identity":
+        def make(g: torch.Generator) -> Any:
+            return samplers.RandomIdentitySampler(
+                dataset.pids, batch_size=batch_size, num_instances=num_instances, generator=g,
+                num_replicas=1, rank=0)
+    elif kind == "domain":
+        def make(g: torch.Generator) -> Any:
+            return samplers.DomainBalancedSampler(
+                dataset.pids, dataset.domains, batch_size=batch_size,
+                num_instances=num_instances, generator=g, num_replicas=1, rank=0)
+    else:
+        raise ValueError(f"sampler: expected 'identity', 'domain', 'random' or a callable, "
+                         f"got {kind!r}")
+    return lambda g: [i for batch in make(g) for i in batch]
