@@ -29,7 +29,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "world_size", "rank", "all_gather_cat", "all_reduce_sum"]
+__all__ = ["is_distributed", "world_size", "rank", "all_gather_cat", "all_reduce_sum",
+           "broadcast"]
 
 
 def is_distributed() -> bool:
@@ -132,4 +133,21 @@ def all_reduce_sum(x: Tensor) -> Tensor:
         return _AllReduceSum.apply(x)
     out = x.contiguous().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def broadcast(x: Tensor, src: int = 0) -> Tensor:
+    r"""Every rank receives rank ``src``'s ``x`` (random draws shared across ranks); no grad.
+
+    $$ \mathrm{out}^{(r)} = x^{(\mathrm{src})} $$
+
+    A no-op (returns ``x`` itself) without a process group.
+
+    Shape:
+        x: any shape, the same on every rank; output: the shape of ``x``.
+    """
+    if not is_distributed():
+        return x
+    out = x.detach().contiguous().clone()
+    dist.broadcast(out, src=src)
     return out

@@ -16,6 +16,7 @@ from dgblocks.distances import (
 )
 from dgblocks.layers.grl import grad_reverse
 from dgblocks.layers.schedules import dann_coeff
+from dgblocks.layers.style import cross_domain_style, domain_style_moments, expand_style_moments
 from dgblocks.losses.adversarial import reverse_cross_entropy
 from dgblocks.losses.center import center_loss
 from dgblocks.losses.consistency import consistency_loss
@@ -58,4 +59,8 @@ __all__ = [
     "backdoor_adjustment",
     "backdoor_indices",
     "backdoor_pairs",
+    # layers/style.py (structured blocks)
+    "domain_style_moments",
+    "expand_style_moments",
+    "cross_domain_style",
 ]

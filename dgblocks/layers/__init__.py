@@ -3,6 +3,7 @@
 from dgblocks.layers.bnneck import BNNeck, BNNeckOutput
 from dgblocks.layers.grl import GradientReversal
 from dgblocks.layers.schedules import ConstantSchedule, DannSchedule
+from dgblocks.layers.style import CrossDomainStyle, StyleFusion
 
 __all__: list[str] = [
     # grl.py, schedules.py
@@ -12,4 +13,7 @@ __all__: list[str] = [
     # bnneck.py
     "BNNeck",
     "BNNeckOutput",
+    # style.py (structured blocks)
+    "CrossDomainStyle",
+    "StyleFusion",
 ]
