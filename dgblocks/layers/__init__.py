@@ -1,7 +1,11 @@
 """Drop-in ``nn.Module`` layers."""
 
 from dgblocks.layers.bnneck import BNNeck, BNNeckOutput
+from dgblocks.layers.disentangled import DisentangledEncoders, DisentangledOutput
+from dgblocks.layers.global_local import GlobalLocalBlock, GlobalLocalOutput
 from dgblocks.layers.grl import GradientReversal
+from dgblocks.layers.heads import CentralDomainDiscriminator, NuisanceHeads
+from dgblocks.layers.hypernet import SubspaceHypernet, SubspaceOutput
 from dgblocks.layers.schedules import ConstantSchedule, DannSchedule
 from dgblocks.layers.style import CrossDomainStyle, StyleFusion
 
@@ -16,4 +20,13 @@ __all__: list[str] = [
     # style.py (structured blocks)
     "CrossDomainStyle",
     "StyleFusion",
+    # disentangled.py, global_local.py, hypernet.py, heads.py (structured blocks)
+    "DisentangledEncoders",
+    "DisentangledOutput",
+    "GlobalLocalBlock",
+    "GlobalLocalOutput",
+    "SubspaceHypernet",
+    "SubspaceOutput",
+    "CentralDomainDiscriminator",
+    "NuisanceHeads",
 ]

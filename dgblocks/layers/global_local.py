@@ -1,0 +1,102 @@
+r"""Global-local block (CDVM eq 1): one shared branch and one branch per source domain.
+
+$$ F_{inv} = f_g(F), \qquad F_{spe} = f_l^{k}(F) \quad (k = \text{domain of the sample}) $$
+
+The block wraps any factory of backbone blocks: it builds the global branch and the
+``num_domains`` local branches with the same structure and different (independent) random
+initialisations, routes each sample through the global branch and the local branch of its
+domain, and at inference (no domain labels) uses the mean of the local branches (SPEC 2, cdvm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from dgblocks._checks import ShapeError, ValueRangeError, check_int, check_labels
+
+__all__ = ["GlobalLocalBlock", "GlobalLocalOutput"]
+
+
+class GlobalLocalOutput(NamedTuple):
+    """The two outputs of :class:`GlobalLocalBlock`: ``inv`` (global) and ``spe`` (local)."""
+
+    inv: Tensor
+    spe: Tensor
+
+
+class GlobalLocalBlock(nn.Module):
+    """A global branch plus one local branch per domain, routed by domain label (CDVM eq 1).
+
+    Local branches of domains absent from the batch are attached to the graph with a zero, so
+    DDP sees every parameter used. :meth:`branch_pairs` yields ``(global, local_k)`` for the
+    parameter-cosine loss $L_{ws}$ (CDVM eq 2).
+
+    Args:
+        make_block: a callable returning a fresh ``nn.Module``; called ``num_domains + 1`` times.
+        num_domains: number of source domains $K$.
+
+    Shape:
+        x: (B, *); domains: (B,) or None; output: :class:`GlobalLocalOutput` with inv and spe
+        of the block's output shape.
+
+    Example:
+        >>> block = GlobalLocalBlock(make_block=lambda: nn.Linear(4, 3), num_domains=2)
+        >>> out = block(torch.randn(5, 4), torch.tensor([0, 1, 1, 0, 1]))
+        >>> out.inv.shape, out.spe.shape
+        (torch.Size([5, 3]), torch.Size([5, 3]))
+    """
+
+    functional_name: ClassVar[str | None] = None
+
+    def __init__(self, *, make_block: Callable[[], nn.Module], num_domains: int) -> None:
+        super().__init__()
+        if not callable(make_block):
+            raise ValueRangeError(f"make_block: expected a callable returning an nn.Module,"
+                                  f" got {type(make_block).__name__}")
+        self.num_domains = check_int(num_domains, name="num_domains", minimum=1)
+        blocks = [make_block() for _ in range(num_domains + 1)]
+        for b in blocks:
+            if not isinstance(b, nn.Module):
+                raise ValueRangeError(f"make_block: expected it to return an nn.Module,"
+                                      f" got {type(b).__name__}")
+        if len({id(b) for b in blocks}) != len(blocks):
+            raise ValueRangeError("make_block: expected a fresh module on every call,"
+                                  " got the same instance twice")
+        self.global_branch = blocks[0]
+        self.local_branches = nn.ModuleList(blocks[1:])
+
+    def forward(self, x: Tensor, domains: Tensor | None = None) -> GlobalLocalOutput:
+        if not isinstance(x, Tensor) or x.dim() < 1:
+            raise ShapeError(f"x: expected a tensor of shape (B, *), got {type(x).__name__}")
+        inv = self.global_branch(x)
+        if domains is None:
+            spe = torch.stack([branch(x) for branch in self.local_branches]).mean(0)
+            return GlobalLocalOutput(inv, spe)
+        check_labels(domains, self.num_domains, name="domains", n=x.shape[0], length_from="x")
+        order = torch.argsort(domains, stable=True)
+        counts = torch.bincount(domains, minlength=self.num_domains).tolist()  # routing: 1 sync
+        outs, unused = [], []
+        for k, part in enumerate(torch.split(order, counts)):
+            if counts[k] > 0:
+                outs.append(self.local_branches[k](x[part]))
+            else:
+                unused.append(k)
+        routed = torch.cat(outs)
+        spe = torch.empty_like(routed)
+        spe[order] = routed
+        if unused and self.training and torch.is_grad_enabled():
+            zero = sum((p.sum() * 0 for k in unused for p in self.local_branches[k].parameters()),
+                       spe.new_zeros(()))
+            spe = spe + zero
+        return GlobalLocalOutput(inv, spe)
+
+    def branch_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(global_branch, local_branch_k)`` for every k, for $L_{ws}$ (CDVM eq 2)."""
+        return [(self.global_branch, local) for local in self.local_branches]
+
+    def extra_repr(self) -> str:
+        return f"num_domains={self.num_domains}"
