@@ -1,7 +1,8 @@
 """dgblocks.eval: ranking metrics, benchmark evaluation and the DG protocols.
 
 - :func:`evaluate_ranking` (CMC, mAP, mINP; Market-1501 rules), :func:`cmc_curve`
-- :func:`evaluate_benchmark`, :func:`format_table`, :func:`worst_domain`
+- :func:`evaluate_benchmark`, :func:`format_table`, :func:`worst_domain` (WDA)
+- :func:`build_protocol` / :func:`parse_protocol`: Protocol-1/2/3 and direct transfer
 """
 
 from dgblocks.eval.benchmark import (
@@ -11,6 +12,7 @@ from dgblocks.eval.benchmark import (
     summarize_splits,
     worst_domain,
 )
+from dgblocks.eval.protocols import ProtocolSpec, build_protocol, parse_protocol, target_domain
 from dgblocks.eval.ranking import RankingResult, cmc_curve, evaluate_ranking
 
 __all__ = [
@@ -22,4 +24,8 @@ __all__ = [
     "format_table",
     "summarize_splits",
     "worst_domain",
+    "ProtocolSpec",
+    "parse_protocol",
+    "build_protocol",
+    "target_domain",
 ]

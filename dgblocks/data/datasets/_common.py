@@ -1,0 +1,108 @@
+"""Shared pieces of the real-dataset loaders: records, splits, layout errors, file scans."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from dgblocks._checks import DGBlocksError
+
+__all__ = ["Record", "DatasetSplits", "LayoutError", "find_dir", "scan", "relabel"]
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class Record(NamedTuple):
+    """One image: file path, identity, camera (0-based) and timestamp (-1 when unknown)."""
+
+    path: str
+    pid: int
+    camid: int
+    timestamp: int = -1
+
+
+@dataclass
+class DatasetSplits:
+    """A dataset's standard splits as lists of :class:`Record`.
+
+    ``protocol_splits`` holds the 10 (query, gallery) pairs of the Protocol-1 test sets
+    (VIPeR, PRID, GRID, i-LIDS); ``query``/``gallery`` are then the first pair.
+    """
+
+    name: str
+    train: list[Record]
+    query: list[Record] = field(default_factory=list)
+    gallery: list[Record] = field(default_factory=list)
+    protocol_splits: list[tuple[list[Record], list[Record]]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        def ids(rs: Sequence[Record]) -> int:
+            return len({r.pid for r in rs})
+
+        return (f"{self.name}: train {len(self.train)} images / {ids(self.train)} ids, "
+                f"query {len(self.query)} / {ids(self.query)}, "
+                f"gallery {len(self.gallery)} / {ids(self.gallery)}")
+
+
+class LayoutError(DGBlocksError, FileNotFoundError):
+    """A dataset folder is missing or does not have the expected layout.
+
+    The message shows the expected tree under the given root.
+    """
+
+
+def find_dir(root: str | Path, candidates: Sequence[str], required: Sequence[str], *,
+             dataset: str, tree: str) -> Path:
+    """The first ``root/<candidate>`` holding every ``required`` entry, else a LayoutError.
+
+    ``"."`` as a candidate means ``root`` itself.
+    """
+    root = Path(root)
+    for c in candidates:
+        base = root if c == "." else root / c
+        if base.is_dir() and all((base / r).exists() for r in required):
+            return base
+    tried = ", ".join(str(root if c == "." else root / c) for c in candidates)
+    missing = []
+    for c in candidates:
+        base = root if c == "." else root / c
+        if base.is_dir():
+            missing = [r for r in required if not (base / r).exists()]
+            break
+    detail = f" (missing: {', '.join(missing)})" if missing else ""
+    raise LayoutError(f"root: {dataset} not found with the expected layout; tried {tried}"
+                      f"{detail}. Expected:\n{root}/\n{tree.rstrip()}")
+
+
+def scan(folder: Path, pattern: str, parse: Callable[[re.Match, Path], Record | None], *,
+         dataset: str, tree: str) -> list[Record]:
+    """Records of the image files in ``folder`` whose name matches ``pattern`` (sorted).
+
+    ``parse`` returns ``None`` to drop a file (e.g. Market's junk pid -1). A folder without a
+    single matching image raises a LayoutError showing ``tree``.
+    """
+    rx = re.compile(pattern)
+    out, matched = [], 0
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.suffix.lower() not in IMAGE_EXTS:
+            continue
+        m = rx.search(p.name)
+        if m is None:
+            continue
+        matched += 1
+        r = parse(m, p)
+        if r is not None:
+            out.append(r)
+    if matched == 0:
+        raise LayoutError(f"root: no {dataset} image named like /{pattern}/ in {folder}."
+                          f" Expected:\n{tree.rstrip()}")
+    return out
+
+
+def relabel(records: Sequence[Record], offset: int = 0) -> tuple[list[Record], dict[int, int]]:
+    """Map pids to ``offset .. offset + num_ids - 1`` in order of first sorted appearance."""
+    mapping = {p: offset + i for i, p in enumerate(sorted({r.pid for r in records}))}
+    return [r._replace(pid=mapping[r.pid]) for r in records], mapping

@@ -1,0 +1,99 @@
+"""The DG evaluation protocols on real datasets, as :class:`~dgblocks.data.Benchmark` objects.
+
+- ``protocol1``: train on M + C2 + C3 + CS (all images), test on PRID, GRID, VIPeR and i-LIDS,
+  single-shot, 10 splits each (PRID 100 probes / 649 gallery, GRID 125 / 900 with the 775
+  distractors, VIPeR 316 / 316, i-LIDS 60 / 60); report mean (and std) of R-1/5/10 and mAP.
+  ``protocol1-ms``: the 5-source variant M + D + C2 + C3 + CS.
+- ``protocol2:<T>`` / ``protocol3:<T>``: leave-one-out among M, MS, CS, C3 with target
+  ``T`` in {M, MS, C3} (CS is train-only); protocol 2 trains on the sources' training splits
+  only, protocol 3 on all their images (train + query + gallery).
+- ``direct:<S>-><T>``: train on the training split of ``S``, test on ``T``'s query/gallery.
+
+Worst-domain accuracy is :func:`dgblocks.eval.worst_domain` over the per-target results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dgblocks._checks import ValueRangeError
+from dgblocks.data.base import Benchmark, TargetDomain
+from dgblocks.data.datasets import ALIASES, DatasetSplits, compose_sources, load_dataset, to_dataset
+
+__all__ = ["ProtocolSpec", "PROTOCOL1_SOURCES", "PROTOCOL1_TARGETS", "parse_protocol",
+           "build_protocol", "target_domain"]
+
+PROTOCOL1_SOURCES = ("M", "C2", "C3", "CS")
+PROTOCOL1_MS_SOURCES = ("M", "D", "C2", "C3", "CS")
+PROTOCOL1_TARGETS = ("PRID", "GRID", "VIPeR", "iLIDS")
+LEAVE_ONE_OUT = ("M", "MS", "CS", "C3")
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """Which datasets train and test, and whether sources use all their images."""
+
+    name: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    use: str  # "train" or "all"
+
+
+def parse_protocol(protocol: str) -> ProtocolSpec:
+    """Parse a protocol string into a :class:`ProtocolSpec`.
+
+    Example:
+        >>> parse_protocol("protocol2:M").sources
+        ('MS', 'CS', 'C3')
+        >>> parse_protocol("direct:M->D").targets
+        ('D',)
+    """
+    p = protocol.strip()
+    if p == "protocol1":
+        return ProtocolSpec(p, PROTOCOL1_SOURCES, PROTOCOL1_TARGETS, "all")
+    if p == "protocol1-ms":
+        return ProtocolSpec(p, PROTOCOL1_MS_SOURCES, PROTOCOL1_TARGETS, "all")
+    if p.startswith(("protocol2:", "protocol3:")):
+        head, target = p.split(":", 1)
+        if target not in ("M", "MS", "C3"):
+            raise ValueRangeError(f"protocol: expected a leave-one-out target in ('M', 'MS', "
+                                  f"'C3') (CS is train-only), got {target!r}")
+        sources = tuple(s for s in LEAVE_ONE_OUT if s != target)
+        return ProtocolSpec(p, sources, (target,), "train" if head == "protocol2" else "all")
+    if p.startswith("direct:") and "->" in p:
+        src, tgt = p[len("direct:"):].split("->", 1)
+        return ProtocolSpec(p, (src.strip(),), (tgt.strip(),), "train")
+    raise ValueRangeError("protocol: expected 'protocol1', 'protocol1-ms', 'protocol2:<T>', "
+                          f"'protocol3:<T>' or 'direct:<S>-><T>', got {protocol!r}")
+
+
+def target_domain(ds: DatasetSplits, *, domain: int, image_size=None) -> TargetDomain:
+    """A :class:`TargetDomain`: the 10 Protocol-1 splits, or the single query/gallery pair."""
+    pairs = ds.protocol_splits or [(ds.query, ds.gallery)]
+    if not pairs[0][0]:
+        raise ValueRangeError(f"target: {ds.name} has no test split (training-only dataset)")
+    pool = [r for q, g in pairs for r in q + g]
+    unique = list(dict.fromkeys(pool))  # one file-backed pool shared by the splits
+    where = {r: i for i, r in enumerate(unique)}
+    full = to_dataset(unique, domain=domain, name=ds.name, image_size=image_size)
+    splits = [(full.subset([where[r] for r in q], name=f"{ds.name}/query"),
+               full.subset([where[r] for r in g], name=f"{ds.name}/gallery")) for q, g in pairs]
+    return TargetDomain(name=ds.name, splits=splits)
+
+
+def build_protocol(protocol: str, *, root: str | Path, image_size=(256, 128)) -> Benchmark:
+    """Load the datasets of ``protocol`` under ``root`` and assemble the Benchmark."""
+    spec = parse_protocol(protocol)
+    for n in spec.sources + spec.targets:
+        if ALIASES.get(n, n) not in ALIASES.values() and n not in ("veri776", "vehicleid"):
+            raise ValueRangeError(f"protocol: unknown dataset {n!r}; expected one of"
+                                  f" {sorted(ALIASES)}")
+    sources = [load_dataset(s, root) for s in spec.sources]
+    train = compose_sources(sources, use=spec.use, image_size=image_size)
+    targets = [target_domain(load_dataset(t, root), domain=len(sources) + k,
+                             image_size=image_size) for k, t in enumerate(spec.targets)]
+    return Benchmark(name=spec.name, train=train, num_ids=int(train.pids.max()) + 1,
+                     num_domains=len(sources), domain_names=[s.name for s in sources],
+                     targets=targets, task="reid",
+                     info={"protocol": spec.name, "use": spec.use, "root": str(root)})
