@@ -91,9 +91,11 @@ def expand_style_moments(mu: Tensor, sigma: Tensor, present: Tensor, eps_mu: Ten
     (population) variance across those domains. $\hat\sigma$ is clamped at 0.
 
     Args:
-        mu, sigma: per-domain moments (:func:`domain_style_moments`).
+        mu: per-domain means (:func:`domain_style_moments`).
+        sigma: per-domain standard deviations.
         present: which domains are in the batch (at least 2).
-        eps_mu, eps_sigma: the noise $\epsilon$, one value per domain and channel.
+        eps_mu: the noise $\epsilon_\mu$, one value per domain and channel.
+        eps_sigma: the noise $\epsilon_\sigma$, likewise.
 
     Shape:
         mu, sigma, eps_mu, eps_sigma: (G, C); present: (G,) bool; output: two (G, C).
@@ -139,7 +141,8 @@ def cross_domain_style(x: Tensor, domains: Tensor, eps_mu: Tensor, eps_sigma: Te
     Args:
         x: feature maps $F_{spe}$.
         domains: domain label of each sample; the batch must hold at least 2 domains.
-        eps_mu, eps_sigma: noise per domain and channel (zeros: no random expansion).
+        eps_mu: noise $\epsilon_\mu$ per domain and channel (zeros: no random expansion).
+        eps_sigma: noise $\epsilon_\sigma$ per domain and channel.
         num_domains: number of known domains $G$.
         eps: variance floor of :func:`domain_style_moments`.
         detach_stats: stop the gradient through the moments (as MixStyle does).
