@@ -159,18 +159,16 @@ class Run:
     def steps(self, batches: Batches, total: int, *, phase: str = "train"
               ) -> Iterator[tuple[int, Any]]:
         """Yield ``(step, batch)`` for ``step`` in ``[start, total)``, batches on the device."""
+        start = 0
+        ck = self._ckpt
+        if ck is not None and ck["phase"] == phase:  # the checkpoint was taken in this phase
+            self._restore(ck)
+            if phase not in self.done_phases:
+                start = int(ck["step"])
+                batches.load_state_dict(ck["batches"])
         if phase in self.done_phases:
             self.print(f"phase {phase!r} already finished: skipped")
             return
-        start = 0
-        if self._ckpt is not None and self._ckpt["phase"] == phase:
-            start = int(self._ckpt["step"])
-            batches.load_state_dict(self._ckpt["batches"])
-            for name, obj in self.objects.items():
-                if name in self._ckpt["objects"]:
-                    obj.load_state_dict(self._ckpt["objects"][name])
-            set_rng_state(self._ckpt["rng"])
-            self._ckpt = None
         self.phase, self.total = phase, total
         bar = progress_bar(total=total, initial=start, desc=f"{self.name}:{phase}",
                            enabled=self.is_main)
@@ -206,14 +204,17 @@ class Run:
             "rng": rng_state(), "state": self.state,
             "config": config_dict(self.cfg) if self.cfg is not None else {}})
 
+    def _restore(self, ck: dict[str, Any]) -> None:
+        for name, obj in self.objects.items():
+            if name in ck["objects"]:
+                obj.load_state_dict(ck["objects"][name])
+        set_rng_state(ck["rng"])
+        self._ckpt = None
+
     def restore_finished(self) -> None:
-        """Load every registered object from a checkpoint whose phases are all finished."""
+        """Restore a checkpoint whose phase never came up (called by :meth:`finish`)."""
         if self._ckpt is not None:
-            for name, obj in self.objects.items():
-                if name in self._ckpt["objects"]:
-                    obj.load_state_dict(self._ckpt["objects"][name])
-            set_rng_state(self._ckpt["rng"])
-            self._ckpt = None
+            self._restore(self._ckpt)
 
     def finish(self, encode: Callable[[Tensor], Tensor], **kwargs: Any) -> dict[str, Any]:
         """Evaluate on the unseen targets, print the table, write the results JSON and PNGs.
