@@ -48,9 +48,10 @@ def embed_2d(features: Any, *, seed: int = 0, perplexity: float = 30.0,
              iterations: int = 350) -> np.ndarray:
     """Exact 2-D t-SNE (van der Maaten & Hinton 2008) in torch, seeded and deterministic.
 
-    Features are centred and reduced to 50 dimensions by PCA; the optimiser is the original
-    one (early exaggeration 4 for 100 iterations, momentum 0.5 then 0.8, adaptive gains,
-    learning rate 200). Exact O(N^2) gradients: meant for the few thousand points of a plot.
+    Features are centred and reduced to 50 dimensions by PCA. The optimiser is the original
+    one with scikit-learn's settings: early exaggeration 12 and momentum 0.5 for the first
+    third of the iterations (at most 250), then momentum 0.8; adaptive gains; learning rate
+    ``max(N / 48, 50)``. Exact O(N^2) gradients: meant for the few thousand points of a plot.
     Input with at most 2 columns is returned as is.
 
     Shape:
@@ -74,16 +75,18 @@ def embed_2d(features: Any, *, seed: int = 0, perplexity: float = 30.0,
     p = p.float()
     y = torch.randn(n, 2, generator=g) * 1e-4
     step, gains = torch.zeros_like(y), torch.ones_like(y)
+    exaggeration, explore = 12.0, min(250, iterations // 3)
+    lr = max(n / exaggeration / 4, 50.0)  # scikit-learn's 'auto' learning rate
     for it in range(iterations):
         sq = y.square().sum(1)
         num = (sq[:, None] + sq[None] - 2.0 * (y @ y.T)).clamp_min_(0.0).add_(1.0).reciprocal_()
         num.fill_diagonal_(0.0)
         q = (num / num.sum()).clamp_min_(1e-12)
-        pq = (p * (4.0 if it < 100 else 1.0)).sub_(q).mul_(num)
+        pq = (p * (exaggeration if it < explore else 1.0)).sub_(q).mul_(num)
         grad = 4.0 * (pq.sum(1, keepdim=True) * y - pq @ y)
         same = (grad > 0) == (step > 0)
         gains = torch.where(same, gains * 0.8, gains + 0.2).clamp_min(0.01)
-        step = (0.5 if it < 20 else 0.8) * step - 200.0 * gains * grad
+        step = (0.5 if it < explore else 0.8) * step - lr * gains * grad
         y = y + step
         y = y - y.mean(0)
     return y.double().numpy()
