@@ -10,8 +10,10 @@ features with the Euclidean ground cost ($W_1$), by one of three methods:
 
 - ``"emd"``: exact optimal transport (``ot.emd2``) on at most ``max_samples`` per domain;
 - ``"sinkhorn"``: entropic OT (``ot.sinkhorn2``, regularisation ``reg``) on subsamples;
-- ``"sliced"``: sliced Wasserstein (random projections, ``ot.wasserstein_1d`` per projection),
-  cheap enough for every sample of large domains. Each domain is projected once.
+- ``"sliced"``: sliced Wasserstein (random projections, exact 1-D $W_1$ per projection), cheap
+  enough for every sample of large domains. Each domain is projected and sorted once; the 1-D
+  distances come from the sorted projections (equal to ``ot.wasserstein_1d``, tested), because
+  POT's per-pair calls sort every domain again for each pair (6x slower on 5 x 20,000).
 
 :func:`central_from_distances` applies eq 3 to any distance matrix, e.g. DDAN Table 2.
 """
@@ -95,6 +97,25 @@ def _sinkhorn(ua: Tensor | np.ndarray, ub: Tensor | np.ndarray, cost: Tensor | n
     return w
 
 
+def _w1_sorted(sa: Tensor, sb: Tensor) -> Tensor:
+    r"""1-D W1 between uniform empirical measures, per row, from sorted samples.
+
+    $W_1 = \int_0^1 |F_a^{-1}(t) - F_b^{-1}(t)|\, dt$, exact: the quantile functions are
+    piecewise constant on the merged grid $\{i/n\} \cup \{j/m\}$. Equals
+    ``ot.wasserstein_1d(a, b, p=1)`` (tested) without sorting again for every pair.
+    """
+    n, m = sa.shape[1], sb.shape[1]
+    if n == m:
+        return (sa - sb).abs().to(torch.float64).mean(1)
+    grid = torch.cat([torch.arange(1, n + 1, dtype=torch.float64, device=sa.device) / n,
+                      torch.arange(1, m + 1, dtype=torch.float64, device=sa.device) / m])
+    cuts = grid.unique()  # sorted
+    widths = torch.diff(cuts, prepend=cuts.new_zeros(1))
+    mid = cuts - widths / 2
+    ia, ib = (mid * n).long().clamp_max(n - 1), (mid * m).long().clamp_max(m - 1)
+    return ((sa[:, ia] - sb[:, ib]).abs().to(torch.float64) * widths).sum(1)
+
+
 def wasserstein_matrix(features_by_domain: Sequence[Tensor], *, method: Method = "sliced",
                        max_samples: int | None = -1, seed: int = 0, reg: float = 0.05,
                        n_projections: int = 200) -> Tensor:
@@ -140,11 +161,12 @@ def wasserstein_matrix(features_by_domain: Sequence[Tensor], *, method: Method =
         dim = xs[0].shape[1]
         proj = torch.randn(dim, n_projections, generator=gen, dtype=torch.float64)
         proj = torch.nn.functional.normalize(proj, dim=0)
-        projected = [x @ proj.to(x) for x in xs]  # each domain projected once
+        # each domain projected and sorted once: (n_projections, n_g) quantile functions
+        projected = [(x @ proj.to(x)).t().contiguous().sort(dim=1).values for x in xs]
     for a in range(g):
         for b in range(a + 1, g):
             if method == "sliced":
-                w = ot.wasserstein_1d(_np(projected[a]), _np(projected[b]), p=1).mean()
+                w = _w1_sorted(projected[a], projected[b]).mean()
             else:
                 cost = _np(squared_euclidean_distance(xs[a], xs[b].to(xs[a])).double().sqrt())
                 ua, ub = _uniform(len(xs[a]), cost), _uniform(len(xs[b]), cost)

@@ -1,12 +1,14 @@
 import itertools
 
 import numpy as np
+import ot
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dgblocks.domains import central_domain, central_from_distances, wasserstein_matrix
+from dgblocks.domains.wasserstein import _w1_sorted
 from tests._helpers import randn, randperm, seeds
 
 # DDAN Table 2 (seed 001): d_WS between source domains, rows/columns in this order.
@@ -65,6 +67,24 @@ def test_prop_symmetric_zero_diagonal_nonnegative_scale_invariant(seed, method):
     assert (w.diagonal() == 0).all() and (w >= 0).all()
     scaled = [x * (1 + 10 * randn(seed, len(x), 1).abs()) for x in xs]
     torch.testing.assert_close(wasserstein_matrix(scaled, method=method, seed=1), w)
+
+
+@given(seed=seeds, n=st.integers(1, 9), m=st.integers(1, 9))
+def test_sorted_1d_w1_matches_pot(seed, n, m):
+    a, b = randn(seed, n, 3), randn(seed + 1, m, 3) + 0.5
+    got = _w1_sorted(a.t().sort(1).values, b.t().sort(1).values)
+    torch.testing.assert_close(got, torch.as_tensor(ot.wasserstein_1d(a.numpy(), b.numpy(), p=1)))
+
+
+def test_sliced_matches_pot_sliced_wasserstein_with_the_same_projections():
+    xs = [randn(g, 9 + 2 * g, 4) + 0.3 * g for g in range(3)]
+    got = wasserstein_matrix(xs, method="sliced", seed=5, n_projections=30)
+    proj = torch.randn(4, 30, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    proj = torch.nn.functional.normalize(proj, dim=0)
+    xn = [torch.nn.functional.normalize(x, dim=1).numpy() for x in xs]
+    for a, b in itertools.combinations(range(3), 2):
+        ref = ot.sliced_wasserstein_distance(xn[a], xn[b], projections=proj.numpy(), p=1)
+        assert abs(float(got[a, b]) - float(ref)) < 1e-10
 
 
 @settings(max_examples=10)
