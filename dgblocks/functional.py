@@ -26,6 +26,7 @@ from dgblocks.losses.parameter_cosine import parameter_cosine
 from dgblocks.losses.subspace import subspace_consistency, subspace_diversity
 from dgblocks.losses.symmetric_kl import symmetric_kl
 from dgblocks.losses.triplet import batch_hard_mining, triplet_loss
+from dgblocks.meta import meta_objective
 from dgblocks.sampling.backdoor import backdoor_adjustment, backdoor_indices, backdoor_pairs
 
 __all__ = [
@@ -63,4 +64,6 @@ __all__ = [
     "domain_style_moments",
     "expand_style_moments",
     "cross_domain_style",
+    # meta.py (recipe cdvm)
+    "meta_objective",
 ]
