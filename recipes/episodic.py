@@ -1,0 +1,244 @@
+"""Episodic meta-learning for DG re-ID: frozen per-domain extractors + cross-domain consistency.
+
+Reassembles "Learning Domain-Invariant Features for Domain Generalized Person Re-ID by
+episodic learning" (seed 003; SPEC section 2 "episodic"). Algorithm 1:
+
+Stage 1 (pretraining; :func:`stage1`, cached on disk):
+    1. for each source domain D_d: train an extractor F_d on D_d alone with the batch-hard
+       triplet loss (section III-B); freeze it.
+Stage 2 (episodic training; :func:`train_step`), per step:
+    2. sample three domains i, j, k (distinct when there are >= 3 sources);
+    3. draw a P x K batch from D_i (anchors; positives and negatives are mined in it);
+    4. v~_{i->j} = F_j(x), v~_{i->k} = F_k(x) with the frozen extractors (no gradient);
+    5. v_{i->j} = E(v~_{i->j}), v_{i->k} = E(v~_{i->k}); L_consis = mean ||v_{i->j} - v_{i->k}||
+       (eq 1);
+    6. L_tri = batch-hard triplet on v_{i->j} (eqs 2-4; hardest positive / negative);
+    7. L_cls = label-smoothed CE of C(E(F(x'))) on a P x K batch x' from all sources (eq 5);
+    8. L_total = L_cls + 0.2 L_tri + 0.01 L_consis (eq 6); SGD step on F, E, C.
+Test: E(F(x)) with Euclidean distance on the unseen targets.
+Table IV: ``--method baseline`` (F + E + C with L_cls only) and ``--method dann`` (baseline +
+a domain classifier on E(F(x)) behind gradient reversal). Table V: ``--no-triplet``,
+``--no-consistency``.
+
+    python recipes/episodic.py --smoke                       # seconds
+    python recipes/episodic.py                               # synthetic benchmark, < 4 min
+    python recipes/episodic.py --method dann                 # Table IV, DANN row
+    python recipes/episodic.py --data real --data-root DIR --protocol protocol1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dgblocks.backbones import MobileNetV2
+from dgblocks.data.transforms import train_transform
+from dgblocks.engine import (
+    arg,
+    derive_seed,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    setup,
+)
+from dgblocks.layers import DannSchedule, GradientReversal
+from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
+
+
+@dataclass
+class Config:
+    method: str = arg("episodic", "episodic | baseline | dann (Table IV rows)",
+                      choices=("episodic", "baseline", "dann"))
+    triplet: bool = arg(True, "L_tri on E(F_j(x)) (Table V: --no-triplet)")
+    consistency: bool = arg(True, "L_consis between E(F_j(x)), E(F_k(x)) (Table V)")
+    lambda_tri: float = arg(0.2, "weight of L_tri (section IV-B)")
+    lambda_consis: float = arg(0.01, "weight of L_consis (section IV-B)")
+    lambda_dom: float = arg(0.1, "weight of the DANN domain CE (not in the paper)")
+    feat_dim: int = arg(256, "output size of every extractor (F and the F_d): E's input")
+    emb_dim: int = arg(256, "size of E's output v, the retrieval feature")
+    width: float = arg(0.5, "MobileNetV2 width of the global extractor F")
+    ext_width: float = arg(0.25, "MobileNetV2 width of the per-domain extractors F_d")
+    stage1_steps: int = arg(60, "stage-1 triplet steps per source domain", smoke=4)
+    stage1_lr: float = arg(1e-3, "stage-1 Adam learning rate")
+    stage1_cache: str = arg("runs/episodic/stage1", "folder of the cached stage-1 extractors")
+    steps: int = arg(200, "stage-2 episodes", smoke=6)
+    batch_size: int = arg(32, "P x K images per batch (episode batch and global batch)",
+                          smoke=16)
+    num_instances: int = arg(4, "K images per identity")
+    lr: float = arg(0.01, "SGD learning rate (section IV-B), x0.1 after 2/3 of the steps")
+    momentum: float = arg(0.9, "SGD momentum")
+    weight_decay: float = arg(5e-4, "weight decay")
+    eps: float = arg(0.1, "label smoothing of L_cls (section IV-B)")
+    margin: float = arg(0.3, "triplet margin m (section IV-B)")
+
+
+STAGE1_FIELDS = ("feat_dim", "ext_width", "stage1_steps", "stage1_lr", "batch_size",
+                 "num_instances", "margin", "weight_decay")
+
+
+def extractor(width: float, feat_dim: int) -> nn.Module:
+    return MobileNetV2(width_mult=width, last_stride=1, last_channel=feat_dim)
+
+
+def encoder(feat_dim: int, emb_dim: int) -> nn.Module:
+    """E: two FC layers with BatchNorm (section IV-B)."""
+    return nn.Sequential(nn.Linear(feat_dim, emb_dim), nn.BatchNorm1d(emb_dim), nn.ReLU(),
+                         nn.Linear(emb_dim, emb_dim), nn.BatchNorm1d(emb_dim))
+
+
+class Episodic(nn.Module):
+    """Global extractor F, encoder E, ID classifier C (and the DANN domain head)."""
+
+    def __init__(self, cfg: Config, num_ids: int, num_domains: int) -> None:
+        super().__init__()
+        self.F = extractor(cfg.width, cfg.feat_dim)
+        self.E = encoder(cfg.feat_dim, cfg.emb_dim)
+        self.C = nn.Linear(cfg.emb_dim, num_ids, bias=False)
+        self.D = (nn.Sequential(GradientReversal(schedule=DannSchedule(max_steps=cfg.steps)),
+                                nn.Linear(cfg.emb_dim, cfg.emb_dim), nn.ReLU(),
+                                nn.Linear(cfg.emb_dim, num_domains))
+                  if cfg.method == "dann" else None)
+
+    def forward(self, x):  # test: E(F(x))
+        return self.E(self.F(x * 2.0 - 1.0))
+
+
+def stage1_key(cfg: Config, run, d: int) -> str:
+    """Cache key: every setting that determines F_d (config, seed, data, domain)."""
+    a = run.args
+    key = {f: getattr(cfg, f) for f in STAGE1_FIELDS} | {
+        "seed": a.seed, "data": a.data, "data_root": a.data_root, "protocol": a.protocol,
+        "smoke": a.smoke, "domain": d, "domain_name": run.bench.domain_names[d],
+        "train": len(run.bench.train)}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def domain_subsets(train):
+    """One ReIDDataset per source domain (via the dataset's ``domains`` tensor)."""
+    return [train.subset(torch.nonzero(train.domains == d).flatten(), name=f"{train.name}:{d}")
+            for d in range(int(train.domains.max()) + 1)]
+
+
+def stage1(cfg: Config, run, subsets, augment) -> list[nn.Module]:
+    """Step 1: one triplet-trained extractor per domain, loaded from the cache when present."""
+    extractors, triplet = [], TripletLoss(margin=cfg.margin)
+    for d, ds in enumerate(subsets):
+        path = Path(cfg.stage1_cache) / f"F{d}-{stage1_key(cfg, run, d)}.pt"
+        torch.manual_seed(derive_seed(run.args.seed, 1, d))
+        net = extractor(cfg.ext_width, cfg.feat_dim).to(run.device)
+        if path.exists():
+            net.load_state_dict(load_checkpoint(path, map_location=run.device)["model"])
+            run.print(f"stage 1: F_{d} loaded from {path}")
+        else:
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.stage1_lr,
+                                   weight_decay=cfg.weight_decay)
+            batches = run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
+                                  num_instances=cfg.num_instances)
+            net.train()
+            for s in range(cfg.stage1_steps):
+                x, pid, *_ = (t.to(run.device) for t in next(batches))
+                loss = triplet(net(augment(x) * 2.0 - 1.0), pid)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if s % run.args.log_every == 0 or s == cfg.stage1_steps - 1:
+                    run.logger.log(s, f"stage1-F{d}", l_tri=loss.detach())
+            if run.is_main:
+                save_checkpoint(path, {"model": net.state_dict(), "key": stage1_key(cfg, run, d)})
+            run.print(f"stage 1: F_{d} trained ({cfg.stage1_steps} steps), cached at {path}")
+        net.eval().requires_grad_(False)  # frozen: BN statistics and weights stay fixed
+        extractors.append(net)
+    return extractors
+
+
+def sample_episode(num_domains: int, g: torch.Generator) -> tuple[int, int, int]:
+    """Step 2: domains i, j, k; distinct when num_domains >= 3 (with 2 sources one of j, k
+    is i; with 1 source all three are the same domain)."""
+    p = torch.randperm(num_domains, generator=g).tolist()
+    if num_domains >= 3:
+        return p[0], p[1], p[2]
+    return p[0], p[0 if num_domains == 1 else 1], p[0]
+
+
+def train_step(model, extractors, batch, episode, *, augment, losses, opt, sched, cfg) -> dict:
+    ce, triplet, consis, dom_ce = losses
+    x, pid, _cam, dom, _ts = batch                           # 7. batch from all sources
+    v = model(augment(x))
+    l_cls = ce(model.C(v), pid)                              #    L_cls on C(E(F(x)))
+    loss, logs = l_cls, {"l_cls": l_cls.detach()}
+    if model.D is not None:                                  # DANN: domain CE behind GRL
+        l_dom = dom_ce(model.D(v), dom)
+        loss = loss + cfg.lambda_dom * l_dom
+        logs["l_dom"] = l_dom.detach()
+    if episode is not None:
+        (xi, pid_i), (j, k) = episode                        # 2-3. D_i batch, domains j, k
+        xi = augment(xi) * 2.0 - 1.0
+        with torch.no_grad():                                # 4. frozen F_j, F_k
+            f_j, f_k = extractors[j](xi), extractors[k](xi)
+        v_j = model.E(f_j)                                   # 5. E on domain-biased features
+        if cfg.consistency:
+            l_consis = consis(v_j, model.E(f_k))             #    eq 1
+            loss = loss + cfg.lambda_consis * l_consis
+            logs["l_consis"] = l_consis.detach()
+        if cfg.triplet:
+            l_tri = triplet(v_j, pid_i)                      # 6. eqs 2-4, batch-hard
+            loss = loss + cfg.lambda_tri * l_tri
+            logs["l_tri"] = l_tri.detach()
+    opt.zero_grad(set_to_none=True)                          # 8. L_total, SGD on F, E, C
+    loss.backward()
+    opt.step()
+    sched.step()
+    if model.D is not None:
+        model.D[0].step()
+    return {"loss": loss.detach(), **logs, "lr": sched.get_last_lr()[0]}
+
+
+def main(argv=None) -> dict:
+    cfg, run = setup(Config, argv, name="episodic", description=__doc__)
+    bench = run.benchmark()
+    if bench.task != "reid":
+        raise ValueError(f"--data: episodic needs a re-ID benchmark, got task {bench.task!r}")
+    size = bench.train.image_size or tuple(bench.train.images.shape[-2:])
+    augment = train_transform(size)
+    subsets = domain_subsets(bench.train)
+    episodic = cfg.method == "episodic" and (cfg.triplet or cfg.consistency)
+    extractors = stage1(cfg, run, subsets, augment) if episodic else []
+    seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # stage 2 same with or without cache
+
+    model = Episodic(cfg, bench.num_ids, bench.num_domains).to(run.device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2 * cfg.steps // 3], gamma=0.1)
+    batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
+                          num_instances=cfg.num_instances)
+    dom_batches = [run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
+                               num_instances=cfg.num_instances) for ds in subsets]
+    g = torch.Generator().manual_seed(derive_seed(run.args.seed, 3))
+    run.register(model=model, opt=opt, sched=sched, episode_rng=g,
+                 **{f"batches_D{d}": b for d, b in enumerate(dom_batches)})
+    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), ConsistencyLoss(),
+              nn.CrossEntropyLoss())
+
+    model.train()
+    for _step, batch in run.steps(batches, total=cfg.steps):
+        episode = None
+        if episodic:
+            i, j, k = sample_episode(bench.num_domains, g)
+            xi, pid_i, *_ = next(dom_batches[i])
+            episode = ((xi.to(run.device), pid_i.to(run.device)), (j, k))
+        run.log(**train_step(model, extractors, batch, episode, augment=augment,
+                             losses=losses, opt=opt, sched=sched, cfg=cfg))
+
+    model.eval()
+    name = cfg.method if cfg.method != "episodic" else "episodic" + (
+        "" if cfg.triplet else " w/o L_tri") + ("" if cfg.consistency else " w/o L_consis")
+    return run.finish(encode=model, title=f"{name} on {bench.name}", extra={"variant": name})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Episodic recipe: smoke run, stage-1 cache, frozen extractors, ablation switches, Protocol 1."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tests.data.fake_trees as ft
+from dgblocks.data import build_benchmark
+from dgblocks.engine import parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("recipe_episodic", ROOT / "recipes" / "episodic.py")
+ep = importlib.util.module_from_spec(_spec)
+sys.modules["recipe_episodic"] = ep
+_spec.loader.exec_module(ep)
+
+TINY = ["--width", "0.25", "--ext-width", "0.25", "--feat-dim", "32", "--emb-dim", "32",
+        "--no-plots", "--threads", "1"]
+
+
+def _run(tmp_path, *flags):
+    return ep.main(["--smoke", "--steps", "2", "--stage1-steps", "2", *TINY,
+                    "--stage1-cache", str(tmp_path / "cache"), "--out",
+                    str(tmp_path / "r.json"), *flags])
+
+
+def test_smoke_run_and_stage1_cache(tmp_path, capsys):
+    first = _run(tmp_path)
+    assert set(first["metrics"]) == set(first["targets"]) and first["variant"] == "episodic"
+    cached = sorted((tmp_path / "cache").glob("F*.pt"))
+    assert len(cached) == 2                                   # one extractor per source domain
+    again = _run(tmp_path)                                    # stage 2 alone, from the cache
+    assert "loaded from" in capsys.readouterr().out
+    assert again["metrics"] == first["metrics"]               # cache hit == fresh stage 1
+    assert sorted((tmp_path / "cache").glob("F*.pt")) == cached
+
+
+@functools.cache
+def _bench():
+    return build_benchmark("synthetic", smoke=True)
+
+
+def _setup(flags):
+    cfg, args = parse_config(ep.Config, ["--smoke", *TINY, *flags])
+    return cfg, args, _bench()
+
+
+class _Run:  # the attributes stage1_key reads
+    def __init__(self, cfg, args, bench):
+        self.args, self.bench = args, bench
+
+
+def test_cache_key_follows_stage1_config_and_seed():
+    cfg, args, bench = _setup([])
+    key = ep.stage1_key(cfg, _Run(cfg, args, bench), 0)
+    assert key != ep.stage1_key(cfg, _Run(cfg, args, bench), 1)
+    for flags in (["--stage1-steps", "5"], ["--ext-width", "0.35"], ["--margin", "0.5"],
+                  ["--seed", "1"], ["--feat-dim", "16"]):
+        c, a, _ = _setup(flags)
+        assert ep.stage1_key(c, _Run(c, a, bench), 0) != key, flags
+    for flags in (["--lr", "0.1"], ["--steps", "9"], ["--no-consistency"], ["--method", "dann"]):
+        c, a, _ = _setup(flags)
+        assert ep.stage1_key(c, _Run(c, a, bench), 0) == key, flags  # stage 2 only: reused
+
+
+def _step(flags, extractors=None):
+    cfg, _args, bench = _setup(flags)
+    torch.manual_seed(0)
+    model = ep.Episodic(cfg, bench.num_ids, bench.num_domains)
+    if extractors is None:
+        extractors = [ep.extractor(cfg.ext_width, cfg.feat_dim).eval().requires_grad_(False)
+                      for _ in range(bench.num_domains)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [1])
+    losses = (ep.LabelSmoothingCE(eps=0.1), ep.TripletLoss(margin=0.3), ep.ConsistencyLoss(),
+              torch.nn.CrossEntropyLoss())
+    subsets = ep.domain_subsets(bench.train)
+    idx = torch.arange(8)
+    batch = [torch.stack([bench.train[int(i)][0] for i in idx]), bench.train.pids[idx],
+             bench.train.camids[idx], bench.train.domains[idx], bench.train.timestamps[idx]]
+    d0 = subsets[0]
+    xi = torch.stack([d0[i][0] for i in range(8)])
+    episode = ((xi, d0.pids[:8]), (0, 1)) if cfg.method == "episodic" else None
+    model.train()
+    logs = ep.train_step(model, extractors, batch, episode, augment=lambda x: x, losses=losses,
+                         opt=opt, sched=sched, cfg=cfg)
+    return model, extractors, logs
+
+
+def test_frozen_extractors_receive_no_gradient():
+    cfg, _, bench = _setup([])
+    extractors = [ep.extractor(cfg.ext_width, cfg.feat_dim).eval().requires_grad_(False)
+                  for _ in range(bench.num_domains)]
+    before = [{k: v.clone() for k, v in f.state_dict().items()} for f in extractors]
+    model, extractors, logs = _step([], extractors)
+    assert {"l_cls", "l_tri", "l_consis"} <= set(logs)
+    for f, b in zip(extractors, before):
+        assert all(p.grad is None and not p.requires_grad for p in f.parameters())
+        assert all(torch.equal(v, b[k]) for k, v in f.state_dict().items())  # incl. BN stats
+    assert model.E[0].weight.grad is not None and model.E[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("flags,present,absent", [
+    (["--no-triplet"], {"l_cls", "l_consis"}, {"l_tri", "l_dom"}),
+    (["--no-consistency"], {"l_cls", "l_tri"}, {"l_consis", "l_dom"}),
+    (["--method", "baseline"], {"l_cls"}, {"l_tri", "l_consis", "l_dom"}),
+    (["--method", "dann"], {"l_cls", "l_dom"}, {"l_tri", "l_consis"}),
+])
+def test_ablation_switches_take_a_step(flags, present, absent):
+    model, _, logs = _step(flags)
+    assert present <= set(logs) and not absent & set(logs)
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values())
+    assert (model.D is not None) == ("dann" in flags)
+    if model.D is not None:
+        assert int(model.D[0].schedule.steps) == 1                # GRL warm-up advanced
+
+
+def test_sample_episode_distinct_domains():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        assert len(set(ep.sample_episode(4, g))) == 3
+    i, j, k = ep.sample_episode(2, g)
+    assert {j, k} == {0, 1} and i in (0, 1)
+    assert ep.sample_episode(1, g) == (0, 0, 0)
+
+
+def _protocol1(tmp_path, *flags):
+    for f in (ft.market, ft.cuhk02, ft.cuhk03, ft.cuhksysu, ft.viper, ft.prid, ft.grid,
+              ft.ilids):
+        f(tmp_path / "data")
+    return ep.main(["--data", "real", "--data-root", str(tmp_path / "data"), "--protocol",
+                    "protocol1", "--steps", "1", "--stage1-steps", "1", "--batch-size", "8",
+                    "--stage1-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json"),
+                    "--eval-batch-size", "256", *TINY, *flags])
+
+
+def test_protocol1_through_the_loaders(tmp_path, monkeypatch):
+    """Fake Market/CUHK02/CUHK03/CUHK-SYSU trees through the real loaders, 4 extractors,
+    one episode; evaluation trimmed to one split of one target (the full one is slow)."""
+    import dgblocks.data as data
+
+    real = data.build_benchmark
+
+    def trimmed(*a, **kw):
+        b = real(*a, **kw)
+        b.targets = [dataclasses.replace(b.targets[-1], splits=b.targets[-1].splits[:1])]
+        return b
+
+    monkeypatch.setattr(data, "build_benchmark", trimmed)
+    out = _protocol1(tmp_path)
+    assert out["targets"] == ["ilids"] and out["benchmark"] == "protocol1"
+    assert len(list((tmp_path / "cache").glob("F*.pt"))) == 4
+
+
+@pytest.mark.slow
+def test_protocol1_end_to_end_on_fake_tree(tmp_path):
+    out = _protocol1(tmp_path)
+    assert out["targets"] == ["prid2011", "grid", "viper", "ilids"]
+    assert len(list((tmp_path / "cache").glob("F*.pt"))) == 4
