@@ -1,0 +1,164 @@
+r"""ADIN's alternating schedule (section 3.3, SPEC section 2 "adin") as a small state machine.
+
+After the warm-up, training alternates between an *adversarial* phase ($f_E$ minimises
+$L_I + \beta L_{adv}$, $f_N$ re-trained on the nuisance labels) and an *identity* phase
+($f_E, f_I$ minimise $L_I$). The switch is driven by the identity validation error $e$
+(held-out identities), with hysteresis between two thresholds $i_{target} < i_{trigger}$:
+
+$$ \text{adversarial} \xrightarrow{\;e > i_{trigger}\;} \text{identity}
+   \xrightarrow{\;e < i_{target}\;} \text{adversarial} $$
+
+The whole state (thresholds, current phase, steps spent per phase, every validation check and
+every switch) is in :meth:`AlternatingSchedule.state_dict`, so a resumed run continues in the
+phase it stopped in, and the log can be plotted with :func:`plot_alternation`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from dgblocks._checks import ValueRangeError, check_choice, check_int
+
+__all__ = ["AlternatingSchedule", "plot_alternation", "PHASES"]
+
+PHASES = ("adversarial", "identity")
+
+
+def _finite(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueRangeError(f"{name}: expected a finite number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueRangeError(f"{name}: expected a finite number, got {v}")
+    return v
+
+
+class AlternatingSchedule:
+    r"""Phase of ADIN's alternation, switched by the identity validation error.
+
+    Call :meth:`tick` once per training step (it counts the step in the current phase) and
+    :meth:`update` whenever a validation error is measured; :attr:`phase` tells the training
+    step which objective to optimise.
+
+    Args:
+        i_target: below this error the identity phase hands back to the adversarial phase.
+        i_trigger: above this error the adversarial phase hands over to the identity phase;
+            must be larger than ``i_target`` (hysteresis).
+        start: the phase right after the warm-up (``"adversarial"``, as in ADIN).
+        min_steps: steps a phase runs at least before it may switch (0: switch at once).
+
+    Example:
+        >>> s = AlternatingSchedule(i_target=0.2, i_trigger=0.3)
+        >>> s.phase
+        'adversarial'
+        >>> s.update(0.35, step=10)
+        'identity'
+        >>> s.update(0.25, step=20), s.update(0.15, step=30)
+        ('identity', 'adversarial')
+        >>> [(e["step"], e["to"]) for e in s.switches]
+        [(10, 'identity'), (30, 'adversarial')]
+    """
+
+    def __init__(self, *, i_target: float, i_trigger: float, start: str = "adversarial",
+                 min_steps: int = 0) -> None:
+        self.i_target = _finite(i_target, "i_target")
+        self.i_trigger = _finite(i_trigger, "i_trigger")
+        if not self.i_target < self.i_trigger:
+            raise ValueRangeError(f"i_trigger: expected a value > i_target={self.i_target}, "
+                                  f"got {self.i_trigger}")
+        self.start = check_choice(start, PHASES, name="start")
+        self.min_steps = check_int(min_steps, name="min_steps", minimum=0)
+        self.phase = start
+        self.since = 0                      # step at which the current phase began
+        self.steps = dict.fromkeys(PHASES, 0)
+        self.checks: list[dict[str, Any]] = []
+        self.switches: list[dict[str, Any]] = []
+
+    def tick(self, n: int = 1) -> str:
+        """Count ``n`` training steps in the current phase; returns the phase."""
+        self.steps[self.phase] += check_int(n, name="n", minimum=0)
+        return self.phase
+
+    def update(self, error: float, *, step: int) -> str:
+        """Record the validation ``error`` measured at ``step``; switch if a threshold is crossed.
+
+        Returns the phase the next training steps run in.
+        """
+        err = _finite(error, "error")
+        check_int(step, name="step", minimum=0)
+        self.checks.append({"step": step, "error": err, "phase": self.phase})
+        if step - self.since < self.min_steps:
+            return self.phase
+        if self.phase == "adversarial" and err > self.i_trigger:
+            self._switch("identity", step, err, self.i_trigger)
+        elif self.phase == "identity" and err < self.i_target:
+            self._switch("adversarial", step, err, self.i_target)
+        return self.phase
+
+    def _switch(self, to: str, step: int, err: float, threshold: float) -> None:
+        self.switches.append({"step": step, "from": self.phase, "to": to, "error": err,
+                              "threshold": threshold})
+        self.phase, self.since = to, step
+
+    def segments(self, end: int) -> list[tuple[int, int, str]]:
+        """``(first_step, last_step_exclusive, phase)`` of every phase run up to ``end``."""
+        bounds = [(0, self.start)] + [(e["step"], e["to"]) for e in self.switches]
+        out = []
+        for (a, phase), (b, _) in zip(bounds, bounds[1:] + [(end, "")]):
+            if b > a:
+                out.append((a, b, phase))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"i_target": self.i_target, "i_trigger": self.i_trigger, "start": self.start,
+                "min_steps": self.min_steps, "phase": self.phase, "since": self.since,
+                "steps": dict(self.steps), "checks": [dict(c) for c in self.checks],
+                "switches": [dict(s) for s in self.switches]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = {"phase", "since", "steps", "checks", "switches"} - set(state)
+        if missing:
+            raise ValueRangeError(f"state: expected the keys of state_dict(), missing "
+                                  f"{sorted(missing)}")
+        self.phase = check_choice(state["phase"], PHASES, name="state['phase']")
+        self.i_target = _finite(state.get("i_target", self.i_target), "i_target")
+        self.i_trigger = _finite(state.get("i_trigger", self.i_trigger), "i_trigger")
+        self.start = state.get("start", self.start)
+        self.min_steps = int(state.get("min_steps", self.min_steps))
+        self.since = int(state["since"])
+        self.steps = {p: int(state["steps"].get(p, 0)) for p in PHASES}
+        self.checks = [dict(c) for c in state["checks"]]
+        self.switches = [dict(s) for s in state["switches"]]
+
+    def __repr__(self) -> str:
+        return (f"AlternatingSchedule(i_target={self.i_target:.4g}, "
+                f"i_trigger={self.i_trigger:.4g}, phase={self.phase!r}, "
+                f"switches={len(self.switches)})")
+
+
+def plot_alternation(schedule: AlternatingSchedule, path: str | Path, *, end: int | None = None,
+                     title: str = "ADIN alternation") -> Path:
+    """Validation error over steps, the two thresholds, and the phases as shaded bands."""
+    from dgblocks.viz._mpl import pyplot, save  # headless matplotlib (Agg)
+
+    plt = pyplot()
+    end = end if end is not None else max([c["step"] for c in schedule.checks] + [1])
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    colours = {"adversarial": "tab:red", "identity": "tab:blue"}
+    for a, b, phase in schedule.segments(end):
+        ax.axvspan(a, b, color=colours[phase], alpha=0.12, lw=0)
+    if schedule.checks:
+        ax.plot([c["step"] for c in schedule.checks], [c["error"] for c in schedule.checks],
+                "k.-", lw=1, label="identity validation error")
+    ax.axhline(schedule.i_trigger, color="tab:red", ls="--", lw=1, label="i_trigger")
+    ax.axhline(schedule.i_target, color="tab:blue", ls="--", lw=1, label="i_target")
+    for phase, c in colours.items():
+        ax.fill_between([], [], color=c, alpha=0.12, label=f"{phase} phase")
+    ax.set_xlabel("step of the alternation")
+    ax.set_ylabel("1 - R1 (held-out ids)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    return save(fig, path)

@@ -1,0 +1,268 @@
+"""ADIN: adversarial domain-invariant features against camera and time nuisances (seed 004).
+
+Yuan et al., "Calibrated Domain-Invariant Learning for Highly Generalizable Large Scale
+Re-Identification" (WACV 2020), SPEC section 2 "adin". Single-source direct transfer: train on
+one source dataset, which carries camera and time labels, and test on the others.
+
+Algorithm:
+    1. warm-up I: f_E (backbone, plain or dual-branch) and f_I (FC-BN-ReLU-FC) minimise
+       L_I = CE(f_I(f_E(x)), y) + lambda_c * Center(f_E(x), y);
+    2. warm-up N: f_N (one FC-BN-ReLU-FC head per nuisance: camera, time period, or their
+       joint label) trained alone by CE on the frozen f_E; e_0 = identity validation error
+       (1 - R1 on held-out identities of the source);
+    3. alternate, driven by the validation error e measured every `val_every` steps:
+       3a. adversarial phase: f_E, f_I minimise L_I + beta * L_adv(f_N(f_E(x)), y_N), with
+           L_adv in {RG (eq 4), NE (eq 5), CaNE (eq 6)}, then f_N is re-trained by CE on
+           the detached features of the same batch;
+       3b. identity phase: f_E, f_I minimise L_I (f_N untouched);
+       3c. adversarial -> identity when e > i_trigger; identity -> adversarial when
+           e < i_target (dgblocks.alternation.AlternatingSchedule).
+Test: f_E(x) with Euclidean distance on the unseen datasets. `--adv none` is the baseline
+(step 1 for as many f_E updates as the ADIN runs make).
+
+    python recipes/adin.py --smoke
+    python recipes/adin.py                                   # CaNE, plain backbone, ~2 min
+    python recipes/adin.py --adv ne --backbone dual_branch
+    python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->M+D"
+    python recipes/adin.py --data real --data-root DIR --protocol "direct:veri776->vehicleid" \\
+        --nuisance camera
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dgblocks.alternation import AlternatingSchedule, plot_alternation
+from dgblocks.backbones import DualBranch, MobileNetV2
+from dgblocks.data.transforms import train_transform
+from dgblocks.direct_transfer import (
+    holdout_identities,
+    real_direct,
+    single_source,
+    skew_by,
+    time_periods,
+)
+from dgblocks.engine import arg, setup
+from dgblocks.eval import evaluate_benchmark
+from dgblocks.layers import NuisanceHeads
+from dgblocks.losses import (
+    CalibratedNegEntropy,
+    CenterLoss,
+    LabelSmoothingCE,
+    NegEntropy,
+    ReverseCrossEntropy,
+)
+
+
+@dataclass
+class Config:
+    backbone: str = arg("plain", "plain MobileNetV2 | dual_branch (global + stripes, ADIN Fig. 4)",
+                        choices=("plain", "dual_branch"))
+    adv: str = arg("cane", "L_adv: none (baseline) | rg (eq 4) | ne (eq 5) | cane (eq 6) | "
+                   "cane_focal (per-sample prior)", choices=("none", "rg", "ne", "cane",
+                                                             "cane_focal"))
+    nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (two heads, "
+                        "ADIN 4.2 on MSMT17) | joint (one head on camera x period)",
+                        choices=("camera", "time", "camera+time", "joint"))
+    source: int = arg(0, "synthetic source dataset trained on (the others are targets)")
+    skew: float = arg(0.5, "keep an image of camera c with prob (1-skew)^c: imbalanced "
+                      "nuisances, ADIN 1.1 (0: the balanced synthetic cameras)")
+    val_ids: int = arg(100, "real data: identities held out of the source for validation")
+    width: float = arg(0.5, "MobileNetV2 width multiplier")
+    stripes: int = arg(4, "dual-branch horizontal stripes")
+    branch_dim: int = arg(128, "dual-branch channels per branch")
+    hidden: int = arg(256, "hidden width of f_I and f_N (two FC layers, ADIN 4.2)")
+    warmup_steps: int = arg(60, "step 1: f_E + f_I (CPU budget; the paper trains to "
+                            "convergence)", smoke=4)
+    nuisance_steps: int = arg(30, "step 2: f_N alone on frozen f_E", smoke=3)
+    steps: int = arg(90, "step 3: alternation steps", smoke=6)
+    batch_size: int = arg(32, "P x K images per step", smoke=16)
+    num_instances: int = arg(4, "K images per identity")
+    lr: float = arg(3.5e-4, "Adam learning rate of f_E, f_I and the centres", smoke=1e-3)
+    lr_n: float = arg(1e-3, "Adam learning rate of f_N")
+    weight_decay: float = arg(5e-4, "weight decay")
+    eps: float = arg(0.0, "label smoothing of L_I (ADIN: plain softmax CE)")
+    lambda_c: float = arg(5e-4, "center-loss weight in L_I (Wen et al.; BoT)")
+    beta: float = arg(1.0, "weight of L_adv (eq 3)")
+    val_every: int = arg(10, "steps between identity validations", smoke=3)
+    thresholds: str = arg("relative", "relative: i_target/i_trigger are added to e_0 | "
+                          "absolute", choices=("relative", "absolute"))
+    i_target: float = arg(0.02, "identity -> adversarial below this validation error")
+    i_trigger: float = arg(0.06, "adversarial -> identity above this validation error")
+    min_steps: int = arg(0, "steps a phase runs before it may switch")
+
+
+class ADIN(nn.Module):
+    """f_E, f_I, f_N; eval mode returns the retrieval feature f_E(x)."""
+
+    def __init__(self, f_e: nn.Module, num_ids: int, sizes: dict[str, int], hidden: int):
+        super().__init__()
+        d = f_e.out_channels
+        self.f_E = f_e
+        self.f_I = nn.Sequential(nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                                 nn.Linear(hidden, num_ids))
+        self.f_N = NuisanceHeads(in_dim=d, sizes=sizes, hidden=hidden)
+
+    def forward(self, x):
+        return self.f_E(x * 2.0 - 1.0)
+
+
+def build_data(run, cfg: Config):
+    """Single-source direct transfer, the held-out identity split, nuisance labels."""
+    g = torch.Generator().manual_seed(run.args.seed)
+    if run.args.data == "real":
+        bench = real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root)
+        train, val = holdout_identities(bench.train, cfg.val_ids, generator=g,
+                                        name=f"{bench.domain_names[0]}-val")
+    elif run.args.data == "synthetic":
+        bench, val = single_source(run.benchmark(), cfg.source)
+        train = bench.train
+    else:
+        raise ValueError(f"--data: ADIN needs camera/time labels (synthetic | real), got "
+                         f"{run.args.data!r}")
+    train.camids = torch.unique(train.camids, return_inverse=True)[1]
+    # the batch's timestamp slot carries the time-period label from here on
+    train.timestamps = (torch.zeros_like(train.camids) if cfg.nuisance == "camera" else
+                        time_periods(train.timestamps, synthetic=run.args.data != "real"))
+    train = skew_by(train, train.camids, cfg.skew, generator=g)
+    bench.train, bench.num_ids = train, train.num_ids
+    return bench, val, 3
+
+
+def nuisance_labels(cam, period, cfg: Config, periods: int) -> dict[str, torch.Tensor]:
+    """The f_N targets of a batch, by head name."""
+    return {"camera": {"camera": cam}, "time": {"time": period},
+            "camera+time": {"camera": cam, "time": period},
+            "joint": {"joint": cam * periods + period}}[cfg.nuisance]
+
+
+def adversarial_losses(cfg: Config, labels: dict[str, torch.Tensor], sizes: dict[str, int]):
+    """One L_adv module per head; CaNE's prior counted from the training labels."""
+    def make(name):
+        if cfg.adv == "rg":
+            return ReverseCrossEntropy(coeff=1.0)
+        if cfg.adv == "ne":
+            return NegEntropy()
+        return CalibratedNegEntropy.from_labels(labels[name], num_classes=sizes[name],
+                                                focal=cfg.adv == "cane_focal")
+    return {name: make(name) for name in sizes}
+
+
+def identity_loss(model, ce, center, f, pid, cfg):
+    return ce(model.f_I(f), pid) + cfg.lambda_c * center(f, pid)             # L_I
+
+
+def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, cfg,
+               periods) -> dict:
+    x, pid, cam, _dom, period = batch
+    y_n = nuisance_labels(cam, period, cfg, periods)
+    f = model(augment(x))
+    l_i = identity_loss(model, ce, center, f, pid, cfg)
+    logs = {"l_i": l_i.detach()}
+    if phase == "warmup_nuisance":                                            # 2. f_N alone
+        logits = model.f_N(f.detach())
+        loss_n = sum(ce(logits[k], y) for k, y in y_n.items())
+        opt_n.zero_grad(set_to_none=True)
+        loss_n.backward()
+        opt_n.step()
+        return {"l_n": loss_n.detach()}
+    loss = l_i                                                                # 1. / 3b. L_I
+    if phase == "adversarial":                                                # 3a.
+        logits = model.f_N(f)
+        adv = sum(l_adv[k](logits[k], y) if cfg.adv in ("rg", "cane_focal") else l_adv[k](logits[k])
+                  for k, y in y_n.items())
+        loss = l_i + cfg.beta * adv
+        logs["l_adv"] = adv.detach()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if phase == "adversarial":                                                # 3a. re-train f_N
+        logits = model.f_N(f.detach())
+        loss_n = sum(ce(logits[k], y) for k, y in y_n.items())
+        opt_n.zero_grad(set_to_none=True)
+        loss_n.backward()
+        opt_n.step()
+        logs["l_n"] = loss_n.detach()
+    logs["loss"] = loss.detach()
+    return logs
+
+
+def validation_error(model, val, run) -> float:
+    """1 - R1 on the held-out identities (mean over their splits; dgblocks.eval ranking)."""
+    model.eval()
+    with torch.no_grad():
+        m = evaluate_benchmark(model, [val], batch_size=run.args.eval_batch_size,
+                               device=run.device, progress=False)
+    model.train()
+    return 1.0 - m[val.name]["R1"] / 100.0
+
+
+def main(argv=None) -> dict:
+    cfg, run = setup(Config, argv, name="adin", description=__doc__)
+    bench, val, periods = build_data(run, cfg)
+    run.bench = bench                                   # single-source direct transfer
+    train = bench.train
+    sizes = {"camera": int(train.camids.max()) + 1, "time": periods,
+             "joint": (int(train.camids.max()) + 1) * periods}
+    sizes = {k: sizes[k] for k in nuisance_labels(train.camids, train.timestamps, cfg, periods)}
+    all_labels = nuisance_labels(train.camids, train.timestamps, cfg, periods)
+    batches = run.batches(train, batch_size=cfg.batch_size, sampler="identity",
+                          num_instances=cfg.num_instances)
+    f_e = MobileNetV2(width_mult=cfg.width, last_stride=1)
+    if cfg.backbone == "dual_branch":
+        f_e = DualBranch(backbone=f_e, num_stripes=cfg.stripes, dim=cfg.branch_dim)
+    model = ADIN(f_e, bench.num_ids, sizes, cfg.hidden).to(run.device)
+    center = CenterLoss(num_classes=bench.num_ids, dim=f_e.out_channels).to(run.device)
+    opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
+                            *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
+    run.register(model=model, center=center, opt=opt, opt_n=opt_n)
+    augment = train_transform(tuple(train.images.shape[-2:]) if train.images is not None
+                              else tuple(train.image_size), jitter=True, erase=0.5)
+    ce = LabelSmoothingCE(eps=cfg.eps)
+    l_adv = adversarial_losses(cfg, all_labels, sizes)
+    kw = dict(augment=augment, ce=ce, center=center, l_adv=l_adv, opt=opt, opt_n=opt_n,
+              cfg=cfg, periods=periods)
+
+    model.train()
+    for _step, batch in run.steps(batches, total=cfg.warmup_steps, phase="warmup_id"):  # 1.
+        run.log(**train_step(model, batch, phase="identity", **kw))
+    if cfg.adv != "none":
+        for _step, batch in run.steps(batches, total=cfg.nuisance_steps,
+                                      phase="warmup_nuisance"):                       # 2.
+            run.log(**train_step(model, batch, phase="warmup_nuisance", **kw))
+    e0 = run.cached("e0", lambda: validation_error(model, val, run))
+    off = e0 if cfg.thresholds == "relative" else 0.0
+    schedule = AlternatingSchedule(i_target=off + cfg.i_target, i_trigger=off + cfg.i_trigger,
+                                   min_steps=cfg.min_steps)
+    run.register(schedule=schedule)
+    diverged = None
+    for step, batch in run.steps(batches, total=cfg.steps, phase="alternate"):        # 3.
+        phase = "identity" if cfg.adv == "none" else schedule.phase
+        logs = train_step(model, batch, phase=phase, **kw)
+        schedule.tick()
+        if not torch.isfinite(logs["loss"]):
+            diverged = step
+            run.print(f"non-finite loss at alternation step {step}: unable to converge")
+            break
+        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:                  # 3c.
+            schedule.update(validation_error(model, val, run), step=step + 1)
+        run.log(adversarial=float(phase == "adversarial"), **logs)
+    extra = {"adv": cfg.adv, "e0": e0, "alternation": schedule.state_dict(),
+             "diverged_at": diverged, "nuisance_sizes": sizes,
+             "nuisance_prior": {k: (torch.bincount(v, minlength=sizes[k]).float()
+                                    / len(v)).tolist() for k, v in all_labels.items()}}
+    if run.is_main:                                     # the alternation log, plotted
+        extra["alternation_png"] = str(plot_alternation(
+            schedule, run.out.with_suffix(".alternation.png"), end=cfg.steps,
+            title=f"ADIN ({cfg.adv}, {cfg.backbone}): alternation"))
+    model.eval()
+    return run.finish(encode=model, extra=extra,
+                      title=f"ADIN {cfg.adv} ({cfg.backbone}) on {bench.name}")
+
+
+if __name__ == "__main__":
+    main()
