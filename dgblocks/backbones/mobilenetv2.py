@@ -154,10 +154,14 @@ class MobileNetV2(nn.Module):
 
 
 def _init_weights(model: nn.Module) -> None:
-    """Kaiming-normal convs, unit norms, small linear layers (torchvision's scheme)."""
+    """Kaiming-normal convs, unit norms, small linear layers (torchvision's scheme), except
+    that depthwise convs use ``fan_in`` (9): torch's ``fan_out`` ignores groups, which shrinks
+    every depthwise output ~C-fold and, in eval mode with barely-updated running statistics,
+    collapses the features of short runs to a constant."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            depthwise = m.groups > 1 and m.groups == m.in_channels
+            nn.init.kaiming_normal_(m.weight, mode="fan_in" if depthwise else "fan_out")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.affine:

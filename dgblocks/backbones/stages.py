@@ -20,8 +20,8 @@ def named_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
     Example:
         >>> from dgblocks.backbones import ResNet
-        >>> [n for n, _ in named_stages(ResNet(layers=(1, 1, 1, 1), base_width=8))]
-        ['layer1', 'layer2', 'layer3', 'layer4']
+        >>> " ".join(n for n, _ in named_stages(ResNet(layers=(1, 1, 1, 1), base_width=8)))
+        'layer1 layer2 layer3 layer4'
     """
     names = getattr(model, "stage_names", None)
     if names is None:

@@ -41,7 +41,9 @@ class Batches:
         batch_size: global batch size (split across ranks).
         sampler: ``sampler(generator) -> iterable of indices`` called once per epoch.
         seed: base seed of the per-epoch generators.
-        rank, world_size: this process's share of every batch.
+        rank: this process's index; its share of every batch is slice ``rank`` of
+            ``world_size`` contiguous slices.
+        world_size: number of processes sharing each batch.
         workers: DataLoader workers (0 loads in the main process: exact resume).
         drop_last: drop the last incomplete batch of an epoch (default).
 

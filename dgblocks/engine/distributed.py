@@ -120,11 +120,15 @@ def gathered_encode(encode: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Te
 
 def wrap_ddp(module: nn.Module, *, device: torch.device, find_unused_parameters: bool = False,
              sync_bn: bool = False) -> nn.Module:
-    """``DistributedDataParallel(module)`` when distributed (optionally with SyncBatchNorm);
-    the module itself otherwise."""
+    """``DistributedDataParallel(module)`` when distributed; the module itself otherwise.
+
+    ``sync_bn=True`` converts BatchNorm layers to SyncBatchNorm (in place) on CUDA, so batch
+    statistics span every rank; PyTorch's SyncBatchNorm has no CPU kernel, so on CPU (gloo)
+    each rank normalises with its own share of the batch.
+    """
     if not is_distributed():
         return module
-    if sync_bn:
+    if sync_bn and device.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids,
