@@ -32,6 +32,12 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import ShapeError, ValueRangeError, check_choice, check_int, check_shape
+from dgblocks.eval._rank_kernels import (
+    GalleryIndex,
+    grouped_ranks,
+    masked_ranks,
+    single_shot_mask,
+)
 
 __all__ = ["RankingResult", "evaluate_ranking", "cmc_curve"]
 
@@ -83,36 +89,9 @@ def _as_tensor(x: Any, name: str, device: torch.device | None, integer: bool) ->
         if x.dtype.is_floating_point or x.dtype == torch.bool:
             raise ValueRangeError(f"{name}: expected an integer dtype, got {x.dtype}")
         return x.long()
-    return x.double() if x.dtype != torch.float64 else x
-
-
-def _single_shot_mask(valid: Tensor, g_pids: Tensor, gen: torch.Generator) -> Tensor:
-    """Keep, per query and gallery identity, one random valid item (open-reid's draw)."""
-    _, inverse = torch.unique(g_pids, return_inverse=True)
-    num = int(inverse.max()) + 1
-    keys = torch.rand(valid.shape, generator=gen, dtype=torch.float64).to(valid.device)
-    keys = keys.masked_fill(~valid, 2.0)
-    best = torch.full((valid.shape[0], num), 2.0, dtype=keys.dtype, device=keys.device)
-    best = best.scatter_reduce(1, inverse.expand_as(keys), keys, reduce="amin")
-    return valid & (keys == best.gather(1, inverse.expand_as(keys)))
-
-
-def _chunk_ranks(d: Tensor, match: Tensor, nonmatch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Ranks (1-based, junk removed) of the sorted true matches of each query in a chunk."""
-    n_match = match.sum(1)
-    width = max(int(n_match.max()), 1)
-    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-    dm = torch.where(match, d, inf)
-    md = torch.topk(dm, width, dim=1, largest=False, sorted=True).values.contiguous()
-    # position of each gallery item among the match distances (#matches strictly closer)
-    pos = torch.searchsorted(md, d.contiguous(), side="left")
-    before = torch.zeros(d.shape[0], width + 1, dtype=d.dtype, device=d.device)
-    before.scatter_add_(1, pos, nonmatch.to(d.dtype))
-    before = before.cumsum(1)[:, :width]  # non-matches ranked before match m (ties pessimistic)
-    m = torch.arange(width, device=d.device, dtype=d.dtype)
-    ranks = m + 1 + before
-    present = m.unsqueeze(0) < n_match.unsqueeze(1)
-    return ranks, present, n_match
+    if x.dtype in (torch.float16, torch.bfloat16) or not x.dtype.is_floating_point:
+        return x.float()  # compare in float32; float32/float64 inputs stay exact
+    return x
 
 
 def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
@@ -181,14 +160,16 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
     ap = torch.empty(num_q, dtype=torch.float64, device=dev)
     inp = torch.empty(num_q, dtype=torch.float64, device=dev)
     nvalid = torch.empty(num_q, dtype=torch.long, device=dev)
+    index = None if single_gallery_shot else GalleryIndex(gp)
     for s in range(0, num_q, chunk_size):
         sl = slice(s, min(s + chunk_size, num_q))
-        same_pid = qp[sl, None] == gp[None, :]
-        valid = ~(same_pid & (qc[sl, None] == gc[None, :]))
-        if single_gallery_shot:
-            valid = _single_shot_mask(valid, gp, gen)
-        match = same_pid & valid
-        ranks, present, n_match = _chunk_ranks(dist[sl], match, valid & ~same_pid)
+        if index is not None:
+            ranks, present, n_match = grouped_ranks(dist[sl].contiguous(), qp[sl], qc[sl], gc,
+                                                    index)
+        else:
+            same_pid = qp[sl, None] == gp[None, :]
+            valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
+            ranks, present, n_match = masked_ranks(dist[sl], same_pid & valid, valid & ~same_pid)
         m = torch.arange(ranks.shape[1], device=dev, dtype=torch.float64)
         prec = (m + 1) / ranks
         if ap_mode == "trapezoid":

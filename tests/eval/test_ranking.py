@@ -168,3 +168,18 @@ def test_cuda_matches_cpu():
     b = evaluate_ranking(t(d), t(qp), t(gp), t(qc), t(gc))
     np.testing.assert_allclose(a.cmc, b.cmc)
     assert a.mAP == pytest.approx(b.mAP)
+
+
+@pytest.mark.parametrize("dense_fraction", [0.0, 1.0])
+def test_sparse_and_dense_kernels_agree_with_masked(dense_fraction):
+    from dgblocks.eval._rank_kernels import GalleryIndex, grouped_ranks, masked_ranks
+
+    d, qp, gp, qc, gc = (torch.as_tensor(x) for x in random_problem(11, q=30, g=200, ids=10))
+    r1, p1, n1 = grouped_ranks(d, qp, qc, gc, GalleryIndex(gp), dense_fraction=dense_fraction)
+    same = qp[:, None] == gp[None, :]
+    valid = ~(same & (qc[:, None] == gc[None, :]))
+    r2, p2, n2 = masked_ranks(d, same & valid, valid & ~same)
+    assert torch.equal(n1, n2)
+    w = int(n1.max())
+    assert torch.equal(p1[:, :w], p2[:, :w])
+    assert torch.equal(torch.where(p1[:, :w], r1[:, :w], 0), torch.where(p2[:, :w], r2[:, :w], 0))
