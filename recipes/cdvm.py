@@ -1,0 +1,250 @@
+"""CDVM: Cross-Domain Variations Mining (Li, Sun, Cai, Gong, Pattern Recognition 2025).
+
+Global-local encoders disentangle a domain-invariant prototype from domain-specific style in
+every backbone stage; the style is expanded across domains and fused back; a hyper-network
+weights channel subspaces; training is meta-learning over the source domains (Algorithm 1).
+
+Algorithm (one step):
+    1. draw a domain-balanced batch (equal identities x K images from every source); augment;
+    2. split the sources: K-1 meta-train domains, 1 meta-test domain (MetaDomainSplitter);
+    3. every CDVM stage s: F_inv = f_g(F), F_spe = f_l^k(F) by the sample's domain k (eq 1);
+    4.   domain classifier D_s on GRL(GAP(F_inv)) (L_inv, eq 3) and on GAP(F_spe) (L_spe, eq 4);
+    5.   F_sty = F_spe re-styled with the expanded cross-domain moments (eq 6-8);
+         F_hat = FC(cat(F_inv, F_sty)) (eq 9);
+    6.   (F_hat, W_s) = subspace hyper-network(F_hat): V group weights per sample (3.4);
+    7. f = GAP(F_S); BNNeck gives f_bn and the identity logits;
+    8. L = L_ce + L_tri + L_cent + a*L_dis + b*L_attr (eq 12), L_dis = L_ws + L_inv + L_spe
+       (eq 2-5), L_attr = L_v + L_c (eq 10-11); L_mtr = L on the meta-train samples at theta;
+    9. theta' = theta - eta * grad L_mtr(theta); L_mte = L on the meta-test samples at theta';
+   10. Adam step on L_mtr(theta) + L_mte(theta') (second order, dgblocks.meta); GRL schedule.
+Test (no domain labels): local path = mean of the local branches, no re-styling; f_bn.
+
+    python recipes/cdvm.py --smoke                      # seconds
+    python recipes/cdvm.py                              # synthetic sources -> unseen targets
+    python recipes/cdvm.py --holdout 0                  # leave-one-source-out (Protocol-2/3 layout)
+    python recipes/cdvm.py --no-dis --no-aug --no-attr  # Table 4 baseline row
+    python recipes/cdvm.py --data real --data-root DIR --protocol protocol1 --backbone resnet50_ibn_a
+"""
+
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import dgblocks.functional as DF
+from dgblocks import layers, losses
+from dgblocks.backbones import ResNet, load_pretrained, named_stages, replace_stage
+from dgblocks.data import MetaDomainSplitter
+from dgblocks.data.holdout import hold_out_source
+from dgblocks.data.transforms import train_transform
+from dgblocks.engine import arg, setup
+from dgblocks.meta import MetaObjective, module_loss, module_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling baseline recipe
+from baseline import make_backbone, warmup_cosine  # noqa: E402
+
+
+@dataclass
+class Config:
+    backbone: str = arg("resnet_small", "resnet_small (IBN-a, 1 block/stage) | resnet50_ibn_a "
+                        "(paper 4) | resnet50", choices=("resnet_small", "resnet50_ibn_a", "resnet50"))
+    base_width: int = arg(8, "stem width of resnet_small (second-order steps on 2 CPU cores)")
+    pretrained: str = arg("", "torchvision/timm state-dict file for the backbone (optional)")
+    steps: int = arg(60, "training steps (paper: 120 epochs; CPU budget here)", smoke=4)
+    batch_size: int = arg(32, "images per step, equal per source (paper: 64/domain)", smoke=16)
+    num_instances: int = arg(4, "images per identity (paper 4: 2; 4 gives triplet positives)")
+    lr: float = arg(1e-3, "Adam learning rate (paper cites Adam [42]; short schedule here)")
+    weight_decay: float = arg(5e-4, "weight decay")
+    warmup: float = arg(0.1, "fraction of warm-up steps (paper 4: 10 of 120 epochs)")
+    alpha: float = arg(0.5, "a, weight of L_dis (eq 12; paper 4: 0.5)")
+    beta: float = arg(0.5, "b, weight of L_attr (eq 12; paper 4: 0.5)")
+    lambda_cent: float = arg(5e-4, "weight of L_cent (eq 12 has 1; BoT's 5e-4, see docs)")
+    m1: float = arg(0.1, "margin m1 of L_v (eq 10; paper 4: 0.1)")
+    m2: float = arg(0.1, "margin m2 of L_c (eq 10; paper 4: 0.1)")
+    subspaces: int = arg(4, "V, subspaces of the hyper-network (paper 4.2, Fig 4a: 4)")
+    eps: float = arg(0.1, "label smoothing of L_ce")
+    margin: float = arg(0.3, "triplet margin")
+    dis: bool = arg(True, "Table 4: disentanglement L_dis (global-local + domain classifier)")
+    ws: bool = arg(True, "Table 5: the parameter-discrepancy term L_ws inside L_dis")
+    aug: bool = arg(True, "Table 4: cross-domain style expansion + fusion (f_aug)")
+    attr: bool = arg(True, "Table 4: subspace hyper-network + L_attr")
+    expansion: str = arg("elastic", "Table 6: elastic (eq 7) | determined (no noise)",
+                         choices=("elastic", "determined"))
+    meta: bool = arg(True, "meta-learning over the sources (3.5); --no-meta: plain steps")
+    meta_lr: float = arg(0.01, "inner step size eta (paper: initial lr 0.01)")
+    first_order: bool = arg(False, "first-order meta gradient (drops the Hessian term)")
+    holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout): train on the other "
+                       "sources, test on this source's held-out identities; -1: off")
+
+
+class CDVMStage(nn.Module):
+    """A backbone stage whose last block becomes a global-local block, with the stage's domain
+    classifier, style expansion + fusion and subspace hyper-network (steps 3-6)."""
+
+    def __init__(self, stage: nn.Module, *, num_domains: int, cfg: Config) -> None:
+        super().__init__()
+        blocks = list(stage) if isinstance(stage, nn.Sequential) else [stage]
+        self.head, last = nn.Sequential(*blocks[:-1]), blocks[-1]
+        c = [m for m in last.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
+        self.cfg, self.num_domains = cfg, num_domains
+        self.gl = self.block = self.grl = self.dom_cls = self.style = self.fuse = self.hyper = None
+        if cfg.dis or cfg.aug:  # global = the backbone's block; locals: copies, re-initialised
+            copies = [copy.deepcopy(last) for _ in range(num_domains)]
+            for m in (m for c in copies for m in c.modules() if m is not c):
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()  # same structure, different initialisation (eq 1)
+            self.gl = layers.GlobalLocalBlock(make_block=iter([last, *copies]).__next__,
+                                              num_domains=num_domains)
+        else:
+            self.block = last
+        if cfg.dis:
+            self.grl = layers.GradientReversal(schedule=layers.DannSchedule(max_steps=cfg.steps))
+            self.dom_cls = nn.Sequential(nn.Linear(c, 64), nn.ReLU(), nn.Linear(64, num_domains))
+        if cfg.aug:
+            self.style = layers.CrossDomainStyle(num_domains=num_domains)
+            self.fuse = layers.StyleFusion(channels=c)
+        if cfg.attr:
+            self.hyper = layers.SubspaceHypernet(channels=c, groups=cfg.subspaces)
+
+    def forward(self, x: Tensor, domains: Tensor | None, aux: list) -> Tensor:
+        x = self.head(x)
+        f, spe = ((self.block(x), None) if self.gl is None                     # 3. eq 1
+                  else self.gl(x, domains if self.training else None))  # eval: mean of locals
+        inv_logits = spe_logits = w = None
+        if self.dom_cls is not None and self.training:                        # 4. eq 3, 4
+            inv_logits = self.dom_cls(self.grl(f.mean((2, 3))))
+            spe_logits = self.dom_cls(spe.mean((2, 3)))
+        if self.style is not None:                                             # 5. eq 6-9
+            if self.training and self.cfg.expansion == "determined":
+                zero = spe.new_zeros(self.num_domains, spe.shape[1])
+                sty = DF.cross_domain_style(spe, domains, zero, zero, num_domains=self.num_domains)
+            else:
+                sty = self.style(spe, domains)  # eval: identity (no re-styling)
+            f = self.fuse(f, sty)
+        if self.hyper is not None:                                             # 6. 3.4
+            f, w = self.hyper(f)
+        aux.append((inv_logits, spe_logits, w))
+        return f
+
+
+class CDVM(nn.Module):
+    """Backbone with CDVM stages + BNNeck; eval mode returns the retrieval feature f_bn."""
+
+    def __init__(self, backbone: nn.Module, num_ids: int, num_domains: int, cfg: Config) -> None:
+        super().__init__()
+        self.backbone, self.cfg = backbone, cfg
+        for name, _ in named_stages(backbone) if cfg.dis or cfg.aug or cfg.attr else ():
+            replace_stage(backbone, name, lambda old: CDVMStage(old, num_domains=num_domains,
+                                                                cfg=cfg))
+        self.neck = layers.BNNeck(dim=backbone.out_channels, num_classes=num_ids)
+        self.ws = losses.ParameterCosine()
+
+    def forward(self, x: Tensor, domains: Tensor | None = None):
+        b, aux = self.backbone, []
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x * 2.0 - 1.0))))  # ResNet stem (not a stage)
+        for _, stage in named_stages(b):
+            x = stage(x, domains, aux) if isinstance(stage, CDVMStage) else stage(x)
+        out = self.neck(b.pool(x).flatten(1))                                  # 7.
+        if not self.training:
+            return out
+        pairs = [p for m in b.modules() if isinstance(m, layers.GlobalLocalBlock)
+                 for p in m.branch_pairs()] if self.cfg.dis and self.cfg.ws else []
+        return out, aux, self.ws(pairs) if pairs else out.logits.new_zeros(())  # eq 2
+
+
+class Objective(nn.Module):
+    """Step 8 as a module, so the meta step can evaluate it at theta and theta' (functional_call
+    swaps the parameters of the model *and* of the centre loss). The whole batch is forwarded
+    (per-domain style moments and BN see every source); eq 12 is taken on the ``mask`` samples."""
+
+    def __init__(self, model: CDVM, num_ids: int, cfg: Config) -> None:
+        super().__init__()
+        self.model, self.cfg, self.logs = model, cfg, {}
+        self.ce = losses.LabelSmoothingCE(eps=cfg.eps)
+        self.tri = losses.TripletLoss(margin=cfg.margin)
+        self.cent = losses.CenterLoss(num_classes=num_ids, dim=model.neck.dim)
+        self.l_v, self.l_c = losses.SubspaceDiversity(m1=cfg.m1), losses.SubspaceConsistency(m2=cfg.m2)
+
+    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, mask: Tensor) -> Tensor:
+        cfg = self.cfg
+        out, aux, l_ws = self.model(x, dom)
+        y, d = pid[mask], dom[mask]
+        l_ce = self.ce(out.logits[mask], y)
+        l_tri = self.tri(out.feat_pre_bn[mask], y)
+        l_cent = self.cent(out.feat_pre_bn[mask], y)
+        zero = l_ce * 0
+        inv = [F.cross_entropy(z[mask], d) for z, _, _ in aux if z is not None]   # eq 3
+        spe = [F.cross_entropy(z[mask], d) for _, z, _ in aux if z is not None]   # eq 4
+        l_inv, l_spe = (sum(v) / len(v) if v else zero for v in (inv, spe))
+        l_dis = l_ws + l_inv + l_spe                                           # eq 5
+        attr = [self.l_v(w[mask]) + self.l_c(w[mask]) for _, _, w in aux if w is not None]
+        l_attr = sum(attr) / len(attr) if attr else zero                       # eq 11
+        self.logs = dict(l_ce=l_ce, l_tri=l_tri, l_cent=l_cent, l_ws=l_ws, l_inv=l_inv,
+                         l_spe=l_spe, l_attr=l_attr)
+        return l_ce + l_tri + cfg.lambda_cent * l_cent + cfg.alpha * l_dis + cfg.beta * l_attr
+
+
+def train_step(objective, batch, *, augment, splitter, meta, opt, sched, cfg) -> dict:
+    x, pid, _cam, dom, _ts = batch                                             # 1.
+    x, logs = augment(x), {}
+    fn = module_loss(objective, lambda call, b: call(*b))
+    if cfg.meta:
+        tr, te = MetaDomainSplitter.masks(dom, splitter.next())                # 2.
+        out = meta(fn, module_params(objective), (x, pid, dom, tr), (x, pid, dom, te),
+                   inner_lr=cfg.meta_lr * sched.get_last_lr()[0] / cfg.lr)     # 3.-9.
+        loss, logs = out.loss, {"l_mtr": out.meta_train.detach(), "l_mte": out.meta_test.detach()}
+    else:
+        loss = objective(x, pid, dom, torch.ones_like(dom, dtype=torch.bool))  # 3.-8.
+    opt.zero_grad(set_to_none=True)                                            # 10.
+    loss.backward()
+    opt.step()
+    sched.step()
+    for m in objective.modules():
+        if isinstance(m, layers.GradientReversal):
+            m.step()                                                           #    GRL schedule
+    logs |= {k: v.detach() for k, v in objective.logs.items()}
+    return {"loss": loss.detach(), **logs, "lr": sched.get_last_lr()[0]}
+
+
+def main(argv=None) -> dict:
+    cfg, run = setup(Config, argv, name="cdvm", description=__doc__)
+    bench = run.benchmark()
+    if cfg.holdout >= 0:
+        bench = run.bench = hold_out_source(bench, cfg.holdout)  # Protocol-2/3 layout
+    if bench.task != "reid" or bench.num_domains < 2:
+        raise ValueError(f"--data: cdvm needs a ReID benchmark with >= 2 source domains, got "
+                         f"{bench.task} with {bench.num_domains}")
+    batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="domain",
+                          num_instances=cfg.num_instances)
+    backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
+                if cfg.backbone == "resnet_small" else make_backbone(cfg, bench))
+    if cfg.pretrained:  # before the stage surgery (dgblocks.backbones.stages)
+        run.print(load_pretrained(backbone, torch.load(cfg.pretrained, weights_only=True)))
+    model = CDVM(backbone, bench.num_ids, bench.num_domains, cfg)
+    objective = Objective(model, bench.num_ids, cfg).to(run.device)
+    opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
+    splitter = MetaDomainSplitter(num_domains=bench.num_domains, seed=run.args.seed)
+    run.register(objective=objective, opt=opt, sched=sched, meta_split=splitter.generator)
+    size = bench.train.images.shape[-2:] if bench.train.images is not None else None
+    augment = train_transform(tuple(size or bench.train.image_size), erase=0.5)
+    meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order)
+    objective.train()
+    for _step, batch in run.steps(batches, total=cfg.steps):
+        logs = train_step(objective, batch, augment=augment, splitter=splitter, meta=meta,
+                          opt=opt, sched=sched, cfg=cfg)
+        run.log(**logs)
+
+    model.eval()
+    parts = "+".join(n for n in ("dis", "aug", "attr") if getattr(cfg, n)) or "baseline"
+    return run.finish(encode=model, extra={"holdout": cfg.holdout}, title=f"CDVM ({parts}, "
+                      f"{cfg.expansion}, {'meta' if cfg.meta else 'no meta'})")
+
+
+if __name__ == "__main__":
+    main()
