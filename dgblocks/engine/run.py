@@ -72,8 +72,6 @@ class Run:
         seed_everything(args.seed, deterministic=args.deterministic, threads=args.threads)
         self.out = Path(args.out or f"runs/{name}/results.json")
         self.ckpt_path = self.out.with_suffix(".ckpt.pt")
-        self.logger = MetricsLogger(self.out.with_suffix(".metrics.jsonl") if self.is_main
-                                    else None)
         self.state: dict[str, Any] = {}
         self.objects: dict[str, Any] = {}
         self.done_phases: dict[str, int] = {}
@@ -84,6 +82,10 @@ class Run:
         if self.is_main:
             for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
+        metrics_file = self.out.with_suffix(".metrics.jsonl")
+        if self.is_main and not args.resume and metrics_file.exists():
+            metrics_file.unlink()  # a fresh run starts a fresh log
+        self.logger = MetricsLogger(metrics_file if self.is_main else None)
         if args.resume:
             path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
             if path.exists() or args.resume != "auto":
