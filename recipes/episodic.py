@@ -3,7 +3,7 @@
 Reassembles "Learning Domain-Invariant Features for Domain Generalized Person Re-ID by
 episodic learning" (seed 003; SPEC section 2 "episodic"). Algorithm 1:
 
-Stage 1 (pretraining; :func:`stage1`, cached on disk):
+Stage 1 (pretraining; :func:`triplet_trained`, cached on disk):
     1. for each source domain D_d: train an extractor F_d on D_d alone with the batch-hard
        triplet loss (section III-B); freeze it.
 Stage 2 (episodic training; :func:`train_step`), per step:
@@ -14,7 +14,8 @@ Stage 2 (episodic training; :func:`train_step`), per step:
        (eq 1);
     6. L_tri = batch-hard triplet on v_{i->j} (eqs 2-4; hardest positive / negative);
     7. L_cls = label-smoothed CE of C(E(F(x'))) on a P x K batch x' from all sources (eq 5);
-    8. L_total = L_cls + 0.2 L_tri + 0.01 L_consis (eq 6); SGD step on F, E, C.
+    8. L_total = L_cls + 0.2 L_tri + 0.01 L_consis (eq 6); optimiser step on F, E, C
+       (Adam by default; ``--optimizer sgd`` is the paper's).
 Test: E(F(x)) with Euclidean distance on the unseen targets.
 Table IV: ``--method baseline`` (F + E + C with L_cls only) and ``--method dann`` (baseline +
 a domain classifier on E(F(x)) behind gradient reversal). Table V: ``--no-triplet``,
@@ -38,14 +39,9 @@ from torch import nn
 
 from dgblocks.backbones import MobileNetV2
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import (
-    arg,
-    derive_seed,
-    load_checkpoint,
-    save_checkpoint,
-    seed_everything,
-    setup,
-)
+from dgblocks.engine import arg, setup
+from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
+from dgblocks.engine.seeding import derive_seed, seed_everything
 from dgblocks.layers import DannSchedule, GradientReversal
 from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
 
@@ -61,16 +57,18 @@ class Config:
     lambda_dom: float = arg(0.1, "weight of the DANN domain CE (not in the paper)")
     feat_dim: int = arg(256, "output size of every extractor (F and the F_d): E's input")
     emb_dim: int = arg(256, "size of E's output v, the retrieval feature")
-    width: float = arg(0.5, "MobileNetV2 width of the global extractor F")
+    width: float = arg(0.35, "MobileNetV2 width of the global extractor F")
     ext_width: float = arg(0.25, "MobileNetV2 width of the per-domain extractors F_d")
-    stage1_steps: int = arg(60, "stage-1 triplet steps per source domain", smoke=4)
+    stage1_steps: int = arg(40, "stage-1 triplet steps per source domain", smoke=4)
+    init_steps: int = arg(60, "triplet steps on all sources that initialise F (stand-in for "
+                          "the paper's ImageNet weights; 0: from scratch)", smoke=2)
     stage1_lr: float = arg(1e-3, "stage-1 Adam learning rate")
     stage1_cache: str = arg("runs/episodic/stage1", "folder of the cached stage-1 extractors")
     steps: int = arg(200, "stage-2 episodes", smoke=6)
-    batch_size: int = arg(32, "P x K images per batch (episode batch and global batch)",
-                          smoke=16)
+    batch_size: int = arg(32, "P x K images of the episode batch and the global batch", smoke=16)
     num_instances: int = arg(4, "K images per identity")
-    lr: float = arg(0.01, "SGD learning rate (section IV-B), x0.1 after 2/3 of the steps")
+    optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
+    lr: float = arg(1e-3, "learning rate (IV-B: SGD 0.01), x0.1 after 2/3 of the steps (IV-B)")
     momentum: float = arg(0.9, "SGD momentum")
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.1, "label smoothing of L_cls (section IV-B)")
@@ -109,12 +107,14 @@ class Episodic(nn.Module):
 
 
 def stage1_key(cfg: Config, run, d: int) -> str:
-    """Cache key: every setting that determines F_d (config, seed, data, domain)."""
+    """Cache key of F_d (d = -1: the initial F): every setting that determines it."""
     a = run.args
     key = {f: getattr(cfg, f) for f in STAGE1_FIELDS} | {
         "seed": a.seed, "data": a.data, "data_root": a.data_root, "protocol": a.protocol,
-        "smoke": a.smoke, "domain": d, "domain_name": run.bench.domain_names[d],
-        "train": len(run.bench.train)}
+        "smoke": a.smoke, "domain": d, "train": len(run.bench.train),
+        "domain_name": run.bench.domain_names[d] if d >= 0 else "all"}
+    if d < 0:  # F's initialisation: its own width and length, not stage 1's
+        key |= {"ext_width": cfg.width, "stage1_steps": cfg.init_steps}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -124,36 +124,35 @@ def domain_subsets(train):
             for d in range(int(train.domains.max()) + 1)]
 
 
-def stage1(cfg: Config, run, subsets, augment) -> list[nn.Module]:
-    """Step 1: one triplet-trained extractor per domain, loaded from the cache when present."""
-    extractors, triplet = [], TripletLoss(margin=cfg.margin)
-    for d, ds in enumerate(subsets):
-        path = Path(cfg.stage1_cache) / f"F{d}-{stage1_key(cfg, run, d)}.pt"
-        torch.manual_seed(derive_seed(run.args.seed, 1, d))
-        net = extractor(cfg.ext_width, cfg.feat_dim).to(run.device)
-        if path.exists():
-            net.load_state_dict(load_checkpoint(path, map_location=run.device)["model"])
-            run.print(f"stage 1: F_{d} loaded from {path}")
-        else:
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.stage1_lr,
-                                   weight_decay=cfg.weight_decay)
-            batches = run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
-                                  num_instances=cfg.num_instances)
-            net.train()
-            for s in range(cfg.stage1_steps):
-                x, pid, *_ = (t.to(run.device) for t in next(batches))
-                loss = triplet(net(augment(x) * 2.0 - 1.0), pid)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if s % run.args.log_every == 0 or s == cfg.stage1_steps - 1:
-                    run.logger.log(s, f"stage1-F{d}", l_tri=loss.detach())
-            if run.is_main:
-                save_checkpoint(path, {"model": net.state_dict(), "key": stage1_key(cfg, run, d)})
-            run.print(f"stage 1: F_{d} trained ({cfg.stage1_steps} steps), cached at {path}")
-        net.eval().requires_grad_(False)  # frozen: BN statistics and weights stay fixed
-        extractors.append(net)
-    return extractors
+def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
+    """Step 1: an extractor trained on ``ds`` with the batch-hard triplet loss, cached on disk
+    (F_d for d >= 0; d = -1: the initial F on all sources)."""
+    width, steps = (cfg.ext_width, cfg.stage1_steps) if d >= 0 else (cfg.width, cfg.init_steps)
+    name = f"F_{d}" if d >= 0 else "initial F"
+    path = Path(cfg.stage1_cache) / f"F{d if d >= 0 else 'init'}-{stage1_key(cfg, run, d)}.pt"
+    torch.manual_seed(derive_seed(run.args.seed, 1, d))
+    net = extractor(width, cfg.feat_dim).to(run.device)
+    if path.exists():
+        net.load_state_dict(load_checkpoint(path, map_location=run.device)["model"])
+        run.print(f"stage 1: {name} loaded from {path}")
+        return net
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.stage1_lr, weight_decay=cfg.weight_decay)
+    batches = run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
+                          num_instances=cfg.num_instances)
+    triplet = TripletLoss(margin=cfg.margin)
+    net.train()
+    for s in range(steps):
+        x, pid, *_ = (t.to(run.device) for t in next(batches))
+        loss = triplet(net(augment(x) * 2.0 - 1.0), pid)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if s % run.args.log_every == 0 or s == steps - 1:
+            run.logger.log(s, f"stage1-F{d}", l_tri=loss.detach())
+    if run.is_main:
+        save_checkpoint(path, {"model": net.state_dict(), "key": stage1_key(cfg, run, d)})
+    run.print(f"stage 1: {name} trained ({steps} steps), cached at {path}")
+    return net
 
 
 def sample_episode(num_domains: int, g: torch.Generator) -> tuple[int, int, int]:
@@ -189,7 +188,7 @@ def train_step(model, extractors, batch, episode, *, augment, losses, opt, sched
             l_tri = triplet(v_j, pid_i)                      # 6. eqs 2-4, batch-hard
             loss = loss + cfg.lambda_tri * l_tri
             logs["l_tri"] = l_tri.detach()
-    opt.zero_grad(set_to_none=True)                          # 8. L_total, SGD on F, E, C
+    opt.zero_grad(set_to_none=True)                          # 8. L_total; step on F, E, C
     loss.backward()
     opt.step()
     sched.step()
@@ -207,12 +206,18 @@ def main(argv=None) -> dict:
     augment = train_transform(size)
     subsets = domain_subsets(bench.train)
     episodic = cfg.method == "episodic" and (cfg.triplet or cfg.consistency)
-    extractors = stage1(cfg, run, subsets, augment) if episodic else []
-    seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # stage 2 same with or without cache
+    extractors = [triplet_trained(cfg, run, ds, d, augment).eval().requires_grad_(False)
+                  for d, ds in enumerate(subsets)] if episodic else []  # 1. frozen F_d
 
+    f_init = triplet_trained(cfg, run, bench.train, -1, augment) if cfg.init_steps else None
+    seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # same with or without the cache
     model = Episodic(cfg, bench.num_ids, bench.num_domains).to(run.device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    if f_init is not None:  # every method starts from the same F (Table IV is fair)
+        model.F.load_state_dict(f_init.state_dict())
+    opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+           if cfg.optimizer == "adam" else
+           torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2 * cfg.steps // 3], gamma=0.1)
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)

@@ -35,7 +35,7 @@ def test_smoke_run_and_stage1_cache(tmp_path, capsys):
     first = _run(tmp_path)
     assert set(first["metrics"]) == set(first["targets"]) and first["variant"] == "episodic"
     cached = sorted((tmp_path / "cache").glob("F*.pt"))
-    assert len(cached) == 2                                   # one extractor per source domain
+    assert len(cached) == 3                             # one F_d per source domain + initial F
     again = _run(tmp_path)                                    # stage 2 alone, from the cache
     assert "loaded from" in capsys.readouterr().out
     assert again["metrics"] == first["metrics"]               # cache hit == fresh stage 1
@@ -60,7 +60,8 @@ class _Run:  # the attributes stage1_key reads
 def test_cache_key_follows_stage1_config_and_seed():
     cfg, args, bench = _setup([])
     key = ep.stage1_key(cfg, _Run(cfg, args, bench), 0)
-    assert key != ep.stage1_key(cfg, _Run(cfg, args, bench), 1)
+    init = ep.stage1_key(cfg, _Run(cfg, args, bench), -1)
+    assert len({key, init, ep.stage1_key(cfg, _Run(cfg, args, bench), 1)}) == 3
     for flags in (["--stage1-steps", "5"], ["--ext-width", "0.35"], ["--margin", "0.5"],
                   ["--seed", "1"], ["--feat-dim", "16"]):
         c, a, _ = _setup(flags)
@@ -68,6 +69,10 @@ def test_cache_key_follows_stage1_config_and_seed():
     for flags in (["--lr", "0.1"], ["--steps", "9"], ["--no-consistency"], ["--method", "dann"]):
         c, a, _ = _setup(flags)
         assert ep.stage1_key(c, _Run(c, a, bench), 0) == key, flags  # stage 2 only: reused
+    for flags in (["--width", "0.5"], ["--init-steps", "7"]):  # F's init, not the F_d
+        c, a, _ = _setup(flags)
+        assert ep.stage1_key(c, _Run(c, a, bench), -1) != init, flags
+        assert ep.stage1_key(c, _Run(c, a, bench), 0) == key, flags
 
 
 def _step(flags, extractors=None):
@@ -156,11 +161,11 @@ def test_protocol1_through_the_loaders(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "build_benchmark", trimmed)
     out = _protocol1(tmp_path)
     assert out["targets"] == ["ilids"] and out["benchmark"] == "protocol1"
-    assert len(list((tmp_path / "cache").glob("F*.pt"))) == 4
+    assert len(list((tmp_path / "cache").glob("F[0-9]-*.pt"))) == 4
 
 
 @pytest.mark.slow
 def test_protocol1_end_to_end_on_fake_tree(tmp_path):
     out = _protocol1(tmp_path)
     assert out["targets"] == ["prid2011", "grid", "viper", "ilids"]
-    assert len(list((tmp_path / "cache").glob("F*.pt"))) == 4
+    assert len(list((tmp_path / "cache").glob("F[0-9]-*.pt"))) == 4
