@@ -144,3 +144,16 @@ def test_torchrun_two_cpu_processes(tmp_path, reference):
     avg1 = sum(m["mAP"] for m in m1.values()) / len(m1)
     avg2 = sum(m["mAP"] for m in res["metrics"].values()) / len(m1)
     assert abs(avg1 - avg2) <= 30.0
+
+
+def test_digits_classification_in_process(tmp_path):
+    sys.path.insert(0, str(ROOT / "recipes"))
+    try:
+        import baseline
+    finally:
+        sys.path.remove(str(ROOT / "recipes"))
+    res = baseline.main(["--data", "digits", "--smoke", "--no-plots", "--threads", "1",
+                         "--out", str(tmp_path / "d.json")])
+    assert res["task"] == "classification" and set(res["metrics"]) == {"rot75"}
+    assert 0 <= res["metrics"]["rot75"]["acc"] <= 100
+    assert json.loads((tmp_path / "d.json").read_text())["summary"]["average"]["acc"] >= 0
