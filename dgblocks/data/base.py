@@ -9,7 +9,8 @@ image a float32 tensor in ``[0, 1]`` of shape ``(C, H, W)``, after the optional 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,23 @@ from torch.utils.data import Dataset
 
 from dgblocks._checks import ShapeError, check_choice
 
-__all__ = ["ReIDDataset", "TargetDomain", "Benchmark", "load_image"]
+__all__ = ["ReIDDataset", "TargetDomain", "Benchmark", "load_image", "few_threads"]
+
+
+@contextlib.contextmanager
+def few_threads(num_elements: int, *, threshold: int = 1 << 21) -> Iterator[None]:
+    """Run with one intra-op thread when the work is tiny (smoke-sized benchmarks).
+
+    On small tensors torch's thread pool costs more than it gives, badly so on a busy
+    machine; results do not depend on the thread count.
+    """
+    threads = torch.get_num_threads()
+    if num_elements < threshold:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load_image(path: str, size: tuple[int, int] | None = None) -> Tensor:
@@ -51,7 +68,8 @@ class ReIDDataset(Dataset):
     Args:
         images: ``uint8`` tensor ``(N, C, H, W)`` held in memory, or ``None`` with ``paths``.
         paths: image files (decoded lazily with Pillow) when ``images`` is ``None``.
-        pids, camids: identity and camera labels.
+        pids: identity label per image.
+        camids: camera label per image.
         domains: domain index per image (default 0).
         timestamps: integer timestamp per image, ``-1`` where unknown (default).
         transform: callable applied to the float image tensor.

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dgblocks._checks import ValueRangeError, check_int
-from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain
+from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain, few_threads
 
 __all__ = ["rotated_digits", "rotate_images", "SOURCE_ANGLES", "TARGET_ANGLES"]
 
@@ -47,13 +47,26 @@ def rotate_images(images: Tensor, degrees: float) -> Tensor:
 
 
 def _load_digits() -> tuple[Tensor, Tensor]:
-    try:
+    """scikit-learn's bundled ``digits.csv.gz`` (read directly: importing sklearn is slow)."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise ImportError("rotated_digits needs scikit-learn (pip install dgblocks[data])")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    if path.exists():
+        data = np.loadtxt(path, delimiter=",")
+        images, target = data[:, :-1].reshape(-1, 8, 8), data[:, -1]
+    else:  # pragma: no cover - a future sklearn layout
         from sklearn.datasets import load_digits
-    except ImportError as e:  # pragma: no cover - optional dependency
-        raise ImportError("rotated_digits needs scikit-learn (pip install dgblocks[data])") from e
-    d = load_digits()
-    x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
-    return x, torch.as_tensor(d.target, dtype=torch.long)
+
+        d = load_digits()
+        images, target = d.images, d.target
+    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    return x, torch.as_tensor(target, dtype=torch.long)
 
 
 def _to28(x: Tensor) -> Tensor:
@@ -89,6 +102,11 @@ def rotated_digits(*, seed: int = 0, per_class: int = 100, smoke: bool = False,
     """
     if smoke:
         per_class, val_per_class = 10, 10
+    with few_threads(per_class * 10 * 784 * 12):
+        return _build(seed, per_class, val_per_class)
+
+
+def _build(seed: int, per_class: int, val_per_class: int) -> Benchmark:
     check_int(per_class, name="per_class", minimum=1)
     check_int(val_per_class, name="val_per_class", minimum=0)
     x, y = _load_digits()

@@ -108,12 +108,13 @@ class RandomIdentitySampler(_BatchSampler):
         num_instances: K.
         num_batches: batches per epoch (default ``N // batch_size``).
         generator: torch generator; else ``seed + epoch``.
-        num_replicas, rank: distributed sharding (default: from the process group).
+        num_replicas: distributed world size (default: from the process group, else 1).
+        rank: this process's rank (default: from the process group, else 0).
 
     Example:
         >>> s = RandomIdentitySampler(torch.arange(8) // 2, batch_size=4, num_instances=2)
-        >>> [len(set(b)) for b in s]
-        [4, 4]
+        >>> tuple(len(set(b)) for b in s)
+        (4, 4)
     """
 
     def __init__(self, pids: Any, *, batch_size: int = 64, num_instances: int = 4,
@@ -149,8 +150,8 @@ class DomainBalancedSampler(_BatchSampler):
     Example:
         >>> pids, doms = torch.arange(16) // 2, torch.arange(16) // 8
         >>> s = DomainBalancedSampler(pids, doms, batch_size=8, num_instances=2)
-        >>> [int((doms[b] == 0).sum()) for b in s]
-        [4, 4]
+        >>> tuple(int((doms[b] == 0).sum()) for b in s)
+        (4, 4)
     """
 
     def __init__(self, pids: Any, domains: Any, *, batch_size: int = 64, num_instances: int = 4,
@@ -194,8 +195,8 @@ class DatasetBalancedSampler(_BatchSampler):
     Example:
         >>> doms = torch.tensor([0] * 10 + [1] * 2)
         >>> s = DatasetBalancedSampler(doms, batch_size=4)
-        >>> [int((doms[b] == 1).sum()) for b in s]
-        [2, 2, 2]
+        >>> tuple(int((doms[b] == 1).sum()) for b in s)
+        (2, 2, 2)
     """
 
     def __init__(self, domains: Any, *, batch_size: int = 64, num_batches: int | None = None,

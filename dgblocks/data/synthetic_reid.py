@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import ValueRangeError, check_int, check_probability
-from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain
+from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain, few_threads
 from dgblocks.data.synthetic_render import render_batch
 from dgblocks.data.synthetic_styles import (
     PERIOD_GAIN,
@@ -192,6 +192,18 @@ def synthetic_reid(config: SyntheticReIDConfig | None = None, *, seed: int = 0,
     cfg = config or (SyntheticReIDConfig.smoke() if smoke else SyntheticReIDConfig())
     if image_size is not None:
         cfg = replace(cfg, image_size=tuple(image_size))
+    with few_threads(_num_pixels(cfg)):
+        return _build(cfg, seed)
+
+
+def _num_pixels(cfg: SyntheticReIDConfig) -> int:
+    per_domain = 2 * cfg.eval_ids + cfg.distractors
+    n = cfg.num_sources * (cfg.train_ids * cfg.images_per_id + per_domain)
+    n += cfg.num_targets * per_domain
+    return n * cfg.image_size[0] * cfg.image_size[1]
+
+
+def _build(cfg: SyntheticReIDConfig, seed: int) -> Benchmark:
     raw = generate_synthetic(cfg, seed)
     # global pids: training ids 0..S*train_ids-1 (disjoint per source), then the rest
     is_train = raw["role"] == 0

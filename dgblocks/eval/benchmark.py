@@ -136,8 +136,8 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
         >>> from dgblocks.data import build_benchmark
         >>> b = build_benchmark("synthetic", smoke=True)
         >>> res = evaluate_benchmark(lambda x: x.flatten(1), b.targets, progress=False)
-        >>> sorted(res[b.targets[0].name])[:3]
-        ['R1', 'R10', 'R10_std']
+        >>> tuple(sorted(res[b.targets[0].name]))[:3]
+        ('R1', 'R10', 'R10_std')
     """
     out = {}
     for t in targets:

@@ -107,8 +107,10 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
 
     Args:
         distmat: distances (smaller = more similar), NumPy or torch, CPU or CUDA.
-        q_pids, g_pids: identity labels of queries and gallery items (integers).
-        q_camids, g_camids: camera labels.
+        q_pids: identity labels of the queries (integers).
+        g_pids: identity labels of the gallery items.
+        q_camids: camera labels of the queries.
+        g_camids: camera labels of the gallery items.
         max_rank: length of the CMC curve.
         ap_mode: ``"step"`` (mean precision at each match) or ``"trapezoid"`` (Market MATLAB).
         invalid_query: ``"skip"`` or ``"zero"``.
