@@ -1,6 +1,6 @@
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dgblocks.functional as DF
@@ -26,6 +26,7 @@ def sizes():
 
 
 # --- reference -------------------------------------------------------------------------------
+@settings(max_examples=20)  # a Python loop over B x K pairs
 @given(seed=seeds, bk=sizes(), strategy=st.sampled_from(STRATS))
 def test_matches_naive_reference(seed, bk, strategy):
     b, k = bk
