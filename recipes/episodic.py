@@ -10,20 +10,17 @@ Stage 2 (episodic training; :func:`train_step`), per step:
     2. sample three domains i, j, k (distinct when there are >= 3 sources);
     3. draw a P x K batch from D_i (anchors; positives and negatives are mined in it);
     4. v~_{i->j} = F_j(x), v~_{i->k} = F_k(x) with the frozen extractors (no gradient);
-    5. v_{i->j} = E(v~_{i->j}), v_{i->k} = E(v~_{i->k}); L_consis = mean ||v_{i->j} - v_{i->k}||
-       (eq 1);
+    5. v_{i->j}, v_{i->k} = E(v~_{i->j}), E(v~_{i->k}); L_consis = mean ||v_{i->j} - v_{i->k}||;
     6. L_tri = batch-hard triplet on v_{i->j} (eqs 2-4; hardest positive / negative);
     7. L_cls = label-smoothed CE of C(E(F(x'))) on a P x K batch x' from all sources (eq 5);
     8. L_total = L_cls + 0.2 L_tri + 0.01 L_consis (eq 6); optimiser step on F, E, C
        (Adam by default; ``--optimizer sgd`` is the paper's).
 Test: E(F(x)) with Euclidean distance on the unseen targets.
-Table IV: ``--method baseline`` (F + E + C with L_cls only) and ``--method dann`` (baseline +
-a domain classifier on E(F(x)) behind gradient reversal). Table V: ``--no-triplet``,
-``--no-consistency``.
+Table IV: ``--method baseline`` (L_cls only), ``--method dann`` (+ a domain classifier on
+E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency``.
 
     python recipes/episodic.py --smoke                       # seconds
     python recipes/episodic.py                               # synthetic benchmark, < 4 min
-    python recipes/episodic.py --method dann                 # Table IV, DANN row
     python recipes/episodic.py --data real --data-root DIR --protocol protocol1
 """
 
@@ -37,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dgblocks.backbones import MobileNetV2
+from dgblocks.backbones import DigitsCNN, MobileNetV2
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -57,14 +54,16 @@ class Config:
     lambda_dom: float = arg(0.1, "weight of the DANN domain CE (not in the paper)")
     feat_dim: int = arg(256, "output size of every extractor (F and the F_d): E's input")
     emb_dim: int = arg(256, "size of E's output v, the retrieval feature")
+    backbone: str = arg("cnn", "cnn (DigitsCNN) | mobilenetv2 (at chance at this budget)",
+                        choices=("cnn", "mobilenetv2"))
     width: float = arg(0.35, "MobileNetV2 width of the global extractor F")
     ext_width: float = arg(0.25, "MobileNetV2 width of the per-domain extractors F_d")
-    stage1_steps: int = arg(40, "stage-1 triplet steps per source domain", smoke=4)
-    init_steps: int = arg(60, "triplet steps on all sources that initialise F (stand-in for "
+    stage1_steps: int = arg(30, "stage-1 triplet steps per source domain", smoke=4)
+    init_steps: int = arg(40, "triplet steps on all sources that initialise F (stand-in for "
                           "the paper's ImageNet weights; 0: from scratch)", smoke=2)
     stage1_lr: float = arg(1e-3, "stage-1 Adam learning rate")
     stage1_cache: str = arg("runs/episodic/stage1", "folder of the cached stage-1 extractors")
-    steps: int = arg(200, "stage-2 episodes", smoke=6)
+    steps: int = arg(150, "stage-2 episodes", smoke=6)
     batch_size: int = arg(32, "P x K images of the episode batch and the global batch", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
@@ -75,16 +74,17 @@ class Config:
     margin: float = arg(0.3, "triplet margin m (section IV-B)")
 
 
-STAGE1_FIELDS = ("feat_dim", "ext_width", "stage1_steps", "stage1_lr", "batch_size",
+STAGE1_FIELDS = ("backbone", "feat_dim", "ext_width", "stage1_steps", "stage1_lr", "batch_size",
                  "num_instances", "margin", "weight_decay")
 
 
-def extractor(width: float, feat_dim: int) -> nn.Module:
-    return MobileNetV2(width_mult=width, last_stride=1, last_channel=feat_dim)
+def extractor(cfg: Config, width: float, size: tuple[int, int]) -> nn.Module:
+    if cfg.backbone == "cnn":
+        return DigitsCNN(out_dim=cfg.feat_dim, in_channels=3, image_size=size)
+    return MobileNetV2(width_mult=width, last_stride=1, last_channel=cfg.feat_dim)
 
 
-def encoder(feat_dim: int, emb_dim: int) -> nn.Module:
-    """E: two FC layers with BatchNorm (section IV-B)."""
+def encoder(feat_dim: int, emb_dim: int) -> nn.Module:  # two FC layers with BN (IV-B)
     return nn.Sequential(nn.Linear(feat_dim, emb_dim), nn.BatchNorm1d(emb_dim), nn.ReLU(),
                          nn.Linear(emb_dim, emb_dim), nn.BatchNorm1d(emb_dim))
 
@@ -92,9 +92,9 @@ def encoder(feat_dim: int, emb_dim: int) -> nn.Module:
 class Episodic(nn.Module):
     """Global extractor F, encoder E, ID classifier C (and the DANN domain head)."""
 
-    def __init__(self, cfg: Config, num_ids: int, num_domains: int) -> None:
+    def __init__(self, cfg: Config, num_ids: int, num_domains: int, size=(64, 32)) -> None:
         super().__init__()
-        self.F = extractor(cfg.width, cfg.feat_dim)
+        self.F = extractor(cfg, cfg.width, size)
         self.E = encoder(cfg.feat_dim, cfg.emb_dim)
         self.C = nn.Linear(cfg.emb_dim, num_ids, bias=False)
         self.D = (nn.Sequential(GradientReversal(schedule=DannSchedule(max_steps=cfg.steps)),
@@ -131,7 +131,7 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
     name = f"F_{d}" if d >= 0 else "initial F"
     path = Path(cfg.stage1_cache) / f"F{d if d >= 0 else 'init'}-{stage1_key(cfg, run, d)}.pt"
     torch.manual_seed(derive_seed(run.args.seed, 1, d))
-    net = extractor(width, cfg.feat_dim).to(run.device)
+    net = extractor(cfg, width, tuple(ds[0][0].shape[-2:])).to(run.device)
     if path.exists():
         net.load_state_dict(load_checkpoint(path, map_location=run.device)["model"])
         run.print(f"stage 1: {name} loaded from {path}")
@@ -211,7 +211,7 @@ def main(argv=None) -> dict:
 
     f_init = triplet_trained(cfg, run, bench.train, -1, augment) if cfg.init_steps else None
     seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # same with or without the cache
-    model = Episodic(cfg, bench.num_ids, bench.num_domains).to(run.device)
+    model = Episodic(cfg, bench.num_ids, bench.num_domains, size).to(run.device)
     if f_init is not None:  # every method starts from the same F (Table IV is fair)
         model.F.load_state_dict(f_init.state_dict())
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -240,8 +240,8 @@ def main(argv=None) -> dict:
                              losses=losses, opt=opt, sched=sched, cfg=cfg))
 
     model.eval()
-    name = cfg.method if cfg.method != "episodic" else "episodic" + (
-        "" if cfg.triplet else " w/o L_tri") + ("" if cfg.consistency else " w/o L_consis")
+    name = cfg.method + ("" if cfg.triplet else " w/o L_tri") + ("" if cfg.consistency else
+                                                                 " w/o L_consis")
     return run.finish(encode=model, title=f"{name} on {bench.name}", extra={"variant": name})
 
 

@@ -80,7 +80,7 @@ def _step(flags, extractors=None):
     torch.manual_seed(0)
     model = ep.Episodic(cfg, bench.num_ids, bench.num_domains)
     if extractors is None:
-        extractors = [ep.extractor(cfg.ext_width, cfg.feat_dim).eval().requires_grad_(False)
+        extractors = [ep.extractor(cfg, cfg.ext_width, (64, 32)).eval().requires_grad_(False)
                       for _ in range(bench.num_domains)]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [1])
@@ -101,7 +101,7 @@ def _step(flags, extractors=None):
 
 def test_frozen_extractors_receive_no_gradient():
     cfg, _, bench = _setup([])
-    extractors = [ep.extractor(cfg.ext_width, cfg.feat_dim).eval().requires_grad_(False)
+    extractors = [ep.extractor(cfg, cfg.ext_width, (64, 32)).eval().requires_grad_(False)
                   for _ in range(bench.num_domains)]
     before = [{k: v.clone() for k, v in f.state_dict().items()} for f in extractors]
     model, extractors, logs = _step([], extractors)
