@@ -215,9 +215,9 @@ def main(argv=None) -> dict:
     bench = run.benchmark()
     if cfg.holdout >= 0:
         bench = run.bench = hold_out_source(bench, cfg.holdout)  # Protocol-2/3 layout
-    if bench.task != "reid" or bench.num_domains < 2:
-        raise ValueError(f"--data: cdvm needs a ReID benchmark with >= 2 source domains, got "
-                         f"{bench.task} with {bench.num_domains}")
+    if bench.task != "reid" or bench.num_domains < 2 or run.dist.world_size > 1:  # no DDP
+        raise ValueError(f"cdvm needs 1 process, a ReID benchmark with >= 2 source domains; got"
+                         f" {run.dist.world_size}, {bench.task} with {bench.num_domains}")
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="domain",
                           num_instances=cfg.num_instances)
     backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
