@@ -52,24 +52,25 @@ def _ranks_from_counts(counts: Tensor, width: int, n_match: Tensor) -> tuple[Ten
 def _lower_bound(md: Tensor, rows: Tensor, vals: Tensor) -> Tensor:
     """Per element, the number of entries of the sorted row ``md[rows]`` that are < ``vals``.
 
-    A branch-free binary search on flat gathers: ``ceil(log2(S + 1))`` steps over the elements.
+    A branch-free binary search on flat gathers over rows padded with ``+inf`` to a power of
+    two, so no bounds check is needed: ``log2(width)`` steps of gather, compare, add.
     """
     S = md.shape[1]
-    flat = md.reshape(-1)
-    base = rows * S
-    lo = torch.zeros_like(rows)
-    step = 1 << max(0, S.bit_length() - 1)
+    width = 1 << S.bit_length()  # > S: at least one +inf pad column
+    pad = torch.full((md.shape[0], width - S), float("inf"), dtype=md.dtype, device=md.device)
+    flat = torch.cat([md, pad], 1).reshape(-1)
+    base = rows * width
+    ptr = base.clone()
+    step = width >> 1
     while step >= 1:
-        idx = lo + (step - 1)
-        ok = idx < S
-        go = ok & (flat[base + idx.clamp(max=S - 1)] < vals)
-        lo = torch.where(go, lo + step, lo)
+        go = flat[ptr + (step - 1)] < vals
+        ptr += go * step
         step >>= 1
-    return lo
+    return ptr - base
 
 
 def grouped_ranks(d: Tensor, q_pids: Tensor, q_cams: Tensor, g_cams: Tensor,
-                  index: GalleryIndex, dense_fraction: float = 0.2
+                  index: GalleryIndex, dense_fraction: float = 0.05
                   ) -> tuple[Tensor, Tensor, Tensor]:
     """Match ranks of a chunk ``d (Qc, G)`` using the identity-grouped gallery.
 
