@@ -60,8 +60,8 @@ class Config:
     backbone: str = arg("mobilenetv2", "mobilenetv2 (DDAN 4.1) | dualnorm (DDAN+DualNorm)",
                         choices=("mobilenetv2", "dualnorm", "resnet50", "resnet50_ibn_a"))
     width: float = arg(0.5, "MobileNetV2 width (paper 1.0; 0.5 is fast on 2 CPU cores)")
-    steps: int = arg(240, "stage-2 steps (paper: 100 epochs)", smoke=12)
-    stage1_steps: int = arg(60, "short stage-1 baseline for the central domain", smoke=6)
+    steps: int = arg(240, "stage-2 steps (paper: 100 epochs)", smoke=8)
+    stage1_steps: int = arg(60, "short stage-1 baseline for the central domain", smoke=4)
     cache: str = arg("runs/ddan/cache", "folder caching the stage-1 model and features")
     batch_size: int = arg(64, "P x K images per step (DDAN 4.1: 64, 4 per identity)", smoke=16)
     num_instances: int = arg(4, "K images per identity (DDAN 4.1)")
