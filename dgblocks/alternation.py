@@ -8,6 +8,10 @@ $L_I + \beta L_{adv}$, $f_N$ re-trained on the nuisance labels) and an *identity
 $$ \text{adversarial} \xrightarrow{\;e > i_{trigger}\;} \text{identity}
    \xrightarrow{\;e < i_{target}\;} \text{adversarial} $$
 
+With ``relative=True`` both thresholds are offsets from the best (lowest) error measured so
+far, so the identity phase starts when the adversary has cost ``i_trigger`` of the best
+identity accuracy and ends when it is back within ``i_target`` of it.
+
 The whole state (thresholds, current phase, steps spent per phase, every validation check and
 every switch) is in :meth:`AlternatingSchedule.state_dict`, so a resumed run continues in the
 phase it stopped in, and the log can be plotted with :func:`plot_alternation`.
@@ -49,6 +53,8 @@ class AlternatingSchedule:
             must be larger than ``i_target`` (hysteresis).
         start: the phase right after the warm-up (``"adversarial"``, as in ADIN).
         min_steps: steps a phase runs at least before it may switch (0: switch at once).
+        relative: thresholds are offsets from the best error so far (the first error only
+            sets the reference).
 
     Example:
         >>> s = AlternatingSchedule(i_target=0.2, i_trigger=0.3)
@@ -63,7 +69,7 @@ class AlternatingSchedule:
     """
 
     def __init__(self, *, i_target: float, i_trigger: float, start: str = "adversarial",
-                 min_steps: int = 0) -> None:
+                 min_steps: int = 0, relative: bool = False) -> None:
         self.i_target = _finite(i_target, "i_target")
         self.i_trigger = _finite(i_trigger, "i_trigger")
         if not self.i_target < self.i_trigger:
@@ -71,6 +77,8 @@ class AlternatingSchedule:
                                   f"got {self.i_trigger}")
         self.start = check_choice(start, PHASES, name="start")
         self.min_steps = check_int(min_steps, name="min_steps", minimum=0)
+        self.relative = bool(relative)
+        self.best = math.inf
         self.phase = start
         self.since = 0                      # step at which the current phase began
         self.steps = dict.fromkeys(PHASES, 0)
@@ -89,14 +97,22 @@ class AlternatingSchedule:
         """
         err = _finite(error, "error")
         check_int(step, name="step", minimum=0)
-        self.checks.append({"step": step, "error": err, "phase": self.phase})
-        if step - self.since < self.min_steps:
+        lo, hi = self.thresholds()
+        self.checks.append({"step": step, "error": err, "phase": self.phase, "i_target": lo,
+                            "i_trigger": hi})
+        self.best = min(self.best, err)
+        if step - self.since < self.min_steps or math.isinf(lo):
             return self.phase
-        if self.phase == "adversarial" and err > self.i_trigger:
-            self._switch("identity", step, err, self.i_trigger)
-        elif self.phase == "identity" and err < self.i_target:
-            self._switch("adversarial", step, err, self.i_target)
+        if self.phase == "adversarial" and err > hi:
+            self._switch("identity", step, err, hi)
+        elif self.phase == "identity" and err < lo:
+            self._switch("adversarial", step, err, lo)
         return self.phase
+
+    def thresholds(self) -> tuple[float, float]:
+        """The current ``(i_target, i_trigger)`` (shifted by the best error if relative)."""
+        off = self.best if self.relative else 0.0
+        return off + self.i_target, off + self.i_trigger
 
     def _switch(self, to: str, step: int, err: float, threshold: float) -> None:
         self.switches.append({"step": step, "from": self.phase, "to": to, "error": err,
@@ -114,7 +130,8 @@ class AlternatingSchedule:
 
     def state_dict(self) -> dict[str, Any]:
         return {"i_target": self.i_target, "i_trigger": self.i_trigger, "start": self.start,
-                "min_steps": self.min_steps, "phase": self.phase, "since": self.since,
+                "min_steps": self.min_steps, "relative": self.relative, "best": self.best,
+                "phase": self.phase, "since": self.since,
                 "steps": dict(self.steps), "checks": [dict(c) for c in self.checks],
                 "switches": [dict(s) for s in self.switches]}
 
@@ -128,6 +145,8 @@ class AlternatingSchedule:
         self.i_trigger = _finite(state.get("i_trigger", self.i_trigger), "i_trigger")
         self.start = state.get("start", self.start)
         self.min_steps = int(state.get("min_steps", self.min_steps))
+        self.relative = bool(state.get("relative", self.relative))
+        self.best = float(state.get("best", self.best))
         self.since = int(state["since"])
         self.steps = {p: int(state["steps"].get(p, 0)) for p in PHASES}
         self.checks = [dict(c) for c in state["checks"]]
@@ -153,8 +172,12 @@ def plot_alternation(schedule: AlternatingSchedule, path: str | Path, *, end: in
     if schedule.checks:
         ax.plot([c["step"] for c in schedule.checks], [c["error"] for c in schedule.checks],
                 "k.-", lw=1, label="identity validation error")
-    ax.axhline(schedule.i_trigger, color="tab:red", ls="--", lw=1, label="i_trigger")
-    ax.axhline(schedule.i_target, color="tab:blue", ls="--", lw=1, label="i_target")
+    checks = [c for c in schedule.checks if math.isfinite(c.get("i_target", 0.0))]
+    if checks:
+        steps = [c["step"] for c in checks]
+        for key, colour in (("i_trigger", "tab:red"), ("i_target", "tab:blue")):
+            ax.step(steps, [c.get(key, getattr(schedule, key)) for c in checks], where="post",
+                    color=colour, ls="--", lw=1, label=key)
     for phase, c in colours.items():
         ax.fill_between([], [], color=c, alpha=0.12, label=f"{phase} phase")
     ax.set_xlabel("step of the alternation")

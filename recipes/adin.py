@@ -1,31 +1,25 @@
 """ADIN: adversarial domain-invariant features against camera and time nuisances (seed 004).
 
 Yuan et al., "Calibrated Domain-Invariant Learning for Highly Generalizable Large Scale
-Re-Identification" (WACV 2020), SPEC section 2 "adin". Single-source direct transfer: train on
-one source dataset, which carries camera and time labels, and test on the others.
+Re-Identification" (WACV 2020); SPEC section 2 "adin". Single-source direct transfer: train on
+one source dataset (with camera and time labels), test on the others.
 
 Algorithm:
     1. warm-up I: f_E (backbone, plain or dual-branch) and f_I (FC-BN-ReLU-FC) minimise
        L_I = CE(f_I(f_E(x)), y) + lambda_c * Center(f_E(x), y);
-    2. warm-up N: f_N (one FC-BN-ReLU-FC head per nuisance: camera, time period, or their
-       joint label) trained alone by CE on the frozen f_E; e_0 = identity validation error
-       (1 - R1 on held-out identities of the source);
+    2. warm-up N: f_N (one FC-BN-ReLU-FC head per nuisance: camera, time period or joint)
+       alone by CE on the frozen f_E; e_0 = validation error (1 - R1, held-out source ids);
     3. alternate, driven by the validation error e measured every `val_every` steps:
-       3a. adversarial phase: f_E, f_I minimise L_I + beta * L_adv(f_N(f_E(x)), y_N), with
-           L_adv in {RG (eq 4), NE (eq 5), CaNE (eq 6)}, then f_N is re-trained by CE on
-           the detached features of the same batch;
+       3a. adversarial phase: f_E, f_I minimise L_I + beta * L_adv(f_N(f_E(x)), y_N),
+           L_adv in {RG (eq 4), NE (eq 5), CaNE (eq 6)}; then f_N by CE on detached f_E(x);
        3b. identity phase: f_E, f_I minimise L_I (f_N untouched);
        3c. adversarial -> identity when e > i_trigger; identity -> adversarial when
-           e < i_target (dgblocks.alternation.AlternatingSchedule).
-Test: f_E(x) with Euclidean distance on the unseen datasets. `--adv none` is the baseline
-(step 1 for as many f_E updates as the ADIN runs make).
+           e < i_target (dgblocks.alternation). Test: f_E(x), Euclidean, unseen datasets.
 
     python recipes/adin.py --smoke
-    python recipes/adin.py                                   # CaNE, plain backbone, ~2 min
-    python recipes/adin.py --adv ne --backbone dual_branch
-    python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->M+D"
-    python recipes/adin.py --data real --data-root DIR --protocol "direct:veri776->vehicleid" \\
-        --nuisance camera
+    python recipes/adin.py                          # CaNE, plain CNN, ~1-2 min on 2 cores
+    python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->M+D" \\
+        --encoder mobilenetv2 --image-size 256 128 # "direct:veri776->vehicleid": camera
 """
 
 from __future__ import annotations
@@ -35,35 +29,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+import dgblocks.functional as DF
+from dgblocks import direct_transfer as dt
+from dgblocks import losses
 from dgblocks.alternation import AlternatingSchedule, plot_alternation
-from dgblocks.backbones import DualBranch, MobileNetV2
+from dgblocks.backbones import DigitsCNN, DualBranch, MobileNetV2
 from dgblocks.data.transforms import train_transform
-from dgblocks.direct_transfer import (
-    holdout_identities,
-    real_direct,
-    single_source,
-    skew_by,
-    time_periods,
-)
 from dgblocks.engine import arg, setup
 from dgblocks.eval import evaluate_benchmark
 from dgblocks.layers import NuisanceHeads
-from dgblocks.losses import (
-    CalibratedNegEntropy,
-    CenterLoss,
-    LabelSmoothingCE,
-    NegEntropy,
-    ReverseCrossEntropy,
-)
 
 
 @dataclass
 class Config:
-    backbone: str = arg("plain", "plain MobileNetV2 | dual_branch (global + stripes, ADIN Fig. 4)",
+    backbone: str = arg("plain", "plain encoder | dual_branch (global + stripes, ADIN Fig. 4)",
                         choices=("plain", "dual_branch"))
+    encoder: str = arg("cnn", "cnn (DIR-ReID Table 6 CNN: MobileNetV2 stays at chance in this "
+                       "CPU budget) | mobilenetv2", choices=("cnn", "mobilenetv2"))
+    image_size: tuple[int, int] = arg((32, 16), "image (H, W) (CPU budget; real: 256 128)")
     adv: str = arg("cane", "L_adv: none (baseline) | rg (eq 4) | ne (eq 5) | cane (eq 6) | "
-                   "cane_focal (per-sample prior)", choices=("none", "rg", "ne", "cane",
-                                                             "cane_focal"))
+                   "cane_focal", choices=("none", "rg", "ne", "cane", "cane_focal"))
     nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (two heads, "
                         "ADIN 4.2 on MSMT17) | joint (one head on camera x period)",
                         choices=("camera", "time", "camera+time", "joint"))
@@ -71,28 +56,25 @@ class Config:
     skew: float = arg(0.5, "keep an image of camera c with prob (1-skew)^c: imbalanced "
                       "nuisances, ADIN 1.1 (0: the balanced synthetic cameras)")
     val_ids: int = arg(100, "real data: identities held out of the source for validation")
-    width: float = arg(0.5, "MobileNetV2 width multiplier")
     stripes: int = arg(4, "dual-branch horizontal stripes")
-    branch_dim: int = arg(128, "dual-branch channels per branch")
-    hidden: int = arg(256, "hidden width of f_I and f_N (two FC layers, ADIN 4.2)")
-    warmup_steps: int = arg(60, "step 1: f_E + f_I (CPU budget; the paper trains to "
-                            "convergence)", smoke=4)
+    branch_dim: int = arg(64, "dual-branch channels per branch")
+    hidden: int = arg(256, "cnn output; hidden width of f_I and f_N (two FC layers, ADIN 4.2)")
+    warmup_steps: int = arg(120, "step 1: f_E + f_I (CPU budget)", smoke=4)
     nuisance_steps: int = arg(30, "step 2: f_N alone on frozen f_E", smoke=3)
-    steps: int = arg(90, "step 3: alternation steps", smoke=6)
+    steps: int = arg(180, "step 3: alternation steps", smoke=6)
     batch_size: int = arg(32, "P x K images per step", smoke=16)
     num_instances: int = arg(4, "K images per identity")
-    lr: float = arg(3.5e-4, "Adam learning rate of f_E, f_I and the centres", smoke=1e-3)
+    lr: float = arg(1e-3, "Adam learning rate of f_E, f_I and the centres")
     lr_n: float = arg(1e-3, "Adam learning rate of f_N")
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.0, "label smoothing of L_I (ADIN: plain softmax CE)")
     lambda_c: float = arg(5e-4, "center-loss weight in L_I (Wen et al.; BoT)")
     beta: float = arg(1.0, "weight of L_adv (eq 3)")
     val_every: int = arg(10, "steps between identity validations", smoke=3)
-    thresholds: str = arg("relative", "relative: i_target/i_trigger are added to e_0 | "
-                          "absolute", choices=("relative", "absolute"))
+    thresholds: str = arg("best", "i_target/i_trigger are offsets from the best error so far "
+                          "| from e_0 | absolute", choices=("best", "e0", "absolute"))
     i_target: float = arg(0.02, "identity -> adversarial below this validation error")
-    i_trigger: float = arg(0.06, "adversarial -> identity above this validation error")
-    min_steps: int = arg(0, "steps a phase runs before it may switch")
+    i_trigger: float = arg(0.05, "adversarial -> identity above this validation error")
 
 
 class ADIN(nn.Module):
@@ -100,8 +82,7 @@ class ADIN(nn.Module):
 
     def __init__(self, f_e: nn.Module, num_ids: int, sizes: dict[str, int], hidden: int):
         super().__init__()
-        d = f_e.out_channels
-        self.f_E = f_e
+        self.f_E, d = f_e, f_e.out_channels
         self.f_I = nn.Sequential(nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                                  nn.Linear(hidden, num_ids))
         self.f_N = NuisanceHeads(in_dim=d, sizes=sizes, hidden=hidden)
@@ -110,24 +91,37 @@ class ADIN(nn.Module):
         return self.f_E(x * 2.0 - 1.0)
 
 
+def make_encoder(cfg: Config, size) -> nn.Module:
+    """f_E: the small CNN (or MobileNetV2), optionally under the dual-branch head."""
+    if cfg.encoder == "mobilenetv2":
+        net = MobileNetV2(width_mult=0.5, last_stride=1)
+    else:
+        net = DigitsCNN(out_dim=cfg.hidden, in_channels=3, image_size=size)
+        if cfg.backbone == "dual_branch":  # DualBranch reads the conv map's channels; fc unused
+            net.out_channels = net.features[4].out_channels
+    if cfg.backbone == "dual_branch":
+        net = DualBranch(backbone=net, num_stripes=cfg.stripes, dim=cfg.branch_dim)
+    return net
+
+
 def build_data(run, cfg: Config):
     """Single-source direct transfer, the held-out identity split, nuisance labels."""
     g = torch.Generator().manual_seed(run.args.seed)
     if run.args.data == "real":
-        bench = real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root)
-        train, val = holdout_identities(bench.train, cfg.val_ids, generator=g,
-                                        name=f"{bench.domain_names[0]}-val")
+        bench = dt.real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root,
+                               image_size=tuple(cfg.image_size))
+        train, val = dt.holdout_identities(bench.train, cfg.val_ids, generator=g, name="val")
     elif run.args.data == "synthetic":
-        bench, val = single_source(run.benchmark(), cfg.source)
+        bench, val = dt.single_source(run.benchmark(image_size=cfg.image_size), cfg.source)
         train = bench.train
     else:
-        raise ValueError(f"--data: ADIN needs camera/time labels (synthetic | real), got "
+        raise ValueError(f"--data: expected synthetic | real (camera/time labels), got "
                          f"{run.args.data!r}")
     train.camids = torch.unique(train.camids, return_inverse=True)[1]
     # the batch's timestamp slot carries the time-period label from here on
     train.timestamps = (torch.zeros_like(train.camids) if cfg.nuisance == "camera" else
-                        time_periods(train.timestamps, synthetic=run.args.data != "real"))
-    train = skew_by(train, train.camids, cfg.skew, generator=g)
+                        dt.time_periods(train.timestamps, synthetic=run.args.data != "real"))
+    train = dt.skew_by(train, train.camids, cfg.skew, generator=g)
     bench.train, bench.num_ids = train, train.num_ids
     return bench, val, 3
 
@@ -141,53 +135,47 @@ def nuisance_labels(cam, period, cfg: Config, periods: int) -> dict[str, torch.T
 
 def adversarial_losses(cfg: Config, labels: dict[str, torch.Tensor], sizes: dict[str, int]):
     """One L_adv module per head; CaNE's prior counted from the training labels."""
-    def make(name):
-        if cfg.adv == "rg":
-            return ReverseCrossEntropy(coeff=1.0)
-        if cfg.adv == "ne":
-            return NegEntropy()
-        return CalibratedNegEntropy.from_labels(labels[name], num_classes=sizes[name],
-                                                focal=cfg.adv == "cane_focal")
-    return {name: make(name) for name in sizes}
+    if cfg.adv in ("rg", "ne"):
+        return {k: losses.ReverseCrossEntropy(coeff=1.0) if cfg.adv == "rg" else
+                losses.NegEntropy() for k in sizes}
+    return {k: losses.CalibratedNegEntropy.from_labels(labels[k], num_classes=sizes[k],
+                                                       focal=cfg.adv == "cane_focal")
+            for k in sizes}
 
 
-def identity_loss(model, ce, center, f, pid, cfg):
-    return ce(model.f_I(f), pid) + cfg.lambda_c * center(f, pid)             # L_I
+def retrain_nuisance(model, f, y_n, ce, opt_n) -> torch.Tensor:
+    """f_N alone by CE on the nuisance labels, on detached features (steps 2 and 3a)."""
+    logits = model.f_N(f.detach())
+    loss_n = sum(ce(logits[k], y) for k, y in y_n.items())
+    opt_n.zero_grad(set_to_none=True)
+    loss_n.backward()
+    opt_n.step()
+    return loss_n.detach()
 
 
 def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, cfg,
                periods) -> dict:
     x, pid, cam, _dom, period = batch
     y_n = nuisance_labels(cam, period, cfg, periods)
+    if phase == "warmup_nuisance":                                            # 2. frozen f_E
+        with torch.no_grad():
+            f = model(augment(x))
+        return {"l_n": retrain_nuisance(model, f, y_n, ce, opt_n)}
     f = model(augment(x))
-    l_i = identity_loss(model, ce, center, f, pid, cfg)
-    logs = {"l_i": l_i.detach()}
-    if phase == "warmup_nuisance":                                            # 2. f_N alone
-        logits = model.f_N(f.detach())
-        loss_n = sum(ce(logits[k], y) for k, y in y_n.items())
-        opt_n.zero_grad(set_to_none=True)
-        loss_n.backward()
-        opt_n.step()
-        return {"l_n": loss_n.detach()}
-    loss = l_i                                                                # 1. / 3b. L_I
-    if phase == "adversarial":                                                # 3a.
+    loss = l_i = ce(model.f_I(f), pid) + cfg.lambda_c * center(f, pid)       # 1. / 3b. L_I
+    logs = {"l_i": l_i.detach()}                                              # 3a. below
+    if phase == "adversarial":
         logits = model.f_N(f)
-        adv = sum(l_adv[k](logits[k], y) if cfg.adv in ("rg", "cane_focal") else l_adv[k](logits[k])
-                  for k, y in y_n.items())
+        adv = sum(l_adv[k](logits[k], y) if cfg.adv in ("rg", "cane_focal")
+                  else l_adv[k](logits[k]) for k, y in y_n.items())
         loss = l_i + cfg.beta * adv
         logs["l_adv"] = adv.detach()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    if phase == "adversarial":                                                # 3a. re-train f_N
-        logits = model.f_N(f.detach())
-        loss_n = sum(ce(logits[k], y) for k, y in y_n.items())
-        opt_n.zero_grad(set_to_none=True)
-        loss_n.backward()
-        opt_n.step()
-        logs["l_n"] = loss_n.detach()
-    logs["loss"] = loss.detach()
-    return logs
+    if phase == "adversarial":                                                # 3a. f_N by CE
+        logs["l_n"] = retrain_nuisance(model, f, y_n, ce, opt_n)
+    return {**logs, "loss": loss.detach()}
 
 
 def validation_error(model, val, run) -> float:
@@ -203,41 +191,35 @@ def validation_error(model, val, run) -> float:
 def main(argv=None) -> dict:
     cfg, run = setup(Config, argv, name="adin", description=__doc__)
     bench, val, periods = build_data(run, cfg)
-    run.bench = bench                                   # single-source direct transfer
-    train = bench.train
-    sizes = {"camera": int(train.camids.max()) + 1, "time": periods,
-             "joint": (int(train.camids.max()) + 1) * periods}
-    sizes = {k: sizes[k] for k in nuisance_labels(train.camids, train.timestamps, cfg, periods)}
+    run.bench, train = bench, bench.train               # single-source direct transfer
+    cams = int(train.camids.max()) + 1
     all_labels = nuisance_labels(train.camids, train.timestamps, cfg, periods)
+    sizes = {k: {"camera": cams, "time": periods, "joint": cams * periods}[k] for k in all_labels}
     batches = run.batches(train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
-    f_e = MobileNetV2(width_mult=cfg.width, last_stride=1)
-    if cfg.backbone == "dual_branch":
-        f_e = DualBranch(backbone=f_e, num_stripes=cfg.stripes, dim=cfg.branch_dim)
-    model = ADIN(f_e, bench.num_ids, sizes, cfg.hidden).to(run.device)
-    center = CenterLoss(num_classes=bench.num_ids, dim=f_e.out_channels).to(run.device)
+    size = tuple(train.images.shape[-2:] if train.images is not None else train.image_size)
+    model = ADIN(make_encoder(cfg, size), bench.num_ids, sizes, cfg.hidden).to(run.device)
+    center = losses.CenterLoss(num_classes=bench.num_ids, dim=model.f_E.out_channels
+                               ).to(run.device)
     opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
                             *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
     run.register(model=model, center=center, opt=opt, opt_n=opt_n)
-    augment = train_transform(tuple(train.images.shape[-2:]) if train.images is not None
-                              else tuple(train.image_size), jitter=True, erase=0.5)
-    ce = LabelSmoothingCE(eps=cfg.eps)
-    l_adv = adversarial_losses(cfg, all_labels, sizes)
-    kw = dict(augment=augment, ce=ce, center=center, l_adv=l_adv, opt=opt, opt_n=opt_n,
-              cfg=cfg, periods=periods)
+    kw = dict(augment=train_transform(size, jitter=True, erase=0.5), opt=opt, opt_n=opt_n,
+              ce=losses.LabelSmoothingCE(eps=cfg.eps), center=center, cfg=cfg, periods=periods,
+              l_adv=adversarial_losses(cfg, all_labels, sizes))
 
-    model.train()
+    model.train()                                       # the loop: steps 1-3
     for _step, batch in run.steps(batches, total=cfg.warmup_steps, phase="warmup_id"):  # 1.
         run.log(**train_step(model, batch, phase="identity", **kw))
-    if cfg.adv != "none":
-        for _step, batch in run.steps(batches, total=cfg.nuisance_steps,
-                                      phase="warmup_nuisance"):                       # 2.
-            run.log(**train_step(model, batch, phase="warmup_nuisance", **kw))
+    for _step, batch in run.steps(batches, total=cfg.nuisance_steps * (cfg.adv != "none"),
+                                  phase="warmup_nuisance"):                           # 2.
+        run.log(**train_step(model, batch, phase="warmup_nuisance", **kw))
     e0 = run.cached("e0", lambda: validation_error(model, val, run))
-    off = e0 if cfg.thresholds == "relative" else 0.0
+    off = e0 if cfg.thresholds == "e0" else 0.0
     schedule = AlternatingSchedule(i_target=off + cfg.i_target, i_trigger=off + cfg.i_trigger,
-                                   min_steps=cfg.min_steps)
+                                   relative=cfg.thresholds == "best")
+    schedule.update(e0, step=0)                         # e_0: the first reference (3c.)
     run.register(schedule=schedule)
     diverged = None
     for step, batch in run.steps(batches, total=cfg.steps, phase="alternate"):        # 3.
@@ -253,8 +235,8 @@ def main(argv=None) -> dict:
         run.log(adversarial=float(phase == "adversarial"), **logs)
     extra = {"adv": cfg.adv, "e0": e0, "alternation": schedule.state_dict(),
              "diverged_at": diverged, "nuisance_sizes": sizes,
-             "nuisance_prior": {k: (torch.bincount(v, minlength=sizes[k]).float()
-                                    / len(v)).tolist() for k, v in all_labels.items()}}
+             "nuisance_prior": {k: DF.class_prior(v, sizes[k]).tolist()
+                                for k, v in all_labels.items()}}
     if run.is_main:                                     # the alternation log, plotted
         extra["alternation_png"] = str(plot_alternation(
             schedule, run.out.with_suffix(".alternation.png"), end=cfg.steps,

@@ -112,3 +112,27 @@ def test_plot(tmp_path):
         s.update(e, step=10 * (i + 1))
     path = plot_alternation(s, tmp_path / "a.png", end=50)
     assert path.exists() and path.stat().st_size > 0
+
+
+def _reference_relative(errs, lo, hi):
+    phase, best, out = "adversarial", float("inf"), []
+    for e in errs:
+        if best < float("inf"):
+            if phase == "adversarial" and e > best + hi:
+                phase = "identity"
+            elif phase == "identity" and e < best + lo:
+                phase = "adversarial"
+        best = min(best, e)
+        out.append(phase)
+    return out
+
+
+@given(errs=errors, lo=st.floats(0.0, 0.2), gap=st.floats(0.01, 0.2))
+def test_relative_thresholds_follow_the_best_error(errs, lo, gap):
+    s = AlternatingSchedule(i_target=lo, i_trigger=lo + gap, relative=True)
+    got = [s.update(e, step=i) for i, e in enumerate(errs)]
+    assert got == _reference_relative(errs, lo, lo + gap)
+    assert s.best == min(errs) and s.checks[0]["i_target"] == float("inf")
+    t = AlternatingSchedule(i_target=0.0, i_trigger=1.0)
+    t.load_state_dict(s.state_dict())
+    assert t.relative and t.best == s.best and t.thresholds() == s.thresholds()

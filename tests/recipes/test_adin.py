@@ -29,7 +29,7 @@ def test_smoke_run_writes_results_and_alternation_log(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["targets"] == res["targets"] and len(res["targets"]) == 3   # 1 source + 2
     alt = saved["alternation"]
-    assert [c["step"] for c in alt["checks"]] == [2, 4]
+    assert [c["step"] for c in alt["checks"]] == [0, 2, 4]
     assert alt["steps"]["adversarial"] + alt["steps"]["identity"] == 4
     assert Path(saved["alternation_png"]).exists()
     prior = saved["nuisance_prior"]
@@ -40,18 +40,18 @@ def test_smoke_run_writes_results_and_alternation_log(tmp_path):
 
 def test_alternation_switches_and_resume_restores_phase(tmp_path):
     out = tmp_path / "r.json"
-    # absolute thresholds below any error: the first check sends it to the identity phase
-    # for good (the error never falls below i_target = -0.5)
+    # absolute thresholds below any error: e_0 (checked at step 0) sends it to the identity
+    # phase for good (the error never falls below i_target = -0.5)
     argv = [*TINY, "--out", str(out), "--thresholds", "absolute", "--i-target", "-0.5",
             "--i-trigger", "-0.1", "--ckpt-every", "1"]
     res = adin.main(argv)
     alt = res["alternation"]
-    assert alt["phase"] == "identity" and alt["switches"][0]["step"] == 2
-    assert alt["steps"] == {"adversarial": 2, "identity": 2}
+    assert alt["phase"] == "identity" and [e["step"] for e in alt["switches"]] == [0]
+    assert alt["steps"] == {"adversarial": 0, "identity": 4}
     logged = [r for r in read_jsonl(out.with_suffix(".metrics.jsonl"))
               if r["phase"] == "alternate"]
-    assert [r["adversarial"] for r in logged] == [1.0, 1.0, 0.0, 0.0]
-    assert all("l_adv" in r for r in logged[:2]) and not any("l_adv" in r for r in logged[2:])
+    assert [r["adversarial"] for r in logged] == [0.0] * 4
+    assert not any("l_adv" in r for r in logged)
     again = adin.main([*argv, "--resume", "auto"])          # every phase done: state restored
     assert again["alternation"] == alt and again["e0"] == res["e0"]
 
@@ -68,14 +68,14 @@ def _setup(tmp_path, argv):
     if cfg.backbone == "dual_branch":
         f_e = adin.DualBranch(backbone=f_e, num_stripes=2, dim=16)
     model = adin.ADIN(f_e, bench.num_ids, sizes, 32)
-    center = adin.CenterLoss(num_classes=bench.num_ids, dim=f_e.out_channels)
+    center = adin.losses.CenterLoss(num_classes=bench.num_ids, dim=f_e.out_channels)
     opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
                             *center.parameters()], lr=1e-3)
     opt_n = torch.optim.Adam(model.f_N.parameters(), lr=1e-3)
     idx = torch.arange(16)
     batch = (torch.stack([train[i][0] for i in idx.tolist()]), train.pids[idx],
              train.camids[idx], train.domains[idx], train.timestamps[idx])
-    kw = dict(augment=lambda x: x, ce=adin.LabelSmoothingCE(eps=0.0), center=center,
+    kw = dict(augment=lambda x: x, ce=adin.losses.LabelSmoothingCE(eps=0.0), center=center,
               l_adv=adin.adversarial_losses(cfg, labels, sizes), opt=opt, opt_n=opt_n,
               cfg=cfg, periods=periods)
     return model, batch, kw
@@ -128,7 +128,7 @@ def test_real_data_direct_transfer_on_fake_trees(tmp_path):
     res = adin.main([*TINY, "--out", str(out), "--data", "real", "--data-root", str(root),
                      "--protocol", "direct:M->D", "--nuisance", "camera", "--val-ids", "1",
                      "--batch-size", "4", "--num-instances", "2", "--skew", "0",
-                     "--width", "0.25"])
+                     "--image-size", "32", "16"])
     assert res["targets"] == ["dukemtmc"] and res["benchmark"] == "direct:M->D"
     assert res["nuisance_sizes"] == {"camera": 2}
     assert 0 <= res["metrics"]["dukemtmc"]["mAP"] <= 100
