@@ -64,8 +64,8 @@ class AlternatingSchedule:
         'identity'
         >>> s.update(0.25, step=20), s.update(0.15, step=30)
         ('identity', 'adversarial')
-        >>> [(e["step"], e["to"]) for e in s.switches]
-        [(10, 'identity'), (30, 'adversarial')]
+        >>> s.segments(40)
+        [(0, 10, 'adversarial'), (10, 30, 'identity'), (30, 40, 'adversarial')]
     """
 
     def __init__(self, *, i_target: float, i_trigger: float, start: str = "adversarial",
