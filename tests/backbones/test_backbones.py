@@ -20,8 +20,8 @@ from dgblocks.backbones import (
 SIZES = [(256, 128), (64, 32)]
 
 
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("width", [1.0, 0.5])
+@pytest.mark.parametrize("size, width", [((256, 128), 0.5), ((64, 32), 0.5), ((64, 32), 1.0),
+                                         pytest.param((256, 128), 1.0, marks=pytest.mark.slow)])
 def test_mobilenetv2_shapes(size, width):
     net = MobileNetV2(width_mult=width, last_stride=1).eval()
     x = torch.randn(2, 3, *size)
@@ -44,8 +44,10 @@ def test_dualnorm_has_instance_norm_early_only(size):
     assert net(torch.randn(2, 3, *size)).shape == (2, 1280)
 
 
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("factory", [resnet50, resnet50_ibn_a])
+@pytest.mark.parametrize("size, factory", [((256, 128), resnet50), ((64, 32), resnet50),
+                                           ((64, 32), resnet50_ibn_a),
+                                           pytest.param((256, 128), resnet50_ibn_a,
+                                                        marks=pytest.mark.slow)])
 def test_resnet50_shapes(size, factory):
     net = factory().eval()
     x = torch.randn(1, 3, *size)
