@@ -176,7 +176,7 @@ def plot_alternation(schedule: AlternatingSchedule, path: str | Path, *, end: in
     if checks:
         steps = [c["step"] for c in checks]
         for key, colour in (("i_trigger", "tab:red"), ("i_target", "tab:blue")):
-            ax.step(steps, [c.get(key, getattr(schedule, key)) for c in checks], where="post",
+            ax.step(steps, [c.get(key, getattr(schedule, key)) for c in checks], where="pre",
                     color=colour, ls="--", lw=1, label=key)
     for phase, c in colours.items():
         ax.fill_between([], [], color=c, alpha=0.12, label=f"{phase} phase")
