@@ -203,9 +203,8 @@ def train_step(objective, batch, *, augment, splitter, meta, opt, sched, cfg) ->
     loss.backward()
     opt.step()
     sched.step()
-    for m in objective.modules():
-        if isinstance(m, layers.GradientReversal):
-            m.step()                                                           #    GRL schedule
+    for m in (m for m in objective.modules() if isinstance(m, layers.GradientReversal)):
+        m.step()                                                               #    GRL schedule
     logs |= {k: v.detach() for k, v in objective.logs.items()}
     return {"loss": loss.detach(), **logs, "lr": sched.get_last_lr()[0]}
 
@@ -218,8 +217,9 @@ def main(argv=None) -> dict:
     if bench.task != "reid" or bench.num_domains < 2 or run.dist.world_size > 1:  # no DDP
         raise ValueError(f"cdvm needs 1 process, a ReID benchmark with >= 2 source domains; got"
                          f" {run.dist.world_size}, {bench.task} with {bench.num_domains}")
-    batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="domain",
-                          num_instances=cfg.num_instances)
+    dk = bench.num_domains * cfg.num_instances  # domain-balanced batches: a multiple of D*K
+    batches = run.batches(bench.train, batch_size=max(dk, cfg.batch_size // dk * dk),
+                          sampler="domain", num_instances=cfg.num_instances)
     backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
                 if cfg.backbone == "resnet_small" else make_backbone(cfg, bench))
     if cfg.pretrained:  # before the stage surgery (dgblocks.backbones.stages)
