@@ -225,13 +225,13 @@ def main(argv=None) -> dict:
     for step, batch in run.steps(batches, total=cfg.steps, phase="alternate"):        # 3.
         phase = "identity" if cfg.adv == "none" else schedule.phase
         logs = train_step(model, batch, phase=phase, **kw)
-        schedule.tick()
+        schedule.tick(int(cfg.adv != "none"))           # the baseline never alternates
         if not torch.isfinite(logs["loss"]):
             diverged = step
             run.print(f"non-finite loss at alternation step {step}: unable to converge")
             break
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:                  # 3c.
-            schedule.update(validation_error(model, val, run), step=step + 1)
+        if cfg.adv != "none" and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps):
+            schedule.update(validation_error(model, val, run), step=step + 1)         # 3c.
         run.log(adversarial=float(phase == "adversarial"), **logs)
     extra = {"adv": cfg.adv, "e0": e0, "alternation": schedule.state_dict(),
              "diverged_at": diverged, "nuisance_sizes": sizes,
