@@ -31,3 +31,25 @@ def pytest_report_header(config):
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+_property_tests = {"passed": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "hypothesis" in report.keywords:
+        _property_tests["passed" if report.passed else "failed"] += 1
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker("hypothesis")
+
+
+def pytest_terminal_summary(terminalreporter):
+    p = settings._current_profile
+    terminalreporter.write_line(
+        f"hypothesis property tests: {_property_tests['passed']} passed, "
+        f"{_property_tests['failed']} failed (profile {p!r}, "
+        f"max_examples={settings.default.max_examples})")
