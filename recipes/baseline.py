@@ -80,7 +80,7 @@ class AGG(nn.Module):
 
 def make_backbone(cfg: Config, bench) -> nn.Module:
     if bench.task == "classification":
-        c, h, w = bench.train.images.shape[1:]
+        c, h, w = bench.train.image(0).shape  # works for in-memory and file-backed data
         return DigitsCNN(out_dim=cfg.digits_dim, in_channels=c, image_size=(h, w))
     if cfg.backbone == "resnet_tiny":
         return ResNet(layers=(1, 1, 1, 1), base_width=16, last_stride=1)
@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
     run.register(model=model, opt=opt, sched=sched)
-    size = tuple(bench.train.images.shape[-2:])
+    size = tuple(bench.train.image(0).shape[-2:])
     augment = train_transform(size, jitter=bench.task != "classification",
                               erase=0.0 if bench.task == "classification" else 0.5)
     ce, triplet = LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin)
