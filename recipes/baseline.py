@@ -22,22 +22,14 @@ Test: the post-BN feature f_bn with Euclidean distance, on the unseen target dom
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from dgblocks.backbones import (
-    DigitsCNN,
-    MobileNetV2,
-    ResNet,
-    load_pretrained,
-    resnet50,
-    resnet50_ibn_a,
-)
+from dgblocks.backbones import BACKBONES, DigitsCNN, build_backbone, load_pretrained
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup
+from dgblocks.engine import arg, setup, warmup_cosine
 from dgblocks.layers import BNNeck
 from dgblocks.losses import LabelSmoothingCE, TripletLoss
 
@@ -46,9 +38,8 @@ from dgblocks.losses import LabelSmoothingCE, TripletLoss
 class Config:
     backbone: str = arg("resnet_tiny", "resnet_tiny (1 bottleneck per stage, width 16: learns "
                         "fastest from scratch on CPU) | mobilenetv2 | dualnorm | resnet50 | "
-                        "resnet50_ibn_a (digits always use the DIR-ReID Table 6 CNN)",
-                        choices=("resnet_tiny", "mobilenetv2", "dualnorm", "resnet50",
-                                 "resnet50_ibn_a"))
+                        "resnet50_ibn_a | resnet_small (digits always use the DIR-ReID Table 6 "
+                        "CNN)", choices=BACKBONES)
     width: float = arg(0.5, "MobileNetV2 width multiplier (0.5: fast on 2 CPU cores)")
     pretrained: str = arg("", "torchvision/timm state-dict file for the backbone (optional)")
     steps: int = arg(300, "training steps", smoke=12)
@@ -82,20 +73,7 @@ def make_backbone(cfg: Config, bench) -> nn.Module:
     if bench.task == "classification":
         c, h, w = bench.train.image(0).shape  # works for in-memory and file-backed data
         return DigitsCNN(out_dim=cfg.digits_dim, in_channels=c, image_size=(h, w))
-    if cfg.backbone == "resnet_tiny":
-        return ResNet(layers=(1, 1, 1, 1), base_width=16, last_stride=1)
-    if cfg.backbone in ("mobilenetv2", "dualnorm"):
-        return MobileNetV2(width_mult=cfg.width, last_stride=1,
-                           instance_norm_blocks=6 if cfg.backbone == "dualnorm" else 0)
-    return {"resnet50": resnet50, "resnet50_ibn_a": resnet50_ibn_a}[cfg.backbone]()
-
-
-def warmup_cosine(step: int, *, total: int, warmup: float) -> float:
-    """LR factor: linear warm-up over ``warmup * total`` steps, then cosine to 0."""
-    w = max(1, int(warmup * total))
-    if step < w:
-        return (step + 1) / w
-    return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
+    return build_backbone(cfg.backbone, width=cfg.width)
 
 
 def train_step(model, batch, *, augment, ce, triplet, opt, sched, cfg: Config) -> dict:

@@ -27,9 +27,7 @@ Test (no domain labels): local path = mean of the local branches, no re-styling;
 """
 
 import copy
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,21 +35,26 @@ from torch import Tensor, nn
 
 import dgblocks.functional as DF
 from dgblocks import layers, losses
-from dgblocks.backbones import ResNet, load_pretrained, named_stages, replace_stage
+from dgblocks.backbones import (
+    BACKBONES,
+    ResNet,
+    build_backbone,
+    load_pretrained,
+    named_stages,
+    replace_stage,
+)
 from dgblocks.data import MetaDomainSplitter
 from dgblocks.data.holdout import hold_out_source
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup
+from dgblocks.engine import arg, setup, warmup_cosine
 from dgblocks.meta import MetaObjective, module_loss, module_params
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling baseline recipe
-from baseline import make_backbone, warmup_cosine  # noqa: E402
 
 
 @dataclass
 class Config:
     backbone: str = arg("resnet_small", "resnet_small (IBN-a, 1 block/stage) | resnet50_ibn_a "
-                        "(paper 4) | resnet50", choices=("resnet_small", "resnet50_ibn_a", "resnet50"))
+                        "(paper 4) | resnet_tiny | ... (dgblocks.backbones.BACKBONES)",
+                        choices=BACKBONES)
     base_width: int = arg(8, "stem width of resnet_small (second-order steps on 2 CPU cores)")
     pretrained: str = arg("", "torchvision/timm state-dict file for the backbone (optional)")
     steps: int = arg(60, "training steps (paper: 120 epochs; CPU budget here)", smoke=4)
@@ -221,7 +224,7 @@ def main(argv=None) -> dict:
     batches = run.batches(bench.train, batch_size=max(dk, cfg.batch_size // dk * dk),
                           sampler="domain", num_instances=cfg.num_instances)
     backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
-                if cfg.backbone == "resnet_small" else make_backbone(cfg, bench))
+                if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))
     if cfg.pretrained:  # before the stage surgery (dgblocks.backbones.stages)
         run.print(load_pretrained(backbone, torch.load(cfg.pretrained, weights_only=True)))
     model = CDVM(backbone, bench.num_ids, bench.num_domains, cfg)

@@ -6,6 +6,7 @@ CNN of DIR-ReID Table 6, ADIN's dual-branch head; stage surgery and pretrained-w
 
 from dgblocks.backbones.digits_cnn import DigitsCNN
 from dgblocks.backbones.dual_branch import DualBranch
+from dgblocks.backbones.factory import BACKBONES, build_backbone
 from dgblocks.backbones.mobilenetv2 import InvertedResidual, MobileNetV2, make_divisible
 from dgblocks.backbones.pretrained import LoadReport, load_pretrained, timm_to_torchvision
 from dgblocks.backbones.resnet import IBN, Bottleneck, ResNet, resnet50, resnet50_ibn_a
@@ -15,6 +16,7 @@ __all__ = [
     "MobileNetV2", "InvertedResidual", "make_divisible",
     "ResNet", "Bottleneck", "IBN", "resnet50", "resnet50_ibn_a",
     "DigitsCNN", "DualBranch",
+    "BACKBONES", "build_backbone",
     "named_stages", "replace_stage", "insert_after",
     "LoadReport", "load_pretrained", "timm_to_torchvision",
 ]

@@ -19,13 +19,15 @@ from dgblocks.engine.distributed import (
 from dgblocks.engine.evaluation import finish_run, plot_run
 from dgblocks.engine.export import ExportMismatch, export_onnx, export_torchscript, run_onnx
 from dgblocks.engine.logging import MetricsLogger, read_jsonl
+from dgblocks.engine.lr import warmup_cosine
 from dgblocks.engine.progress import progress_bar
 from dgblocks.engine.results import environment, git_commit, summarise, write_json
 from dgblocks.engine.run import Run, setup
 from dgblocks.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 
 __all__ = [
-    "setup", "Run", "arg", "SharedArgs", "parse_config", "config_dict", "load_overrides",
+    "setup", "Run", "warmup_cosine",
+    "arg", "SharedArgs", "parse_config", "config_dict", "load_overrides",
     "Batches", "random_sampler",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
     "seed_everything", "rng_state", "set_rng_state", "derive_seed",
