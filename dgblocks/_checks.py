@@ -8,7 +8,9 @@ Shape checks read only ``.shape`` and never synchronise with the device. Value c
 ranges, finiteness) need one host sync; label-range checks are on by default and can be turned
 off on a hot path with :func:`dgblocks.checks`; NaN/Inf checks are off by default and turned on
 with ``dgblocks.checks(nan=True)`` (SPEC section 0: "a NaN input where the caller asked for
-checks").
+checks"). While ``torch.compile`` traces a block, value checks are skipped (as with
+``checks(values=False, nan=False)``): reading a tensor value would split the graph. Run a step
+eagerly first to have the inputs checked.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "ValueRangeError",
     "Reduction",
     "checks",
+    "values_checked",
+    "nan_checked",
     "check_shape",
     "check_same_length",
     "check_labels",
@@ -81,6 +85,19 @@ def checks(*, values: bool | None = None, nan: bool | None = None) -> Iterator[N
         yield
     finally:
         _state.update(old)
+
+
+def values_checked() -> bool:
+    """Whether value checks that need a host sync run now.
+
+    True while they are on (:func:`checks`) and no ``torch.compile`` trace is in progress.
+    """
+    return _state["values"] and not torch.compiler.is_compiling()
+
+
+def nan_checked() -> bool:
+    """Whether NaN/Inf checks run now: asked for, and no ``torch.compile`` trace in progress."""
+    return _state["nan"] and not torch.compiler.is_compiling()
 
 
 def _fmt(shape: Iterable[int]) -> str:
@@ -162,7 +179,8 @@ def check_labels(labels: Any, num_classes: int | None, *, name: str, n: int | No
                  length_from: str = "the batch") -> Tensor:
     """Check an integer label vector: shape ``(N,)``, integer dtype, values in ``[0, K)``.
 
-    The range check costs one host sync and runs only while value checks are enabled.
+    The range check costs one host sync and runs only while value checks are enabled
+    (:func:`values_checked`: on, and not inside a ``torch.compile`` trace).
 
     Raises:
         ShapeError: wrong rank or length.
@@ -178,7 +196,7 @@ def check_labels(labels: Any, num_classes: int | None, *, name: str, n: int | No
                          f" got {_fmt(labels.shape)}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise ValueRangeError(f"{name}: expected an integer dtype, got {labels.dtype}")
-    if num_classes is not None and _state["values"] and labels.numel() > 0:
+    if num_classes is not None and values_checked() and labels.numel() > 0:
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi
@@ -196,7 +214,7 @@ def check_reduction(reduction: str) -> str:
 
 def check_finite(x: Tensor, *, name: str) -> Tensor:
     """Raise if ``x`` holds NaN or Inf, when NaN checks are enabled (``dgblocks.checks``)."""
-    if _state["nan"] and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if nan_checked() and x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise ValueRangeError(f"{name}: expected finite values, got NaN or Inf")
     return x
 
