@@ -33,7 +33,8 @@ import dgblocks.functional as DF
 from dgblocks import direct_transfer as dt
 from dgblocks import losses
 from dgblocks.alternation import AlternatingSchedule, plot_alternation
-from dgblocks.backbones import DigitsCNN, DualBranch, MobileNetV2
+from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, MobileNetV2, build_backbone
+from dgblocks.data import TargetDomain
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.eval import evaluate_benchmark
@@ -45,14 +46,16 @@ class Config:
     backbone: str = arg("plain", "plain encoder | dual_branch (global + stripes, ADIN Fig. 4)",
                         choices=("plain", "dual_branch"))
     encoder: str = arg("cnn", "cnn (DIR-ReID Table 6 CNN: MobileNetV2 stays at chance in this "
-                       "CPU budget) | mobilenetv2", choices=("cnn", "mobilenetv2"))
+                       "CPU budget) | mobilenetv2 | resnet_tiny | ...", choices=("cnn", *BACKBONES))
     image_size: tuple[int, int] = arg((32, 16), "image (H, W) (CPU budget; real: 256 128)")
     adv: str = arg("cane", "L_adv: none (baseline) | rg (eq 4) | ne (eq 5) | cane (eq 6) | "
                    "cane_focal", choices=("none", "rg", "ne", "cane", "cane_focal"))
     nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (two heads, "
                         "ADIN 4.2 on MSMT17) | joint (one head on camera x period)",
                         choices=("camera", "time", "camera+time", "joint"))
-    source: int = arg(0, "synthetic source dataset trained on (the others are targets)")
+    source: int = arg(0, "synthetic source dataset trained on (the others are targets); -1: all "
+                      "sources merged, validated on their held-out ids, tested on the unseen "
+                      "targets (the multi-source protocol of the leaderboard)")
     skew: float = arg(0.5, "keep an image of camera c with prob (1-skew)^c: imbalanced "
                       "nuisances, ADIN 1.1 (0: the balanced synthetic cameras)")
     val_ids: int = arg(100, "real data: identities held out of the source for validation")
@@ -95,6 +98,8 @@ def make_encoder(cfg: Config, size) -> nn.Module:
     """f_E: the small CNN (or MobileNetV2), optionally under the dual-branch head."""
     if cfg.encoder == "mobilenetv2":
         net = MobileNetV2(width_mult=0.5, last_stride=1)
+    elif cfg.encoder != "cnn":
+        net = build_backbone(cfg.encoder)
     else:
         net = DigitsCNN(out_dim=cfg.hidden, in_channels=3, image_size=size)
         if cfg.backbone == "dual_branch":  # DualBranch reads the conv map's channels; fc unused
@@ -111,6 +116,12 @@ def build_data(run, cfg: Config):
         bench = dt.real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root,
                                image_size=tuple(cfg.image_size))
         train, val = dt.holdout_identities(bench.train, cfg.val_ids, generator=g, name="val")
+    elif run.args.data == "synthetic" and cfg.source == -1:   # multi-source, cameras per domain
+        bench = run.benchmark(image_size=cfg.image_size)
+        val = TargetDomain(name="sources-val", splits=[s for v in bench.source_val
+                                                      for s in v.splits])
+        train = bench.train
+        train.camids = train.domains * (int(train.camids.max()) + 1) + train.camids
     elif run.args.data == "synthetic":
         bench, val = dt.single_source(run.benchmark(image_size=cfg.image_size), cfg.source)
         train = bench.train

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dgblocks.backbones import DigitsCNN, MobileNetV2
+from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.layers import DannSchedule, DisentangledEncoders, GradientReversal
@@ -55,7 +55,11 @@ class Config:
     lambda3: float = arg(1.0, "weight of L_idinvar (4.2)")
     lambda4: float = arg(1.0, "weight of L_dominvar (4.2)")
     eps: float = arg(0.1, "label smoothing of the identity losses (4.2)")
-    latent_dim: int = arg(0, "size of s and v; 0: 2 (digits, Table 6) or 1280 (MobileNetV2)")
+    backbone: str = arg("resnet_tiny", "f_S and f_V on ReID data: resnet_tiny (f_S with IBN-a; "
+                        "learns from scratch on CPU) | mobilenetv2 (4.2; f_S with IN; at chance "
+                        "from scratch here) | ... (digits: the Table 6 CNN)", choices=BACKBONES)
+    latent_dim: int = arg(0, "size of s and v; 0: 2 (digits, Table 6) or the backbone's output "
+                          "(MobileNetV2 1280; ResNets have no other size)")
     width: float = arg(0.5, "MobileNetV2 width multiplier (0.5: fast on 2 CPU cores)")
     steps: int = arg(0, "training steps; 0: 120 (ReID) or 200 (digits); the paper's 150 / 500 "
                      "epochs do not fit a 4-minute CPU run", smoke=6)
@@ -94,6 +98,11 @@ class DIRReID(nn.Module):
 def resolve(cfg: Config, digits: bool) -> Config:
     """Fill the 0/auto defaults that depend on the data (ReID 4.2 vs digits E.2)."""
     cfg.ba = cfg.ba if cfg.ba != "auto" else ("mixhard" if digits else "mixup")
+    if not digits and cfg.backbone not in ("mobilenetv2", "dualnorm"):
+        out = build_backbone(cfg.backbone).out_channels
+        if cfg.latent_dim not in (0, out):
+            raise ValueError(f"latent_dim: {cfg.backbone} outputs {out}, got {cfg.latent_dim}")
+        cfg.latent_dim = out
     cfg.latent_dim = cfg.latent_dim or (2 if digits else 1280)
     cfg.steps = cfg.steps or (200 if digits else 120)
     cfg.batch_size = cfg.batch_size or (64 if digits else 32)
@@ -106,10 +115,13 @@ def build(cfg: Config, bench) -> DIRReID:
         c, h, w = bench.train.images.shape[1:]
         enc_s, enc_v = (DigitsCNN(out_dim=cfg.latent_dim, in_channels=c, image_size=(h, w))
                         for _ in range(2))
-    else:                                            # 4.2: MobileNetV2 (+IN for f_S)
+    elif cfg.backbone in ("mobilenetv2", "dualnorm"):  # 4.2: MobileNetV2 (+IN for f_S)
         enc_s = MobileNetV2.dualnorm(width_mult=cfg.width, last_stride=1,
                                      last_channel=cfg.latent_dim)
         enc_v = MobileNetV2(width_mult=cfg.width, last_stride=1, last_channel=cfg.latent_dim)
+    else:                                            # IBN-a in f_S: the ResNet analogue of IN
+        enc_s = build_backbone(cfg.backbone, ibn=True)
+        enc_v = build_backbone(cfg.backbone)
     return DIRReID(enc_s, enc_v, cfg.latent_dim, bench.num_ids, bench.num_domains, cfg.steps)
 
 

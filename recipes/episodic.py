@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dgblocks.backbones import DigitsCNN, MobileNetV2
+from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -54,8 +54,9 @@ class Config:
     lambda_dom: float = arg(0.1, "weight of the DANN domain CE (not in the paper)")
     feat_dim: int = arg(256, "output size of every extractor (F and the F_d): E's input")
     emb_dim: int = arg(256, "size of E's output v, the retrieval feature")
-    backbone: str = arg("cnn", "cnn (DigitsCNN) | mobilenetv2 (at chance at this budget)",
-                        choices=("cnn", "mobilenetv2"))
+    backbone: str = arg("cnn", "cnn (DigitsCNN) | mobilenetv2 (at chance at this budget) | "
+                        "resnet_tiny | ... (a linear layer maps its output to feat_dim)",
+                        choices=("cnn", *BACKBONES))
     width: float = arg(0.35, "MobileNetV2 width of the global extractor F")
     ext_width: float = arg(0.25, "MobileNetV2 width of the per-domain extractors F_d")
     stage1_steps: int = arg(30, "stage-1 triplet steps per source domain", smoke=4)
@@ -81,7 +82,10 @@ STAGE1_FIELDS = ("backbone", "feat_dim", "ext_width", "stage1_steps", "stage1_lr
 def extractor(cfg: Config, width: float, size: tuple[int, int]) -> nn.Module:
     if cfg.backbone == "cnn":
         return DigitsCNN(out_dim=cfg.feat_dim, in_channels=3, image_size=size)
-    return MobileNetV2(width_mult=width, last_stride=1, last_channel=cfg.feat_dim)
+    if cfg.backbone == "mobilenetv2":
+        return MobileNetV2(width_mult=width, last_stride=1, last_channel=cfg.feat_dim)
+    net = build_backbone(cfg.backbone, width=width)
+    return nn.Sequential(net, nn.Linear(net.out_channels, cfg.feat_dim))
 
 
 def encoder(feat_dim: int, emb_dim: int) -> nn.Module:  # two FC layers with BN (IV-B)
