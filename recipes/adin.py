@@ -112,16 +112,20 @@ def make_encoder(cfg: Config, size) -> nn.Module:
 def build_data(run, cfg: Config):
     """Single-source direct transfer, the held-out identity split, nuisance labels."""
     g = torch.Generator().manual_seed(run.args.seed)
-    if run.args.data == "real":
+    if cfg.source == -1:                          # multi-source: cameras are per domain
+        bench = run.benchmark(image_size=tuple(cfg.image_size))
+        if bench.source_val:
+            val = TargetDomain(name="sources-val", splits=[s for v in bench.source_val
+                                                          for s in v.splits])
+            train = bench.train
+        else:
+            train, val = dt.holdout_identities(bench.train, cfg.val_ids, generator=g,
+                                               name="val")
+        train.camids = train.domains * (int(train.camids.max()) + 1) + train.camids
+    elif run.args.data == "real":
         bench = dt.real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root,
                                image_size=tuple(cfg.image_size))
         train, val = dt.holdout_identities(bench.train, cfg.val_ids, generator=g, name="val")
-    elif run.args.data == "synthetic" and cfg.source == -1:   # multi-source, cameras per domain
-        bench = run.benchmark(image_size=cfg.image_size)
-        val = TargetDomain(name="sources-val", splits=[s for v in bench.source_val
-                                                      for s in v.splits])
-        train = bench.train
-        train.camids = train.domains * (int(train.camids.max()) + 1) + train.camids
     elif run.args.data == "synthetic":
         bench, val = dt.single_source(run.benchmark(image_size=cfg.image_size), cfg.source)
         train = bench.train
