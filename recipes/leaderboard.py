@@ -1,0 +1,207 @@
+"""Leaderboard: the AGG baseline and the five methods on one protocol, backbone and budget.
+
+No paper compares these methods with the same backbone, data, protocol and seeds; this does.
+Every method runs its own recipe (``recipes/<method>.py``) as a subprocess with the same
+
+    backbone  ``--backbone`` (default resnet_tiny: the one that learns from scratch on CPU),
+    images    the benchmark's size (synthetic: 64 x 32),
+    protocol  all source domains -> the unseen target domains (synthetic; or Protocol-1),
+    budget    ``--steps`` optimiser steps of the retrieval network at ``--batch-size``,
+    seeds     ``--seeds``,
+
+and the recipe's own defaults otherwise (its losses, weights, optimiser). What a method adds
+beyond those steps (DDAN's stage-1 baseline for the central domain, episodic's per-domain
+extractors, ADIN's nuisance-head steps) is extra compute the method needs, listed in the table
+with each method's wall time. Runs go ``--parallel`` at a time with one thread each, are
+resumable (a run whose JSON exists is skipped) and write ``docs/results/leaderboard.md`` (R-1
+and mAP per unseen domain, average and worst domain, mean and std over seeds) and a bar plot.
+
+    python recipes/leaderboard.py                       # synthetic, 3 seeds, < 15 min on 2 cores
+    python recipes/leaderboard.py --smoke               # every method for a few steps
+    python recipes/leaderboard.py --data-root DIR       # real Protocol-1 data (a GPU run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dgblocks.backbones import BACKBONES
+from dgblocks.engine.results import environment, git_commit
+from dgblocks.engine.sweep import Job, mean_std, run_grid, table
+
+HERE = Path(__file__).resolve().parent
+
+# method -> (recipe, flags given N = --steps); what each flag means: docs/recipes/leaderboard.md
+METHODS: dict[str, tuple[str, Callable[[int], list]]] = {
+    "baseline (AGG)": ("baseline.py", lambda n: ["--steps", n]),
+    "DIR-ReID": ("dir_reid.py", lambda n: ["--variant", "full", "--steps", n]),
+    "DDAN": ("ddan.py", lambda n: ["--ablation", "full", "--steps", n,
+                                  "--stage1-steps", max(1, n // 5)]),
+    "CDVM": ("cdvm.py", lambda n: ["--steps", n]),
+    "episodic": ("episodic.py", lambda n: ["--method", "episodic", "--init-steps", n // 5,
+                                           "--steps", n - n // 5]),
+    "ADIN": ("adin.py", lambda n: ["--source", "-1", "--skew", "0", "--nuisance", "camera",
+                                   "--warmup-steps", n // 2, "--steps", n - n // 2]),
+}
+EXTRA = {  # compute beyond the retrieval network's N steps
+    "baseline (AGG)": "-",
+    "DIR-ReID": "f_V (a second backbone) in every step",
+    "DDAN": "stage-1 baseline of N/5 steps (central domain + ID-pool init)",
+    "CDVM": "meta-train + meta-test passes per step (second order)",
+    "episodic": "one extractor per source domain (recipe default steps each)",
+    "ADIN": "nuisance-head steps on frozen features",
+}
+
+
+def parse(argv: list[str] | None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=150, help="optimiser steps of every method")
+    p.add_argument("--batch-size", type=int, default=32, help="images per step")
+    p.add_argument("--backbone", default="resnet_tiny", choices=BACKBONES)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                   metavar="METHOD", help=f"subset of: {', '.join(METHODS)}")
+    p.add_argument("--parallel", type=int, default=2, help="runs at a time (1 thread each)")
+    p.add_argument("--data-root", default="", help="real data: Protocol-1 datasets under DIR")
+    p.add_argument("--protocol", default="protocol1", help="with --data-root")
+    p.add_argument("--smoke", action="store_true", help="tiny data, a few steps, one seed")
+    p.add_argument("--out", type=Path, default=Path("runs/leaderboard"),
+                   help="per-run JSONs and logs (resumable)")
+    p.add_argument("--md", type=Path, default=None,
+                   help="results page (default docs/results/leaderboard.md; smoke: <out>/)")
+    p.add_argument("--no-plot", action="store_true", help="skip the bar plot")
+    args = p.parse_args(argv)
+    if args.steps < 5:
+        raise SystemExit(f"--steps: expected >= 5, got {args.steps}")
+    if args.smoke:
+        args.steps, args.seeds = 10, args.seeds[:1]
+    if args.md is None:
+        args.md = (args.out / "leaderboard.md" if args.smoke
+                   else Path("docs/results/leaderboard.md"))
+    return args
+
+
+def jobs(args) -> list[Job]:
+    common = ["--threads", "1", "--no-plots", "--batch-size", str(args.batch_size)]
+    common += (["--data", "real", "--data-root", args.data_root, "--protocol", args.protocol]
+               if args.data_root else ["--data", "synthetic"])
+    common += ["--smoke"] if args.smoke else []
+    data = "real" if args.data_root else ("smoke" if args.smoke else "synthetic")
+    out = []
+    for name in args.methods:
+        script, flags = METHODS[name]
+        slug = script.removesuffix(".py")
+        bb = "--encoder" if slug == "adin" else "--backbone"
+        extra = [str(f) for f in flags(args.steps)] + [bb, args.backbone]
+        if slug == "ddan":
+            extra += ["--cache", str(args.out / "cache" / "ddan")]
+        if slug == "episodic":
+            extra += ["--stage1-cache", str(args.out / "cache" / "episodic")]
+        if slug == "adin" and not args.data_root:
+            extra += ["--image-size", "64", "32"]
+        for seed in args.seeds:
+            path = args.out / data / f"{args.backbone}-n{args.steps}-b{args.batch_size}" / slug
+            out.append(Job(name, seed, str(HERE / script), (*common, *extra),
+                           path / f"seed{seed}.json"))
+    return out
+
+
+def plot(results: dict[str, list[dict]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results)
+    targets = list(next(iter(results.values()))[0]["metrics"])
+    cols = [*targets, "average", "worst"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=False)
+    for ax, metric in zip(axes, ("R1", "mAP")):
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            vals = np.array([[r["metrics"][t][metric] for t in targets]
+                             + [r["summary"]["average"][metric], r["summary"]["worst"][metric]]
+                             for r in results[name]])
+            std = vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(len(cols))
+            ax.bar(np.arange(len(cols)) + i * width, vals.mean(0), width, yerr=std,
+                   label=name, capsize=2)
+        ax.set_xticks(np.arange(len(cols)) + 0.4 - width / 2, cols, rotation=20)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(f"{metric}, mean ± std over seeds")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) -> str:
+    first = next(iter(results.values()))[0]
+    env = environment()
+    cmd = "python recipes/leaderboard.py " + shlex.join(sys.argv[1:])
+    avg = {n: [r["summary"]["average"]["R1"] for r in rs] for n, rs in results.items()}
+    ranked = sorted(avg, key=lambda n: -sum(avg[n]) / len(avg[n]))
+    cost = ["| method | recipe | seeds | wall per run (s) | average R-1 | average mAP | "
+            "worst R-1 | extra compute beyond the N steps |", "|" + " --- |" * 8]
+    for n in ranked:
+        rs = results[n]
+        secs = [r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in rs]
+        cost.append(f"| {n} | `recipes/{METHODS[n][0]}` | {len(rs)} | {mean_std(secs)} | "
+                    f"{mean_std(avg[n])} | "
+                    f"{mean_std([r['summary']['average']['mAP'] for r in rs])} | "
+                    f"{mean_std([r['summary']['worst']['R1'] for r in rs])} | {EXTRA[n]} |")
+    data = (f"real data under `{args.data_root}`, {args.protocol}" if args.data_root else
+            f"`{first['benchmark']}`{' (smoke)' if args.smoke else ''}: all source domains -> "
+            f"{', '.join(first['targets'])}")
+    lines = [
+        "# Leaderboard: every method on one protocol", "",
+        "Generated by `recipes/leaderboard.py` (do not edit by hand; rerun it). "
+        "How the methods are made comparable: [the recipe page](../recipes/leaderboard.md).", "",
+        f"- data: {data}", f"- backbone: `{args.backbone}`, {args.steps} optimiser steps of "
+        f"batch {args.batch_size} for every method, seeds {args.seeds}",
+        f"- command: `{cmd}` ({wall / 60:.1f} min for the runs it had to do, "
+        f"{args.parallel} at a time, 1 thread each)",
+        f"- commit {git_commit()}, {env.get('machine')}, {os.cpu_count()} CPUs, torch "
+        f"{env.get('torch')}, CUDA: {env.get('cuda')}", "",
+        "## Ranking (by average R-1 over the unseen domains)", "", *cost, "",
+        "## Per unseen domain (R-1 / mAP, %, mean ± std over seeds)", "",
+        table(results, ["R1", "mAP"], label="method"), "",
+    ]
+    if png is not None:
+        lines += [f"![leaderboard]({png.name})", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    grid = jobs(args)
+    t0 = time.time()
+    results = run_grid(grid, parallel=args.parallel)
+    wall = time.time() - t0
+    missing = [n for n in args.methods if n not in results]
+    if missing:
+        raise SystemExit(f"leaderboard: no finished run for {', '.join(missing)} "
+                         f"(logs under {args.out})")
+    png = None if args.no_plot else plot(
+        results, args.md.with_suffix(".png"),
+        f"{args.backbone}, {args.steps} steps x {args.batch_size}, seeds {args.seeds}")
+    text = page(args, results, png, wall)
+    args.md.parent.mkdir(parents=True, exist_ok=True)
+    args.md.write_text(text)
+    print(text)
+    print(f"wrote {args.md}" + (f" and {png}" if png else ""))
+    return results
+
+
+if __name__ == "__main__":
+    main()
