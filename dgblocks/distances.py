@@ -75,9 +75,9 @@ def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
         xc, yc = x.to(ct), y.to(ct)
         xx = xc.pow(2).sum(1, keepdim=True)
         yy = xx if same else yc.pow(2).sum(1, keepdim=True)
-        d = (xx + yy.t() - 2.0 * xc @ yc.t()).clamp_min(0.0)
+        d = torch.addmm(xx + yy.t(), xc, yc.t(), alpha=-2.0).clamp_min(0.0)  # one fused pass
     if same:
-        d = d * (1 - torch.eye(d.shape[0], dtype=d.dtype, device=d.device))
+        d = d.fill_diagonal_(0.0)  # exact zeros, and no gradient through the diagonal
     return d.to(x.dtype)
 
 

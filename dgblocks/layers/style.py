@@ -67,17 +67,17 @@ def domain_style_moments(x: Tensor, domains: Tensor, *, num_domains: int,
     b, c = check_shape(x, "B C H W", name="x")["B"], x.shape[1]
     check_int(num_domains, name="num_domains", minimum=1)
     check_labels(domains, num_domains, name="domains", n=b, length_from="x")
-    hw = x.shape[2] * x.shape[3]
     ct = torch.float64 if x.dtype == torch.float64 else torch.float32
-    xc = x.to(ct)
+    # One pass over the maps: per-sample moments (B, C); a domain pools its samples' moments
+    # (every sample has H*W positions): var^k = mean_b [var_b + (mean_b - mu^k)^2], exactly.
+    var_b, mean_b = torch.var_mean(x.to(ct), dim=(2, 3), correction=0)
     counts = all_reduce_sum(torch.zeros(num_domains, dtype=ct, device=x.device)
                             .index_add_(0, domains, torch.ones(b, dtype=ct, device=x.device)))
-    denom = (counts * hw).clamp_min(1).unsqueeze(1)
-    s1 = torch.zeros(num_domains, c, dtype=ct, device=x.device).index_add(0, domains,
-                                                                          xc.sum((2, 3)))
+    denom = counts.clamp_min(1).unsqueeze(1)
+    s1 = torch.zeros(num_domains, c, dtype=ct, device=x.device).index_add(0, domains, mean_b)
     mu = all_reduce_sum(s1) / denom
-    dev = (xc - mu[domains][:, :, None, None]).pow(2).sum((2, 3))
-    var = all_reduce_sum(torch.zeros_like(s1).index_add(0, domains, dev)) / denom
+    within = var_b + (mean_b - mu[domains]).pow(2)
+    var = all_reduce_sum(torch.zeros_like(s1).index_add(0, domains, within)) / denom
     return mu, (var + eps).sqrt(), counts
 
 
@@ -171,12 +171,12 @@ def cross_domain_style(x: Tensor, domains: Tensor, eps_mu: Tensor, eps_sigma: Te
     if detach_stats:
         mu, sigma = mu.detach(), sigma.detach()
     mu_hat, sigma_hat = expand_style_moments(mu, sigma, counts > 0, eps_mu, eps_sigma)
-    xc = x.to(mu.dtype)
-
-    def per_sample(t: Tensor) -> Tensor:
-        return t[domains][:, :, None, None]
-
-    out = per_sample(sigma_hat) * (xc - per_sample(mu)) / per_sample(sigma) + per_sample(mu_hat)
+    # sigma_hat (x - mu) / sigma + mu_hat as one affine map per domain and channel, x a + b:
+    # a single pass over the maps forward and backward (G x C work for the rest)
+    scale = sigma_hat / sigma
+    shift = mu_hat - mu * scale
+    out = torch.addcmul(shift[domains][:, :, None, None], x.to(mu.dtype),
+                        scale[domains][:, :, None, None])
     return out.to(x.dtype)
 
 
