@@ -94,6 +94,20 @@ def _as_tensor(x: Any, name: str, device: torch.device | None, integer: bool) ->
     return x
 
 
+def _match_metrics(ranks: Tensor, present: Tensor, n_match: Tensor, ap_mode: APMode
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """First-match rank, AP and INP per query from the (Q, S) match ranks."""
+    m = torch.arange(ranks.shape[1], device=ranks.device, dtype=torch.float64)
+    prec = (m + 1) / ranks
+    if ap_mode == "trapezoid":
+        prev = torch.where(ranks > 1, m / (ranks - 1).clamp_min(1), torch.ones_like(ranks))
+        prec = (prec + prev) / 2
+    n = n_match.clamp_min(1).to(torch.float64)
+    ap = (prec * present).sum(1) / n
+    last = ranks.gather(1, (n_match - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+    return ranks[:, 0], ap, n / last, n_match
+
+
 def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
                      max_rank: int = 50, ap_mode: APMode = "step",
                      invalid_query: Literal["skip", "zero"] = "skip",
@@ -118,7 +132,7 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
             (CUHK03 old protocol); drawn from ``seed``.
         seed: seed of the single-gallery-shot draw (``None`` means 0).
         chunk_size: queries per vectorised chunk (memory bound); default keeps a chunk
-            under about 16M distances.
+            under about 1M distances.
 
     Shape:
         distmat: (Q, G); q_pids, q_camids: (Q,); g_pids, g_camids: (G,); cmc: (max_rank,).
@@ -150,39 +164,26 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
     check_shape(gc, "G", name="g_camids", G=sizes["G"])
     if sizes["G"] == 0 or sizes["Q"] == 0:
         raise ShapeError(f"distmat: expected a non-empty (Q, G) matrix, got {tuple(dist.shape)}")
-    if bool(torch.isnan(dist).any()):
-        raise ValueRangeError("distmat: expected no NaN distances, got NaN")
     num_q, num_g = sizes["Q"], sizes["G"]
-    if chunk_size is None:
-        chunk_size = max(1, (1 << 24) // num_g)
+    if single_gallery_shot and bool(torch.isnan(dist).any()):  # grouped_ranks checks its own
+        raise ValueRangeError("distmat: expected no NaN distances, got NaN")
+    if chunk_size is None:  # about 1M distances: a chunk's compare mask stays in cache
+        chunk_size = max(1, (1 << 20) // num_g)
     check_int(chunk_size, name="chunk_size", minimum=1)
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
-    first = torch.empty(num_q, dtype=torch.float64, device=dev)
-    ap = torch.empty(num_q, dtype=torch.float64, device=dev)
-    inp = torch.empty(num_q, dtype=torch.float64, device=dev)
-    nvalid = torch.empty(num_q, dtype=torch.long, device=dev)
-    index = None if single_gallery_shot else GalleryIndex(gp)
-    for s in range(0, num_q, chunk_size):
-        sl = slice(s, min(s + chunk_size, num_q))
-        if index is not None:
-            ranks, present, n_match = grouped_ranks(dist[sl].contiguous(), qp[sl], qc[sl], gc,
-                                                    index)
-        else:
+    if single_gallery_shot:
+        parts = []
+        for s in range(0, num_q, chunk_size):
+            sl = slice(s, min(s + chunk_size, num_q))
             same_pid = qp[sl, None] == gp[None, :]
             valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
-            ranks, present, n_match = masked_ranks(dist[sl], same_pid & valid, valid & ~same_pid)
-        m = torch.arange(ranks.shape[1], device=dev, dtype=torch.float64)
-        prec = (m + 1) / ranks
-        if ap_mode == "trapezoid":
-            prev = torch.where(ranks > 1, m / (ranks - 1).clamp_min(1), torch.ones_like(ranks))
-            prec = (prec + prev) / 2
-        n = n_match.clamp_min(1).to(torch.float64)
-        ap[sl] = (prec * present).sum(1) / n
-        last = ranks.gather(1, (n_match - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
-        inp[sl] = n / last
-        first[sl] = ranks[:, 0]
-        nvalid[sl] = n_match
+            parts.append(_match_metrics(*masked_ranks(dist[sl], same_pid & valid,
+                                                      valid & ~same_pid), ap_mode))
+        first, ap, inp, nvalid = (torch.cat(x) for x in zip(*parts))
+    else:
+        ranks = grouped_ranks(dist, qp, qc, gc, GalleryIndex(gp), chunk_size=chunk_size)
+        first, ap, inp, nvalid = _match_metrics(*ranks, ap_mode)
     valid_q = nvalid > 0
     num_valid = int(valid_q.sum())
     if num_valid == 0:

@@ -170,12 +170,12 @@ def test_cuda_matches_cpu():
     assert a.mAP == pytest.approx(b.mAP)
 
 
-@pytest.mark.parametrize("dense_fraction", [0.0, 1.0])
-def test_sparse_and_dense_kernels_agree_with_masked(dense_fraction):
+@pytest.mark.parametrize("cells", [0, 1, 3, 512])
+def test_grouped_kernel_agrees_with_masked(cells):
     from dgblocks.eval._rank_kernels import GalleryIndex, grouped_ranks, masked_ranks
 
     d, qp, gp, qc, gc = (torch.as_tensor(x) for x in random_problem(11, q=30, g=200, ids=10))
-    r1, p1, n1 = grouped_ranks(d, qp, qc, gc, GalleryIndex(gp), dense_fraction=dense_fraction)
+    r1, p1, n1 = grouped_ranks(d, qp, qc, gc, GalleryIndex(gp), chunk_size=7, cells=cells)
     same = qp[:, None] == gp[None, :]
     valid = ~(same & (qc[:, None] == gc[None, :]))
     r2, p2, n2 = masked_ranks(d, same & valid, valid & ~same)
@@ -183,3 +183,64 @@ def test_sparse_and_dense_kernels_agree_with_masked(dense_fraction):
     w = int(n1.max())
     assert torch.equal(p1[:, :w], p2[:, :w])
     assert torch.equal(torch.where(p1[:, :w], r1[:, :w], 0), torch.where(p2[:, :w], r2[:, :w], 0))
+
+
+def _assert_matches_reference(d, qp, gp, qc, gc, **kw):
+    for ap_mode in ("step", "trapezoid"):
+        r = evaluate_ranking(d, qp, gp, qc, gc, max_rank=10, ap_mode=ap_mode, **kw)
+        cmc, mAP, mINP, nvalid = reference(d, qp, gp, qc, gc, 10, ap_mode)
+        np.testing.assert_allclose(r.cmc, cmc, atol=1e-12)
+        assert abs(r.mAP - mAP) < 1e-12 and abs(r.mINP - mINP) < 1e-12
+        assert r.num_valid_queries == nvalid
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, None])
+@given(seed=seeds)
+def test_ties_and_multishot_match_reference(seed, chunk_size):
+    # few distinct distances: many exact ties between matches, junk and non-matches, and
+    # several thresholds in one histogram cell
+    d, qp, gp, qc, gc = random_problem(seed, q=10, g=120, ids=5)
+    d = np.round(d * 6) / 6
+    _assert_matches_reference(d, qp, gp, qc, gc, chunk_size=chunk_size)
+
+
+@given(seed=seeds)
+def test_offset_and_infinite_distances_match_reference(seed):
+    d, qp, gp, qc, gc = random_problem(seed, q=10, g=80, ids=5)
+    # a large offset leaves the cell map only a few distinct values per row
+    _assert_matches_reference(1e12 + d * 1e-3, qp, gp, qc, gc)
+    rng = np.random.default_rng(seed)
+    d_inf = d.copy()
+    d_inf[rng.random(d.shape) < 0.2] = np.inf  # exact-search fallback, matches at +inf too
+    _assert_matches_reference(d_inf, qp, gp, qc, gc)
+    d_inf[rng.random(d.shape) < 0.1] = -np.inf
+    _assert_matches_reference(d_inf, qp, gp, qc, gc)
+
+
+def test_nan_anywhere_raises():
+    d, qp, gp, qc, gc = random_problem(2, q=6, g=30)
+    for i, j in [(0, 0), (5, 29), (3, 11)]:
+        bad = d.copy()
+        bad[i, j] = np.nan
+        with pytest.raises(ValueRangeError, match="distmat"):
+            evaluate_ranking(bad, qp, gp, qc, gc)
+        with pytest.raises(ValueRangeError, match="distmat"):
+            evaluate_ranking(bad, qp, gp, qc, gc, single_gallery_shot=True)
+    far = d.copy()
+    far[:, 0] = 1e9  # beyond every query's last match
+    far[1, 0] = np.nan
+    with pytest.raises(ValueRangeError, match="distmat"):
+        evaluate_ranking(far, qp, gp, qc, gc)
+
+
+def test_market_sized_slice_matches_reference():
+    # realistic noisy embeddings: many candidates per query, multi-shot identities
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(41, 16, generator=g, dtype=torch.float64)
+    qp, gp = torch.randint(0, 40, (60,), generator=g), torch.randint(0, 41, (1500,), generator=g)
+    qc, gc = torch.randint(0, 6, (60,), generator=g), torch.randint(0, 6, (1500,), generator=g)
+    qf = centers[qp] + torch.randn(60, 16, generator=g, dtype=torch.float64)
+    gf = centers[gp] + torch.randn(1500, 16, generator=g, dtype=torch.float64)
+    d = torch.cdist(qf, gf)
+    _assert_matches_reference(d.numpy(), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(),
+                              chunk_size=16)
