@@ -137,3 +137,9 @@ def test_real_data_direct_transfer_on_fake_trees(tmp_path):
 def test_digits_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--data"):
         adin.main([*TINY, "--out", str(tmp_path / "d.json"), "--data", "digits"])
+
+
+def test_multi_source_trains_on_all_sources_and_tests_on_unseen_targets(tmp_path):
+    res = adin.main([*TINY, "--source", "-1", "--skew", "0", "--nuisance", "camera",
+                     "--out", str(tmp_path / "r.json")])
+    assert all(t.startswith("tgt-") for t in res["targets"]) and len(res["targets"]) == 2

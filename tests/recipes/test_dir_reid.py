@@ -109,10 +109,16 @@ def test_protocol1_end_to_end_on_a_fake_tree(tmp_path):
     for make in (ft.market, ft.cuhk02, ft.cuhk03, ft.cuhksysu, ft.viper, ft.prid, ft.grid,
                  ft.ilids):
         make(tmp_path / "data")
-    res = dr.main([*TINY, "--batch-size", "8", "--k", "3", "--latent-dim", "32",
+    res = dr.main([*TINY, "--batch-size", "8", "--k", "3",
                    "--data", "real", "--data-root", str(tmp_path / "data"),
                    "--protocol", "protocol1", "--out", str(tmp_path / "r.json"),
                    "--eval-batch-size", "256"])
     assert res["targets"] == ["prid2011", "grid", "viper", "ilids"]
     for m in res["metrics"].values():
         assert 0 <= m["R1"] <= 100 and m["num_splits"] == 10
+
+
+def test_resnet_latent_dim_must_match_the_backbone(tmp_path):
+    with pytest.raises(ValueError, match="latent_dim"):
+        dr.main(["--smoke", "--no-plots", "--latent-dim", "64", "--out",
+                       str(tmp_path / "r.json")])

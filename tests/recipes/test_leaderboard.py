@@ -1,0 +1,84 @@
+"""Leaderboard: every method gets the same backbone, budget, batch, data and seeds; the page
+and plot are written from the runs' JSONs; a real smoke run of every method is `slow`."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("leaderboard_recipe",
+                                               ROOT / "recipes" / "leaderboard.py")
+lb = importlib.util.module_from_spec(_spec)
+sys.modules["leaderboard_recipe"] = lb
+_spec.loader.exec_module(lb)
+
+
+def _flag(flags, name):
+    return flags[flags.index(name) + 1]
+
+
+def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
+    args = lb.parse(["--steps", "100", "--seeds", "3", "4", "--out", str(tmp_path)])
+    jobs = lb.jobs(args)
+    assert len(jobs) == 2 * len(lb.METHODS) and {j.seed for j in jobs} == {3, 4}
+    for j in jobs:
+        bb = "--encoder" if j.script.endswith("adin.py") else "--backbone"
+        assert _flag(j.flags, bb) == "resnet_tiny"
+        assert _flag(j.flags, "--batch-size") == "32" and _flag(j.flags, "--data") == "synthetic"
+        assert _flag(j.flags, "--threads") == "1"
+    steps = {Path(j.script).stem: j.flags for j in jobs}
+    budget = {"baseline": int(_flag(steps["baseline"], "--steps")),   # retrieval-net steps
+              "episodic": int(_flag(steps["episodic"], "--init-steps"))
+              + int(_flag(steps["episodic"], "--steps")),
+              "adin": int(_flag(steps["adin"], "--warmup-steps"))
+              + int(_flag(steps["adin"], "--steps"))}
+    assert set(budget.values()) == {100}
+    assert _flag(steps["adin"], "--source") == "-1"               # all sources, like the rest
+
+
+def test_real_data_flags(tmp_path):
+    args = lb.parse(["--data-root", "/data", "--out", str(tmp_path)])
+    for j in lb.jobs(args):
+        assert _flag(j.flags, "--data") == "real" and _flag(j.flags, "--data-root") == "/data"
+        assert _flag(j.flags, "--protocol") == "protocol1" and "--image-size" not in j.flags
+
+
+def _fake(r1, seed):
+    m = {"t1": {"R1": r1, "mAP": r1 + 5}, "t2": {"R1": r1 + 2, "mAP": r1 + 9}}
+    return {"seed": seed, "benchmark": "synthetic_reid", "targets": ["t1", "t2"], "metrics": m,
+            "summary": {"average": {"R1": r1 + 1, "mAP": r1 + 7}, "worst": {"R1": r1,
+                                                                           "mAP": r1 + 5}},
+            "train_seconds": 10.0, "eval_seconds": 1.0}
+
+
+def test_page_ranks_by_average_and_writes_plot(tmp_path, monkeypatch):
+    fake = {"baseline (AGG)": [_fake(10, 0), _fake(12, 1)], "ADIN": [_fake(30, 0), _fake(32, 1)]}
+    monkeypatch.setattr(lb, "run_grid", lambda jobs, parallel: fake)
+    md = tmp_path / "lb.md"
+    lb.main(["--methods", "baseline (AGG)", "ADIN", "--seeds", "0", "1", "--out",
+             str(tmp_path), "--md", str(md)])
+    text = md.read_text()
+    ranking = text.split("## Ranking")[1].split("## Per unseen")[0]
+    assert ranking.index("| ADIN |") < ranking.index("| baseline (AGG) |")
+    assert "| ADIN | `recipes/adin.py` | 2 | 11.0 ± 0.0 | 32.0 ± 1.4 |" in ranking
+    assert "t1 R1" in text and (tmp_path / "lb.png").stat().st_size > 1000
+
+
+def test_missing_method_fails_loudly(tmp_path, monkeypatch):
+    monkeypatch.setattr(lb, "run_grid", lambda jobs, parallel: {"ADIN": [_fake(1, 0)]})
+    with pytest.raises(SystemExit, match="baseline"):
+        lb.main(["--methods", "baseline (AGG)", "ADIN", "--out", str(tmp_path)])
+
+
+def test_bad_steps():
+    with pytest.raises(SystemExit, match="--steps"):
+        lb.parse(["--steps", "2"])
+
+
+@pytest.mark.slow
+def test_smoke_every_method_runs(tmp_path):
+    res = lb.main(["--smoke", "--out", str(tmp_path), "--no-plot"])
+    assert set(res) == set(lb.METHODS)
+    assert all(r[0]["summary"]["average"]["R1"] >= 0 for r in res.values())
