@@ -16,8 +16,10 @@ $$ \mathrm{AP}^{\text{trap}}_q = \frac1n \sum_{m=1}^n \frac12\Big(p^-_m + \frac{
 
 A single match at rank $r$ gives $1/r$ (step) and $1/(2r)$ for $r > 1$ (trapezoid).
 
-No per-query loop and no full sort: the $n$ match distances of each query are taken with
-``topk``, every valid non-match is placed between them with ``searchsorted``, and a cumulative
+No per-query loop and no sort of the gallery: the $n$ match distances of each query come from
+a small gather of its identity's gallery items; one compare pass keeps the items at most as far
+as the last match (the only ones that can rank before a match), and those are counted between
+the match distances with a per-row histogram (``dgblocks.eval._rank_kernels``). A cumulative
 count gives each match's rank. Ties between a match and a non-match count against the query
 (the non-match is ranked first), so the numbers never flatter a degenerate embedding.
 """
