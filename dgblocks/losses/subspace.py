@@ -124,9 +124,11 @@ def subspace_consistency(W: Tensor, labels: Tensor | None = None, *, m2: float =
         return W.sum(dim=1) * 0 if reduction == "none" else attached_zero(W)
     w = _compute(W)
     dist = euclidean_distance(w)  # (B, B), finite gradient at equal rows
+    if labels is None:  # every sample pairs with the B - 1 others: no masks, no counts
+        hinge = (dist - m2).clamp_min(0).pow(2).fill_diagonal_(0.0)
+        return reduce(hinge.sum(dim=1) / (b - 1), reduction).to(W.dtype)
     pair = ~torch.eye(b, dtype=torch.bool, device=W.device)
-    if labels is not None:
-        pair = pair & (labels[:, None] == labels[None, :])
+    pair = pair & (labels[:, None] == labels[None, :])
     hinge = (dist - m2).clamp_min(0).pow(2) * pair
     count = pair.sum(dim=1)
     per_sample = hinge.sum(dim=1) / count.clamp_min(1).to(hinge.dtype)
