@@ -7,8 +7,9 @@ without a CUDA device, this conftest
 
 - sets ``TRITON_INTERPRET=1`` while it (re)imports the two kernel modules (their kernels are
   then interpreted), and restores it at once;
-- sets it again around each test of this folder only (``monkeypatch``), so that nothing else in
-  the session sees it: torch.compile and the other suites run as without this folder;
+- sets it again around each test that uses the ``fused_kernels`` fixture (``monkeypatch``), so
+  that nothing else in the session sees it: torch.compile and the other suites run as without
+  this folder;
 - probes once that a kernel runs, and skips every test here with the reason when it does not.
 
 With a CUDA device the kernels stay compiled and the tests run on the GPU.
@@ -81,8 +82,9 @@ def kernels_problem() -> str | None:
         return _probe()
 
 
-@pytest.fixture(autouse=True)
-def _triton_interpreter(monkeypatch: pytest.MonkeyPatch, kernels_problem: str | None) -> None:
+@pytest.fixture
+def fused_kernels(monkeypatch: pytest.MonkeyPatch, kernels_problem: str | None) -> None:
+    """Skip unless the fused kernels run; set ``TRITON_INTERPRET=1`` for this test (CPU)."""
     if kernels_problem is not None:
         pytest.skip(kernels_problem)
     if DEVICE == "cpu":

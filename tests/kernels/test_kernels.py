@@ -26,6 +26,7 @@ from dgblocks.losses import entropy as E  # noqa: E402
 from dgblocks.losses import triplet as T  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = pytest.mark.usefixtures("fused_kernels")
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
