@@ -32,6 +32,8 @@ from torch import Tensor
 
 from dgblocks._checks import ValueRangeError
 
+Array = np.ndarray | Tensor
+
 __all__ = ["GalleryIndex", "grouped_ranks", "masked_ranks", "single_shot_mask"]
 
 DEFAULT_CELLS = 512  # cells per query row
@@ -50,7 +52,8 @@ class GalleryIndex:
 
     def slots(self, q_pids: Tensor) -> tuple[Tensor, Tensor]:
         """Gallery indices ``(Q, S)`` of each query's identity and their validity mask."""
-        pos = torch.searchsorted(self.uniq, q_pids).clamp(max=self.uniq.numel() - 1)
+        pos = _lower_bound(self.uniq.unsqueeze(0), torch.zeros_like(q_pids), q_pids)
+        pos = pos.clamp(max=self.uniq.numel() - 1)  # (searchsorted parallelises tiny inputs)
         present = self.uniq[pos] == q_pids
         j = torch.arange(self.width, device=q_pids.device)
         ok = present.unsqueeze(1) & (j.unsqueeze(0) < self.counts[pos].unsqueeze(1))
@@ -69,12 +72,14 @@ def _ranks_from_counts(counts: Tensor, width: int, n_match: Tensor) -> tuple[Ten
 def _lower_bound(md: Tensor, rows: Tensor, vals: Tensor) -> Tensor:
     """Per element, the number of entries of the sorted row ``md[rows]`` that are < ``vals``.
 
-    A branch-free binary search on flat gathers over rows padded with ``+inf`` to a power of
-    two, so no bounds check is needed: ``log2(width)`` steps of gather, compare, add.
+    A branch-free binary search on flat gathers over rows padded with ``+inf`` (the largest
+    integer for integer rows) to a power of two, so no bounds check is needed:
+    ``log2(width)`` steps of gather, compare, add.
     """
     S = md.shape[1]
-    width = 1 << S.bit_length()  # > S: at least one +inf pad column
-    pad = torch.full((md.shape[0], width - S), float("inf"), dtype=md.dtype, device=md.device)
+    width = 1 << S.bit_length()  # > S: at least one pad column
+    top = float("inf") if md.dtype.is_floating_point else torch.iinfo(md.dtype).max
+    pad = torch.full((md.shape[0], width - S), top, dtype=md.dtype, device=md.device)
     flat = torch.cat([md, pad], 1).reshape(-1)
     base = rows * width
     ptr = base.clone()
@@ -92,23 +97,48 @@ def _place(counts: Tensor, md: Tensor, rows: Tensor, vals: Tensor) -> None:
     counts.view(-1).index_add_(0, rows * counts.shape[1] + pos, torch.ones_like(pos))
 
 
-def _candidates(d: Tensor, last: Tensor) -> Tensor:
-    """Flat indices (row-major) of the entries ``d[i, j] <= last[i]``, and of NaN entries.
+def _counts_numpy(d: np.ndarray, md: np.ndarray, t_valid: np.ndarray, last: np.ndarray,
+                  cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_counts_torch` in NumPy: the CPU path.
 
-    On the CPU the compare and the compaction run in NumPy, whose ``flatnonzero`` is faster
-    than ``torch.nonzero`` on sparse masks; elsewhere in torch.
+    NumPy's ``flatnonzero`` compacts a sparse mask faster than ``torch.nonzero``, and NumPy
+    runs no OpenMP team, whose spinning workers stall every parallel op on a busy machine.
     """
-    if d.device.type == "cpu":
-        keep = np.greater(d.detach().numpy(), last.detach().numpy())
-        np.logical_not(keep, out=keep)
-        return torch.from_numpy(np.flatnonzero(keep))
-    keep = torch.gt(d, last).logical_not_()
-    return keep.view(-1).nonzero().squeeze(1)
+    qc, g = d.shape
+    counts = np.zeros((qc, md.shape[1] + 1), dtype=np.int64)
+    keep = np.greater(d, last)
+    np.logical_not(keep, out=keep)  # d <= last, and NaN (caught below)
+    flat = np.flatnonzero(keep)  # row-major: the candidates of a row are adjacent
+    if flat.size == 0:
+        return counts, flat, d.reshape(-1)[:0]
+    vals = d.reshape(-1).take(flat)
+    rows = flat // g
+    lo = vals.min()
+    if np.isnan(lo):
+        raise ValueRangeError(_NAN_MESSAGE)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # infinities
+        span = last[:, 0] - lo  # -inf for rows without a match (they have no candidates)
+        if cells < 1 or not (np.isfinite(lo) and np.isfinite(span[t_valid[:, 0]]).all()):
+            return counts, rows, vals  # infinite distances: exact search for every item
+        scale = np.where(span > 0, cells / span, 0.0)
+    scale[~np.isfinite(scale)] = 0.0
+    stride = cells + 1  # (x - lo) * scale lies in [0, cells (1 + 2 eps)]: cells 0..cells
+    x = vals - lo
+    x *= scale.take(rows)
+    cell = x.astype(np.int64)
+    cell += rows * stride
+    hist = np.bincount(cell, minlength=qc * stride).reshape(qc, stride).cumsum(1)
+    # the thresholds' cells by the very same operations, so with the same rounding
+    with np.errstate(invalid="ignore"):
+        t_cell = np.where(t_valid, (md - lo) * scale[:, None], 0.0).astype(np.int64)
+    marked = _threshold_cells(counts, hist, t_cell, t_valid)
+    shared = np.flatnonzero(marked.take(cell))
+    return counts, rows.take(shared), vals.take(shared)
 
 
-def _chunk_counts(d: Tensor, md: Tensor, t_valid: Tensor, last: Tensor, counts: Tensor,
-                  cells: int) -> tuple[Tensor, Tensor] | None:
-    """Fill ``counts (Qc, S + 1)`` of one chunk ``d (Qc, G)`` from the cell histogram.
+def _counts_torch(d: Tensor, md: Tensor, t_valid: Tensor, last: Tensor,
+                  cells: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Bucket counts of one chunk ``d (Qc, G)`` from a per-row cell histogram.
 
     ``counts[i, k]`` is the number of gallery items of row ``i`` at most as far as the row's
     last threshold with exactly ``k`` thresholds below them, for the items that do not share
@@ -116,78 +146,100 @@ def _chunk_counts(d: Tensor, md: Tensor, t_valid: Tensor, last: Tensor, counts: 
     Items of the query's own identity are included; the caller removes them.
     """
     qc, g = d.shape
-    flat = _candidates(d, last)
+    counts = torch.zeros(qc, md.shape[1] + 1, dtype=torch.int64, device=d.device)
+    flat = torch.gt(d, last).logical_not_().view(-1).nonzero().squeeze(1)
     if flat.numel() == 0:
-        return None
+        return counts, flat, d.view(-1)[:0]
     vals = d.view(-1).index_select(0, flat)
     rows = torch.div(flat, g, rounding_mode="floor")
     lo = vals.min()
     if bool(torch.isnan(lo)):
         raise ValueRangeError(_NAN_MESSAGE)
-    n_match = t_valid.sum(1)
-    span = last.squeeze(1) - lo  # -inf for rows without a match (they have no candidates)
-    if cells < 1 or not bool(torch.isfinite(lo) & torch.isfinite(span[n_match > 0]).all()):
-        return rows, vals  # infinite distances: exact search for every item
-    scale = cells / span
-    scale = torch.where((span > 0) & torch.isfinite(scale), scale, torch.zeros_like(scale))
-    stride = cells + 1  # (x - lo) * scale lies in [0, cells (1 + 2 eps)]: cells 0..cells
+    span = last.squeeze(1) - lo
+    if cells < 1 or not bool(torch.isfinite(lo) & torch.isfinite(span[t_valid[:, 0]]).all()):
+        return counts, rows, vals
+    scale = torch.where(span > 0, cells / span, 0.0)
+    scale = torch.where(torch.isfinite(scale), scale, 0.0)
+    stride = cells + 1
     cell = (vals - lo).mul_(scale.index_select(0, rows)).long()
     cell += rows * stride
     hist = torch.bincount(cell, minlength=qc * stride).view(qc, stride).cumsum_(1)
-    # the thresholds' cells by the very same operations, so with the same rounding; the map
-    # is non-decreasing, so a row's threshold cells are sorted like its thresholds
-    t_cell = torch.where(t_valid, (md - lo).mul_(scale.unsqueeze(1)), 0).long()
-    upto = hist.gather(1, t_cell)  # items in cells <= the threshold's cell
-    below = torch.where(t_cell > 0, hist.gather(1, (t_cell - 1).clamp_min(0)), 0)
-    # items strictly between the cells of thresholds m - 1 and m have m thresholds below
-    between = (below[:, 1:] - upto[:, :-1]).clamp_min_(0)  # 0 when the cells coincide
-    counts[:, :1] += torch.where(t_valid[:, :1], below[:, :1], 0)
-    counts[:, 1:-1] += torch.where(t_valid[:, 1:], between, 0)
-    t_key = torch.where(t_valid, t_cell + torch.arange(qc, device=d.device).unsqueeze(1) * stride,
-                        qc * stride)
-    marked = torch.zeros(qc * stride + 1, dtype=torch.bool, device=d.device)
-    marked[t_key.view(-1)] = True
-    shared = marked.index_select(0, cell).nonzero().squeeze(1)  # items in a threshold's cell
-    return rows.index_select(0, shared), vals.index_select(0, shared)
+    t_cell = torch.where(t_valid, (md - lo).mul_(scale.unsqueeze(1)), 0.0).long()
+    marked = _threshold_cells(counts, hist, t_cell, t_valid)
+    shared = marked.index_select(0, cell).nonzero().squeeze(1)
+    return counts, rows.index_select(0, shared), vals.index_select(0, shared)
 
 
-def grouped_ranks(d: Tensor, q_pids: Tensor, q_cams: Tensor, g_cams: Tensor,
-                  index: GalleryIndex, *, chunk_size: int | None = None,
-                  cells: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Match ranks ``(Q, S)`` of all queries of ``d (Q, G)`` using the identity-grouped gallery.
+def _threshold_cells(counts: Array, hist: Array, t_cell: Array, t_valid: Array) -> Array:
+    """Add the items of threshold-free cells to ``counts``; mark the thresholds' cells.
 
-    The gallery is read in chunks of ``chunk_size`` queries (default: about 1M distances).
-    ``cells`` is the number of histogram cells per row; ``0`` places every candidate by binary
-    search (slower, same numbers). Raises ``ValueRangeError`` naming ``distmat`` on NaN.
+    ``hist (Qc, stride)`` is the cumulative cell histogram of each row and ``t_cell (Qc, S)``
+    the cells of its thresholds (sorted, as the map is non-decreasing). The arrays are all
+    NumPy or all torch; the few small operations read the same in both. Returns the flat
+    ``(Qc * stride + 1,)`` bool table of the cells that hold a threshold.
     """
-    num_q, num_g = d.shape
+    qc, stride = hist.shape
+    if isinstance(hist, np.ndarray):
+        xp, take, rows = np, np.take_along_axis, np.arange(qc).reshape(qc, 1)
+        marked = np.zeros(qc * stride + 1, dtype=bool)
+    else:
+        xp, rows = torch, torch.arange(qc, device=hist.device).unsqueeze(1)
+
+        def take(x: Tensor, index: Tensor, dim: int) -> Tensor:
+            return torch.gather(x, dim, index)
+
+        marked = torch.zeros(qc * stride + 1, dtype=torch.bool, device=hist.device)
+    zero = 0 * t_cell
+    upto = take(hist, t_cell, 1)  # items in cells <= the threshold's cell
+    below = xp.where(t_cell > 0, take(hist, xp.maximum(t_cell - 1, zero), 1), zero)
+    # items strictly between the cells of thresholds m - 1 and m have m thresholds below;
+    # the difference is negative when the two cells coincide
+    between = xp.maximum(below[:, 1:] - upto[:, :-1], zero[:, 1:])
+    counts[:, :1] += xp.where(t_valid[:, :1], below[:, :1], zero[:, :1])
+    counts[:, 1:-1] += xp.where(t_valid[:, 1:], between, zero[:, 1:])
+    marked[xp.where(t_valid, t_cell + rows * stride, qc * stride).reshape(-1)] = True
+    return marked
+
+
+def grouped_ranks(d: Tensor, gidx: Tensor, same_pid: Tensor, q_cams: Tensor, g_cams: Tensor,
+                  cells: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Match ranks of a chunk ``d (Qc, G)`` using the identity-grouped gallery.
+
+    ``gidx, same_pid = GalleryIndex(g_pids).slots(q_pids)`` are the chunk's same-identity
+    slots. ``cells`` is the number of histogram cells per row (default ``DEFAULT_CELLS``);
+    ``0`` places every candidate by binary search (slower, same numbers). Raises
+    ``ValueRangeError`` naming ``distmat`` on NaN. All operations on ``(Qc, S)`` tensors are
+    small enough to run without a parallel region.
+    """
     cells = DEFAULT_CELLS if cells is None else cells
-    if chunk_size is None:
-        chunk_size = max(1, (1 << 20) // num_g)
-    gidx, same_pid = index.slots(q_pids)  # (Q, S)
+    d = d.contiguous()
+    qc, width = gidx.shape
     is_match = same_pid & (g_cams[gidx] != q_cams.unsqueeze(1))
     n_match = is_match.sum(1)
     dsp = d.gather(1, gidx)
     inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-    md = torch.where(is_match, dsp, inf).sort(dim=1).values.contiguous()  # (Q, S)
+    md = torch.where(is_match, dsp, inf)  # (Qc, S), sorted below
+    if d.device.type == "cpu":  # NumPy: no parallel region for a small sort
+        md = torch.from_numpy(np.sort(md.numpy(), axis=1))
+    else:
+        md = md.sort(dim=1).values.contiguous()
     last = md.gather(1, (n_match - 1).clamp_min(0).unsqueeze(1))
     last = torch.where(n_match.unsqueeze(1) > 0, last, -inf)  # no match: nothing counts
-    t_valid = torch.arange(md.shape[1], device=d.device).unsqueeze(0) < n_match.unsqueeze(1)
-    counts = torch.zeros(num_q, md.shape[1] + 1, dtype=torch.int64, device=d.device)
-    pending: list[tuple[Tensor, Tensor]] = []
-    for s in range(0, num_q, chunk_size):
-        e = min(s + chunk_size, num_q)
-        left = _chunk_counts(d[s:e].contiguous(), md[s:e], t_valid[s:e], last[s:e], counts[s:e],
-                             cells)
-        if left is not None:
-            pending.append((left[0] + s, left[1]))
-    if pending:
-        rows, vals = (torch.cat(x) for x in zip(*pending))
+    t_valid = torch.arange(width, device=d.device).unsqueeze(0) < n_match.unsqueeze(1)
+    if d.device.type == "cpu":
+        arrays = _counts_numpy(d.detach().numpy(), md.numpy(), t_valid.numpy(), last.numpy(),
+                               cells)
+        counts, rows, vals = (torch.from_numpy(x) for x in arrays)
+    else:
+        counts, rows, vals = _counts_torch(d, md, t_valid, last, cells)
+    if rows.numel():
         _place(counts, md, rows, vals)
-    pos_sp = torch.searchsorted(md, dsp.contiguous(), side="left")
-    included = same_pid & (dsp <= last)  # same-identity items counted above: remove them
-    counts.scatter_add_(1, pos_sp, -included.long())
-    ranks, present = _ranks_from_counts(counts, index.width, n_match)
+    # same-identity items (matches and junk) were counted with the others: remove them
+    rows = torch.arange(qc, device=d.device).repeat_interleave(width)
+    included = (same_pid & (dsp <= last)).view(-1)
+    pos = rows * (width + 1) + _lower_bound(md, rows, dsp.reshape(-1))
+    counts.view(-1).index_add_(0, pos, -included.long())
+    ranks, present = _ranks_from_counts(counts, width, n_match)
     return ranks, present, n_match
 
 

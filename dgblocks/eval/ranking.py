@@ -169,23 +169,23 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
     num_q, num_g = sizes["Q"], sizes["G"]
     if single_gallery_shot and bool(torch.isnan(dist).any()):  # grouped_ranks checks its own
         raise ValueRangeError("distmat: expected no NaN distances, got NaN")
-    if chunk_size is None:  # about 1M distances: a chunk's compare mask stays in cache
+    if chunk_size is None:  # about 1M distances per chunk: it stays in cache while read
         chunk_size = max(1, (1 << 20) // num_g)
     check_int(chunk_size, name="chunk_size", minimum=1)
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
-    if single_gallery_shot:
-        parts = []
-        for s in range(0, num_q, chunk_size):
-            sl = slice(s, min(s + chunk_size, num_q))
+    index = None if single_gallery_shot else GalleryIndex(gp)
+    parts = []
+    for s in range(0, num_q, chunk_size):
+        sl = slice(s, min(s + chunk_size, num_q))
+        if index is not None:
+            ranks = grouped_ranks(dist[sl], *index.slots(qp[sl]), qc[sl], gc)
+        else:
             same_pid = qp[sl, None] == gp[None, :]
             valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
-            parts.append(_match_metrics(*masked_ranks(dist[sl], same_pid & valid,
-                                                      valid & ~same_pid), ap_mode))
-        first, ap, inp, nvalid = (torch.cat(x) for x in zip(*parts))
-    else:
-        ranks = grouped_ranks(dist, qp, qc, gc, GalleryIndex(gp), chunk_size=chunk_size)
-        first, ap, inp, nvalid = _match_metrics(*ranks, ap_mode)
+            ranks = masked_ranks(dist[sl], same_pid & valid, valid & ~same_pid)
+        parts.append(_match_metrics(*ranks, ap_mode))
+    first, ap, inp, nvalid = (torch.cat(x) for x in zip(*parts))
     valid_q = nvalid > 0
     num_valid = int(valid_q.sum())
     if num_valid == 0:

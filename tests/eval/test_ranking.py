@@ -175,7 +175,7 @@ def test_grouped_kernel_agrees_with_masked(cells):
     from dgblocks.eval._rank_kernels import GalleryIndex, grouped_ranks, masked_ranks
 
     d, qp, gp, qc, gc = (torch.as_tensor(x) for x in random_problem(11, q=30, g=200, ids=10))
-    r1, p1, n1 = grouped_ranks(d, qp, qc, gc, GalleryIndex(gp), chunk_size=7, cells=cells)
+    r1, p1, n1 = grouped_ranks(d, *GalleryIndex(gp).slots(qp), qc, gc, cells=cells)
     same = qp[:, None] == gp[None, :]
     valid = ~(same & (qc[:, None] == gc[None, :]))
     r2, p2, n2 = masked_ranks(d, same & valid, valid & ~same)
@@ -183,6 +183,33 @@ def test_grouped_kernel_agrees_with_masked(cells):
     w = int(n1.max())
     assert torch.equal(p1[:, :w], p2[:, :w])
     assert torch.equal(torch.where(p1[:, :w], r1[:, :w], 0), torch.where(p2[:, :w], r2[:, :w], 0))
+
+
+@pytest.mark.parametrize("cells", [0, 2, 512])
+@pytest.mark.parametrize("kind", ["plain", "ties", "inf"])
+def test_torch_and_numpy_kernels_agree(cells, kind):
+    # the CPU runs the NumPy kernel; the torch one (other devices) must give the same counts
+    from dgblocks.eval import _rank_kernels as K
+
+    d, qp, gp, qc, gc = (torch.as_tensor(x) for x in random_problem(5, q=20, g=150, ids=8))
+    if kind == "ties":
+        d = torch.round(d * 5) / 5
+    elif kind == "inf":
+        d[d > 0.8] = float("inf")
+    gidx, same = K.GalleryIndex(gp).slots(qp)
+    is_match = same & (gc[gidx] != qc[:, None])
+    n = is_match.sum(1)
+    md = torch.where(is_match, d.gather(1, gidx), float("inf")).sort(1).values
+    last = torch.where(n > 0, md.gather(1, (n - 1).clamp_min(0)[:, None]).squeeze(1),
+                       -float("inf"))[:, None]
+    valid = torch.arange(md.shape[1])[None] < n[:, None]
+    c1, r1, v1 = K._counts_torch(d, md, valid, last, cells)
+    c2, r2, v2 = K._counts_numpy(d.numpy(), md.numpy(), valid.numpy(), last.numpy(), cells)
+    assert torch.equal(c1, torch.from_numpy(c2))
+    assert torch.equal(r1, torch.from_numpy(r2)) and torch.equal(v1, torch.from_numpy(v2))
+    full = c1.clone()
+    K._place(full, md, r1, v1)
+    assert int(full.sum()) == int((d <= last).sum())  # every candidate counted once
 
 
 def _assert_matches_reference(d, qp, gp, qc, gc, **kw):
