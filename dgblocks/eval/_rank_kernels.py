@@ -14,7 +14,13 @@ thresholds (how many ``t_m`` are below it). Instead of a binary search per item,
 ``[min, t_n]`` of each row is cut into ``cells`` equal cells by one multiply; a cell without a
 threshold puts all its items into the same bucket, so a per-(row, cell) histogram (one
 ``bincount``) is redistributed to buckets at table size. Only the few items that share a cell
-with a threshold are placed exactly, by a binary search on their float64 values.
+with a threshold are placed exactly, by a binary search on their original values.
+
+On the CPU the per-item work runs in NumPy (``_counts_numpy``): its ``flatnonzero`` compacts
+the sparse compare mask faster than ``torch.nonzero``, and it runs no OpenMP team, whose
+spinning workers stall each parallel op on a shared, busy machine. The remaining torch ops
+act on ``(Qc, S)`` tensors, below ATen's parallel grain. Other devices use ``_counts_torch``,
+the same algorithm in torch (the tests check that both give the same counts).
 
 Exactness does not depend on the rounding of the cell map: ``cell(x)`` is computed by the same
 IEEE operations for items and thresholds and is non-decreasing in ``x``, so ``cell(x) <
