@@ -1,0 +1,224 @@
+"""One builder per recipe: its model, losses and optimisers wired from ``recipes/<name>.py`` as
+the recipe's ``main`` does, returned as a :class:`~benchmarks.dg_overhead_cases.Case`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from benchmarks.dg_overhead_cases import (
+    K_INST,
+    Case,
+    Setting,
+    forward_flops,
+    identity,
+    load_recipe,
+    make_batch,
+    plain_step,
+    schedule,
+    step_flops,
+)
+from dgblocks.backbones import build_backbone
+
+
+def baseline_case(s: Setting) -> Case:
+    """AGG: BNNeck, label-smoothed CE + batch-hard triplet, Adam (one backbone)."""
+    r = load_recipe("baseline")
+    from dgblocks.losses import LabelSmoothingCE, TripletLoss
+
+    cfg = r.Config(backbone=s.backbone, width=s.width)
+    batch = make_batch(s)
+    model = r.AGG(build_backbone(s.backbone, width=s.width), s.num_ids).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    kw = dict(augment=identity, ce=LabelSmoothingCE(eps=cfg.eps),
+              triplet=TripletLoss(margin=cfg.margin), opt=opt, sched=schedule(opt), cfg=cfg)
+    return Case("baseline", s.backbone, lambda: r.train_step(model, batch, **kw),
+                plain_step(build_backbone(s.backbone, width=s.width), s.num_ids, batch[0],
+                           batch[1]), 1.0, "one backbone (BNNeck, LS-CE, triplet on top)",
+                {"backbone": list(model.backbone.parameters()),
+                 "BNNeck": list(model.neck.parameters())})
+
+
+def dir_reid_case(s: Setting) -> Case:
+    """DIR-ReID full: f_S and f_V, entropies, BA (K pairs), phase I and phase II steps."""
+    r = load_recipe("dir_reid")
+    from dgblocks.losses import LabelSmoothingCE, NegEntropy
+    from dgblocks.sampling import BackdoorAdjustment
+
+    cfg = r.resolve(r.Config(backbone=s.backbone, width=s.width), digits=False)
+    cfg.k = min(cfg.k, s.batch - 1)  # BA draws K partners j != i (K=10 at B=64)
+    bench = SimpleNamespace(task="reid", num_ids=s.num_ids, num_domains=s.num_domains)
+    model = r.build(cfg, bench).train()
+    opts, scheds = r.make_optimisers(model, cfg, digits=False)
+    losses = (LabelSmoothingCE(eps=cfg.eps), LabelSmoothingCE(eps=0.0),
+              LabelSmoothingCE(eps=0.0, reduction="none"), NegEntropy())
+    kw = dict(augment=identity, losses=losses, ba=BackdoorAdjustment(k=cfg.k, strategy=cfg.ba),
+              gen=torch.Generator().manual_seed(0), opts=opts, scheds=scheds, cfg=cfg)
+    batch = make_batch(s)
+    last = cfg.latent_dim if s.backbone in ("mobilenetv2", "dualnorm") else None
+    plain = build_backbone(s.backbone, width=s.width, last_channel=last)
+    enc = model.enc
+    return Case("dir_reid", s.backbone, lambda: r.train_step(model, batch, **kw),
+                plain_step(plain, s.num_ids, batch[0], batch[1]), 2.0,
+                "two encoders f_S (with IN / IBN) and f_V, each forward + backward",
+                {"f_S": list(enc.encoder_s.parameters()), "f_V": list(enc.encoder_v.parameters()),
+                 "C_S, C_V (phase II)": list(enc.head_parameters()),
+                 "C_SC, C_VC (BA heads)": [*model.c_sc.parameters(), *model.c_vc.parameters()]})
+
+
+def ddan_case(s: Setting) -> Case:
+    """DDAN full (stage 2): L1, L_DA-T on the re-run mapping stage, L_SE from a filled ID pool,
+    L_DA-D, ID-pool update."""
+    r = load_recipe("ddan")
+    from dgblocks.layers import CentralDomainDiscriminator
+    from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
+    from dgblocks.memory import IDPool
+
+    cfg = r.Config(backbone=s.backbone, width=s.width, ablation="full")
+    net = r.DDANNet(build_backbone(s.backbone, width=s.width), s.num_ids)
+    dim = net.neck.dim
+    net.disc = CentralDomainDiscriminator(in_dim=dim)
+    net.train()
+    pool = IDPool(num_ids=s.num_ids, dim=dim, num_domains=s.num_domains, k=cfg.k,
+                  alpha=cfg.alpha, central=0)
+    g = torch.Generator().manual_seed(1)  # every identity seen once: L_SE has its neighbours
+    pool.update(torch.rand(s.num_ids, dim, generator=g), labels=torch.arange(s.num_ids),
+                domains=torch.arange(s.num_ids) % s.num_domains)
+    pool.end_epoch()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
+    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), NegEntropy(),
+              SymmetricKL(tau=cfg.tau))
+    batch = make_batch(s)
+    kw = dict(pool=pool, central=0, step=cfg.steps, cfg=cfg, augment=identity, losses=losses,
+              opt=opt, sched=schedule(opt), ablation="full")
+    # 4. f_m = M(z.detach()) re-runs the mapping stage M: its share of the backbone's FLOPs
+    probe = build_backbone(s.backbone, width=s.width).eval()
+    last = probe.get_submodule(probe.stage_names[-1])
+    seen = {}
+    last.register_forward_hook(lambda m, i, o: seen.setdefault("z", i[0]))
+    total = forward_flops(probe, torch.rand(1, 3, *s.size))  # the hook keeps M's input
+    frac = forward_flops(last, seen["z"]) / total
+    return Case("ddan", s.backbone, lambda: r.train_step(net, batch, **kw),
+                plain_step(build_backbone(s.backbone, width=s.width), s.num_ids, batch[0],
+                           batch[1]), 1.0 + frac,
+                f"one backbone + the mapping stage M ({probe.stage_names[-1]}, {frac:.3f} of "
+                "its forward FLOPs) re-run on detached E(x) for L_DA-T / L_SE",
+                {"E": list(net.encoder.parameters()), "M": list(net.mapping.parameters()),
+                 "I (BNNeck)": list(net.neck.parameters()), "D": list(net.disc.parameters())})
+
+
+def cdvm_case(s: Setting) -> Case:
+    """CDVM: global-local stages, style expansion + fusion, hyper-networks, second-order meta step
+    (on a ResNet: the model wraps a ResNet stem)."""
+    r = load_recipe("cdvm")
+    from dgblocks.data import MetaDomainSplitter
+    from dgblocks.meta import MetaObjective
+
+    def objective(**flags: Any) -> Any:
+        c = r.Config(backbone=s.cdvm_backbone, steps=100_000, **flags)
+        bb = (r.ResNet(layers=(1, 1, 1, 1), base_width=c.base_width, ibn=True)
+              if c.backbone == "resnet_small" else build_backbone(c.backbone))
+        return r.Objective(r.CDVM(bb, s.num_ids, s.num_domains, c), s.num_ids, c).train(), c
+
+    def step_of(obj: Any, cfg: Any, batch: tuple[Tensor, ...]) -> Callable[[], Any]:
+        opt = torch.optim.Adam(obj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        kw = dict(augment=identity, splitter=MetaDomainSplitter(num_domains=s.num_domains),
+                  meta=MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order),
+                  opt=opt, sched=schedule(opt), cfg=cfg)
+        return lambda: r.train_step(obj, batch, **kw)
+
+    batch = make_batch(s)
+    obj, cfg = objective()
+    # the meta step itself (meta-train at theta, meta-test at theta', second order) on the
+    # plain backbone, in FLOPs of the plain step: one batch of K images per domain suffices
+    small = make_batch(Setting(**{**s.__dict__, "batch": K_INST * s.num_domains}))
+    bare, bare_cfg = objective(dis=False, aug=False, attr=False)
+    passes = step_flops(step_of(bare, bare_cfg, small)) / step_flops(
+        plain_step(build_backbone(s.cdvm_backbone), s.num_ids, small[0], small[1]))
+    del bare
+    stages = [m for m in obj.model.backbone.modules() if isinstance(m, r.CDVMStage)]
+    return Case("cdvm", s.cdvm_backbone, step_of(obj, cfg, batch),
+                plain_step(build_backbone(s.cdvm_backbone), s.num_ids, batch[0], batch[1]),
+                passes, f"meta-train pass at theta, meta-test pass at theta' and the second-"
+                "order backward through the inner gradient: the FLOPs of this meta step on the "
+                f"plain backbone are {passes:.2f} plain steps",
+                {"global branches": [p for st in stages for p in st.gl.global_branch.parameters()],
+                 "local branches": [p for st in stages for p in st.gl.local_branches.parameters()],
+                 "domain classifiers": [p for st in stages for p in st.dom_cls.parameters()],
+                 "style fusion": [p for st in stages for p in st.fuse.parameters()],
+                 "hyper-networks": [p for st in stages for p in st.hyper.parameters()],
+                 "BNNeck": list(obj.model.neck.parameters())})
+
+
+def episodic_case(s: Setting) -> Case:
+    """Episodic: F + E + C on the all-source batch, frozen F_j, F_k on the episode batch
+    (per-domain extractors of the same backbone and width, F's output = the backbone's)."""
+    r = load_recipe("episodic")
+    from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
+
+    feat = build_backbone(s.backbone, width=s.width).out_channels  # F = the plain backbone
+    cfg = r.Config(backbone=s.backbone, width=s.width, ext_width=s.width, feat_dim=feat)
+    model = r.Episodic(cfg, s.num_ids, s.num_domains, s.size).train()
+    extractors = [r.extractor(cfg, cfg.ext_width, s.size).eval().requires_grad_(False)
+                  for _ in range(s.num_domains)]
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [100_000], gamma=0.1)
+    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), ConsistencyLoss(),
+              nn.CrossEntropyLoss())
+    batch, (xi, pid_i, *_) = make_batch(s, seed=0), make_batch(s, seed=1)
+    g = s.num_domains
+    episode = ((xi, pid_i), (1 % g, 2 % g))  # D_i batch; frozen F_j, F_k
+    x1 = torch.rand(1, 3, *s.size)
+    share = forward_flops(extractors[1], x1) / forward_flops(model.F.eval(), x1)
+    model.train()
+    passes = 1.0 + 2 * share / 3      # a forward is ~1/3 of forward + backward (FLOPs)
+    kw = dict(augment=identity, losses=losses, opt=opt, sched=sched, cfg=cfg)
+    return Case("episodic", s.backbone,
+                lambda: r.train_step(model, extractors, batch, episode, **kw),
+                plain_step(build_backbone(s.backbone, width=s.width, last_channel=feat),
+                           s.num_ids, batch[0], batch[1]), passes,
+                "global extractor F forward + backward, plus forward-only passes of two frozen "
+                "per-domain extractors F_j, F_k (same backbone) on the episode batch, each 1/3 "
+                "of a forward + backward",
+                {"F": list(model.F.parameters()), "E": list(model.E.parameters()),
+                 "C": list(model.C.parameters())},
+                [p for e in extractors for p in e.parameters()])
+
+
+def adin_case(s: Setting) -> Case:
+    """ADIN adversarial phase: L_I (CE + centres) + CaNE on camera and time heads; f_N by CE."""
+    r = load_recipe("adin")
+    from dgblocks import losses
+
+    cfg = r.Config(encoder=s.backbone, adv="cane", nuisance="camera+time")
+    sizes = {"camera": 6, "time": 3}
+    model = r.ADIN(build_backbone(s.backbone, width=s.width), s.num_ids, sizes,
+                   cfg.hidden).train()
+    center = losses.CenterLoss(num_classes=s.num_ids, dim=model.f_E.out_channels)
+    opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
+                            *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
+    g = torch.Generator().manual_seed(2)  # CaNE's prior from (random) training labels
+    labels = {"camera": torch.randint(0, 6, (1000,), generator=g),
+              "time": torch.randint(0, 3, (1000,), generator=g)}
+    batch = make_batch(s)
+    kw = dict(phase="adversarial", augment=identity, ce=losses.LabelSmoothingCE(eps=cfg.eps),
+              center=center, l_adv=r.adversarial_losses(cfg, labels, sizes), opt=opt,
+              opt_n=opt_n, cfg=cfg, periods=3)
+    return Case("adin", s.backbone, lambda: r.train_step(model, batch, **kw),
+                plain_step(build_backbone(s.backbone, width=s.width), s.num_ids, batch[0],
+                           batch[1]), 1.0,
+                "one encoder f_E (adversarial phase: f_I, center loss, CaNE on f_N, then f_N "
+                "re-trained on detached features)",
+                {"f_E": list(model.f_E.parameters()), "f_I": list(model.f_I.parameters()),
+                 "f_N": list(model.f_N.parameters()), "centres": list(center.parameters())})
+
+
+BUILDERS: dict[str, Callable[[Setting], Case]] = {
+    "baseline": baseline_case, "dir_reid": dir_reid_case, "ddan": ddan_case,
+    "cdvm": cdvm_case, "episodic": episodic_case, "adin": adin_case}

@@ -1,0 +1,65 @@
+"""benchmarks/dg_overhead.py at tiny sizes: every recipe's DG step trains what the recipe trains
+(and leaves frozen extractors alone), and the timing rows are well-formed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from benchmarks.dg_overhead import GOAL, main, run, run_case
+from benchmarks.dg_overhead_cases import QUICK, RECIPES, load_recipe, make_batch
+from benchmarks.dg_overhead_recipes import BUILDERS
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_dg_step_trains_the_recipe_and_rows_are_well_formed(name):
+    torch.manual_seed(0)
+    case = BUILDERS[name](QUICK)
+    groups = {g: [p for p in ps if p.requires_grad] for g, ps in case.trained.items()}
+    assert all(groups.values()), groups.keys()
+    before = {g: [p.detach().clone() for p in ps] for g, ps in groups.items()}
+    frozen = [p.detach().clone() for p in case.frozen]
+    row = run_case(case, min_run_time=0.01)              # warm-up + >= 1 timed DG step
+    for g, ps in groups.items():                         # every trained tensor moved
+        unchanged = [i for i, (a, p) in enumerate(zip(before[g], ps)) if torch.equal(a, p)]
+        assert not unchanged, f"{name}: {g} tensors {unchanged} did not change"
+    assert all(torch.equal(a, p) for a, p in zip(frozen, case.frozen))
+    assert (name == "episodic") == bool(case.frozen)
+    assert row["recipe"] == name and row["dg_runs"] >= 1 and row["plain_runs"] >= 1
+    for key in ("plain_median_s", "dg_median_s"):
+        assert math.isfinite(row[key]) and row[key] > 0
+    assert row["ratio"] == pytest.approx(row["dg_median_s"] / row["plain_median_s"])
+    assert row["overhead_excl_passes"] == pytest.approx(row["ratio"] - row["passes"])
+    assert row["meets_goal"] == (row["overhead_excl_passes"] <= GOAL)
+    assert row["passes"] >= 1.0 and row["passes_note"]
+
+
+def test_passes_follow_the_methods():
+    # DIR-ReID: two encoders; episodic: F plus two forward-only extractors of the same size
+    assert BUILDERS["dir_reid"](QUICK).passes == 2.0
+    assert BUILDERS["episodic"](QUICK).passes == pytest.approx(1 + 2 / 3, rel=1e-3)
+    assert 1.0 < BUILDERS["ddan"](QUICK).passes < 2.0     # the re-run mapping stage only
+
+
+def test_batch_is_p_by_k_and_domain_balanced():
+    x, pid, _cam, dom, _ts = make_batch(QUICK)
+    assert x.shape == (QUICK.batch, 3, *QUICK.size)
+    assert torch.bincount(dom).tolist() == [QUICK.batch // QUICK.num_domains] * QUICK.num_domains
+    assert all(c == 4 for c in torch.unique(pid, return_counts=True)[1].tolist())
+
+
+def test_main_writes_json_and_bad_input_raises(tmp_path):
+    main(["--quick", "--recipes", "adin", "--min-run-time", "0.01", "--threads", "1",
+          "--out", str(tmp_path / "q")])
+    saved = json.loads((tmp_path / "q.json").read_text())
+    assert saved["setting"]["name"] == "quick" and [r["recipe"] for r in saved["rows"]] == ["adin"]
+    assert len(saved["load_average_1_5_15min_at_end"]) == 3
+    with pytest.raises(ValueError, match="recipes"):
+        run(["nope"], QUICK, min_run_time=0.01)
+    with pytest.raises(ValueError, match="min_run_time"):
+        run(["adin"], QUICK, min_run_time=0)
+    with pytest.raises(ValueError, match="name"):
+        load_recipe("nope")
