@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("triton")
+pytest.importorskip("triton", exc_type=ImportError)
 
 from dgblocks import ShapeError  # noqa: E402
 from dgblocks import kernels as KN  # noqa: E402
