@@ -58,8 +58,7 @@ class GalleryIndex:
 
     def slots(self, q_pids: Tensor) -> tuple[Tensor, Tensor]:
         """Gallery indices ``(Q, S)`` of each query's identity and their validity mask."""
-        pos = _lower_bound(self.uniq.unsqueeze(0), torch.zeros_like(q_pids), q_pids)
-        pos = pos.clamp(max=self.uniq.numel() - 1)  # (searchsorted parallelises tiny inputs)
+        pos = torch.searchsorted(self.uniq, q_pids).clamp(max=self.uniq.numel() - 1)
         present = self.uniq[pos] == q_pids
         j = torch.arange(self.width, device=q_pids.device)
         ok = present.unsqueeze(1) & (j.unsqueeze(0) < self.counts[pos].unsqueeze(1))
@@ -75,36 +74,31 @@ def _ranks_from_counts(counts: Tensor, width: int, n_match: Tensor) -> tuple[Ten
     return ranks, present
 
 
-def _lower_bound(md: Tensor, rows: Tensor, vals: Tensor) -> Tensor:
+def _lower_bound(md: Array, rows: Array, vals: Array) -> Array:
     """Per element, the number of entries of the sorted row ``md[rows]`` that are < ``vals``.
 
-    A branch-free binary search on flat gathers over rows padded with ``+inf`` (the largest
-    integer for integer rows) to a power of two, so no bounds check is needed:
-    ``log2(width)`` steps of gather, compare, add.
+    A branch-free binary search on flat gathers over rows padded with ``+inf`` to a power of
+    two, so no bounds check is needed: ``log2(width)`` steps of gather, compare, add. NumPy
+    arrays or torch tensors (all of one kind).
     """
-    S = md.shape[1]
-    width = 1 << S.bit_length()  # > S: at least one pad column
-    top = float("inf") if md.dtype.is_floating_point else torch.iinfo(md.dtype).max
-    pad = torch.full((md.shape[0], width - S), top, dtype=md.dtype, device=md.device)
-    flat = torch.cat([md, pad], 1).reshape(-1)
+    n, S = md.shape
+    width = 1 << S.bit_length()  # > S: at least one +inf pad column
+    if isinstance(md, np.ndarray):
+        flat = np.concatenate([md, np.full((n, width - S), np.inf, md.dtype)], 1).reshape(-1)
+    else:
+        pad = torch.full((n, width - S), float("inf"), dtype=md.dtype, device=md.device)
+        flat = torch.cat([md, pad], 1).reshape(-1)
     base = rows * width
-    ptr = base.clone()
+    ptr = base.copy() if isinstance(base, np.ndarray) else base.clone()
     step = width >> 1
     while step >= 1:
-        go = flat.index_select(0, ptr + (step - 1)) < vals
-        ptr += go * step
+        ptr += (flat[ptr + (step - 1)] < vals) * step
         step >>= 1
     return ptr - base
 
 
-def _place(counts: Tensor, md: Tensor, rows: Tensor, vals: Tensor) -> None:
-    """Add one to ``counts[row, #thresholds < val]`` for each item, by binary search."""
-    pos = _lower_bound(md, rows, vals)
-    counts.view(-1).index_add_(0, rows * counts.shape[1] + pos, torch.ones_like(pos))
-
-
 def _counts_numpy(d: np.ndarray, md: np.ndarray, t_valid: np.ndarray, last: np.ndarray,
-                  cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  gidx: np.ndarray, same_pid: np.ndarray, cells: int) -> np.ndarray:
     """:func:`_counts_torch` in NumPy: the CPU path.
 
     NumPy's ``flatnonzero`` compacts a sparse mask faster than ``torch.nonzero``, and NumPy
@@ -114,66 +108,72 @@ def _counts_numpy(d: np.ndarray, md: np.ndarray, t_valid: np.ndarray, last: np.n
     counts = np.zeros((qc, md.shape[1] + 1), dtype=np.int64)
     keep = np.greater(d, last)
     np.logical_not(keep, out=keep)  # d <= last, and NaN (caught below)
+    keep[np.nonzero(same_pid)[0], gidx[same_pid]] = False  # matches and junk: not counted
     flat = np.flatnonzero(keep)  # row-major: the candidates of a row are adjacent
     if flat.size == 0:
-        return counts, flat, d.reshape(-1)[:0]
+        return counts
     vals = d.reshape(-1).take(flat)
     rows = flat // g
-    lo = vals.min()
+    lo = min(vals.min(), md[:, 0].min())  # md[:, 0] is +inf for rows without a match
     if np.isnan(lo):
         raise ValueRangeError(_NAN_MESSAGE)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # infinities
         span = last[:, 0] - lo  # -inf for rows without a match (they have no candidates)
-        if cells < 1 or not (np.isfinite(lo) and np.isfinite(span[t_valid[:, 0]]).all()):
-            return counts, rows, vals  # infinite distances: exact search for every item
+        exact = cells < 1 or not (np.isfinite(lo) and np.isfinite(span[t_valid[:, 0]]).all())
         scale = np.where(span > 0, cells / span, 0.0)
-    scale[~np.isfinite(scale)] = 0.0
-    stride = cells + 1  # (x - lo) * scale lies in [0, cells (1 + 2 eps)]: cells 0..cells
-    x = vals - lo
-    x *= scale.take(rows)
-    cell = x.astype(np.int64)
-    cell += rows * stride
-    hist = np.bincount(cell, minlength=qc * stride).reshape(qc, stride).cumsum(1)
-    # the thresholds' cells by the very same operations, so with the same rounding
-    with np.errstate(invalid="ignore"):
-        t_cell = np.where(t_valid, (md - lo) * scale[:, None], 0.0).astype(np.int64)
-    marked = _threshold_cells(counts, hist, t_cell, t_valid)
-    shared = np.flatnonzero(marked.take(cell))
-    return counts, rows.take(shared), vals.take(shared)
+    if not exact:
+        scale[~np.isfinite(scale)] = 0.0
+        stride = cells + 1  # (x - lo) * scale lies in [0, cells (1 + 2 eps)]: cells 0..cells
+        x = vals - lo
+        x *= scale.take(rows)
+        cell = x.astype(np.int64)
+        cell += rows * stride
+        hist = np.bincount(cell, minlength=qc * stride).reshape(qc, stride).cumsum(1)
+        # the thresholds' cells by the very same operations, so with the same rounding
+        with np.errstate(invalid="ignore"):
+            t_cell = np.where(t_valid, (md - lo) * scale[:, None], 0.0).astype(np.int64)
+        shared = np.flatnonzero(_threshold_cells(counts, hist, t_cell, t_valid).take(cell))
+        rows, vals = rows.take(shared), vals.take(shared)
+    pos = rows * counts.shape[1] + _lower_bound(md, rows, vals)
+    counts += np.bincount(pos, minlength=counts.size).reshape(counts.shape)
+    return counts
 
 
-def _counts_torch(d: Tensor, md: Tensor, t_valid: Tensor, last: Tensor,
-                  cells: int) -> tuple[Tensor, Tensor, Tensor]:
+def _counts_torch(d: Tensor, md: Tensor, t_valid: Tensor, last: Tensor, gidx: Tensor,
+                  same_pid: Tensor, cells: int) -> Tensor:
     """Bucket counts of one chunk ``d (Qc, G)`` from a per-row cell histogram.
 
-    ``counts[i, k]`` is the number of gallery items of row ``i`` at most as far as the row's
-    last threshold with exactly ``k`` thresholds below them, for the items that do not share
-    a cell with a threshold; those are returned as ``(rows, vals)`` to be placed exactly.
-    Items of the query's own identity are included; the caller removes them.
+    ``counts[i, k]`` is the number of gallery items of row ``i`` of another identity than the
+    query, at most as far as the row's last threshold, with exactly ``k`` thresholds below.
+    Items of cells without a threshold are counted by cell; the others are placed exactly.
     """
     qc, g = d.shape
     counts = torch.zeros(qc, md.shape[1] + 1, dtype=torch.int64, device=d.device)
-    flat = torch.gt(d, last).logical_not_().view(-1).nonzero().squeeze(1)
+    keep = torch.gt(d, last).logical_not_()
+    keep[same_pid.nonzero(as_tuple=True)[0], gidx[same_pid]] = False
+    flat = keep.view(-1).nonzero().squeeze(1)
     if flat.numel() == 0:
-        return counts, flat, d.view(-1)[:0]
+        return counts
     vals = d.view(-1).index_select(0, flat)
     rows = torch.div(flat, g, rounding_mode="floor")
-    lo = vals.min()
+    lo = torch.minimum(vals.min(), md[:, 0].min())
     if bool(torch.isnan(lo)):
         raise ValueRangeError(_NAN_MESSAGE)
     span = last.squeeze(1) - lo
-    if cells < 1 or not bool(torch.isfinite(lo) & torch.isfinite(span[t_valid[:, 0]]).all()):
-        return counts, rows, vals
-    scale = torch.where(span > 0, cells / span, 0.0)
-    scale = torch.where(torch.isfinite(scale), scale, 0.0)
-    stride = cells + 1
-    cell = (vals - lo).mul_(scale.index_select(0, rows)).long()
-    cell += rows * stride
-    hist = torch.bincount(cell, minlength=qc * stride).view(qc, stride).cumsum_(1)
-    t_cell = torch.where(t_valid, (md - lo).mul_(scale.unsqueeze(1)), 0.0).long()
-    marked = _threshold_cells(counts, hist, t_cell, t_valid)
-    shared = marked.index_select(0, cell).nonzero().squeeze(1)
-    return counts, rows.index_select(0, shared), vals.index_select(0, shared)
+    if cells >= 1 and bool(torch.isfinite(lo) & torch.isfinite(span[t_valid[:, 0]]).all()):
+        scale = torch.where(span > 0, cells / span, 0.0)
+        scale = torch.where(torch.isfinite(scale), scale, 0.0)
+        stride = cells + 1
+        cell = (vals - lo).mul_(scale.index_select(0, rows)).long()
+        cell += rows * stride
+        hist = torch.bincount(cell, minlength=qc * stride).view(qc, stride).cumsum_(1)
+        t_cell = torch.where(t_valid, (md - lo).mul_(scale.unsqueeze(1)), 0.0).long()
+        marked = _threshold_cells(counts, hist, t_cell, t_valid)
+        shared = marked.index_select(0, cell).nonzero().squeeze(1)
+        rows, vals = rows.index_select(0, shared), vals.index_select(0, shared)
+    pos = rows * counts.shape[1] + _lower_bound(md, rows, vals)
+    counts.view(-1).index_add_(0, pos, torch.ones_like(pos))
+    return counts
 
 
 def _threshold_cells(counts: Array, hist: Array, t_cell: Array, t_valid: Array) -> Array:
@@ -214,16 +214,18 @@ def grouped_ranks(d: Tensor, gidx: Tensor, same_pid: Tensor, q_cams: Tensor, g_c
     ``gidx, same_pid = GalleryIndex(g_pids).slots(q_pids)`` are the chunk's same-identity
     slots. ``cells`` is the number of histogram cells per row (default ``DEFAULT_CELLS``);
     ``0`` places every candidate by binary search (slower, same numbers). Raises
-    ``ValueRangeError`` naming ``distmat`` on NaN. All operations on ``(Qc, S)`` tensors are
-    small enough to run without a parallel region.
+    ``ValueRangeError`` naming ``distmat`` on NaN. The torch operations here act on
+    ``(Qc, S)`` tensors, small enough to run without a parallel region.
     """
     cells = DEFAULT_CELLS if cells is None else cells
     d = d.contiguous()
-    qc, width = gidx.shape
+    width = gidx.shape[1]
     is_match = same_pid & (g_cams[gidx] != q_cams.unsqueeze(1))
     n_match = is_match.sum(1)
-    dsp = d.gather(1, gidx)
     inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    dsp = d.gather(1, gidx)
+    if bool(torch.isnan(dsp).any()):  # the kernels see NaN elsewhere, not in these slots
+        raise ValueRangeError(_NAN_MESSAGE)
     md = torch.where(is_match, dsp, inf)  # (Qc, S), sorted below
     if d.device.type == "cpu":  # NumPy: no parallel region for a small sort
         md = torch.from_numpy(np.sort(md.numpy(), axis=1))
@@ -233,18 +235,11 @@ def grouped_ranks(d: Tensor, gidx: Tensor, same_pid: Tensor, q_cams: Tensor, g_c
     last = torch.where(n_match.unsqueeze(1) > 0, last, -inf)  # no match: nothing counts
     t_valid = torch.arange(width, device=d.device).unsqueeze(0) < n_match.unsqueeze(1)
     if d.device.type == "cpu":
-        arrays = _counts_numpy(d.detach().numpy(), md.numpy(), t_valid.numpy(), last.numpy(),
-                               cells)
-        counts, rows, vals = (torch.from_numpy(x) for x in arrays)
+        counts = torch.from_numpy(_counts_numpy(
+            d.detach().numpy(), md.numpy(), t_valid.numpy(), last.numpy(), gidx.numpy(),
+            same_pid.numpy(), cells))
     else:
-        counts, rows, vals = _counts_torch(d, md, t_valid, last, cells)
-    if rows.numel():
-        _place(counts, md, rows, vals)
-    # same-identity items (matches and junk) were counted with the others: remove them
-    rows = torch.arange(qc, device=d.device).repeat_interleave(width)
-    included = (same_pid & (dsp <= last)).view(-1)
-    pos = rows * (width + 1) + _lower_bound(md, rows, dsp.reshape(-1))
-    counts.view(-1).index_add_(0, pos, -included.long())
+        counts = _counts_torch(d, md, t_valid, last, gidx, same_pid, cells)
     ranks, present = _ranks_from_counts(counts, width, n_match)
     return ranks, present, n_match
 

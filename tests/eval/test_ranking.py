@@ -203,13 +203,12 @@ def test_torch_and_numpy_kernels_agree(cells, kind):
     last = torch.where(n > 0, md.gather(1, (n - 1).clamp_min(0)[:, None]).squeeze(1),
                        -float("inf"))[:, None]
     valid = torch.arange(md.shape[1])[None] < n[:, None]
-    c1, r1, v1 = K._counts_torch(d, md, valid, last, cells)
-    c2, r2, v2 = K._counts_numpy(d.numpy(), md.numpy(), valid.numpy(), last.numpy(), cells)
+    c1 = K._counts_torch(d, md, valid, last, gidx, same, cells)
+    c2 = K._counts_numpy(d.numpy(), md.numpy(), valid.numpy(), last.numpy(), gidx.numpy(),
+                         same.numpy(), cells)
     assert torch.equal(c1, torch.from_numpy(c2))
-    assert torch.equal(r1, torch.from_numpy(r2)) and torch.equal(v1, torch.from_numpy(v2))
-    full = c1.clone()
-    K._place(full, md, r1, v1)
-    assert int(full.sum()) == int((d <= last).sum())  # every candidate counted once
+    other = qp[:, None] != gp[None, :]
+    assert int(c1.sum()) == int(((d <= last) & other).sum())  # each item counted once
 
 
 def _assert_matches_reference(d, qp, gp, qc, gc, **kw):
@@ -253,6 +252,13 @@ def test_nan_anywhere_raises():
             evaluate_ranking(bad, qp, gp, qc, gc)
         with pytest.raises(ValueRangeError, match="distmat"):
             evaluate_ranking(bad, qp, gp, qc, gc, single_gallery_shot=True)
+    junk = np.argwhere((qp[:, None] == gp[None, :]) & (qc[:, None] == gc[None, :]))
+    for i, j in junk[:2]:  # same identity and camera: ignored by the metrics, still checked
+        bad = d.copy()
+        bad[i, j] = np.nan
+        with pytest.raises(ValueRangeError, match="distmat"):
+            evaluate_ranking(bad, qp, gp, qc, gc)
+    assert len(junk) > 0
     far = d.copy()
     far[:, 0] = 1e9  # beyond every query's last match
     far[1, 0] = np.nan
