@@ -134,7 +134,7 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
             (CUHK03 old protocol); drawn from ``seed``.
         seed: seed of the single-gallery-shot draw (``None`` means 0).
         chunk_size: queries per vectorised chunk (memory bound); default keeps a chunk
-            under about 1M distances.
+            under about 2M distances.
 
     Shape:
         distmat: (Q, G); q_pids, q_camids: (Q,); g_pids, g_camids: (G,); cmc: (max_rank,).
@@ -169,8 +169,8 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
     num_q, num_g = sizes["Q"], sizes["G"]
     if single_gallery_shot and bool(torch.isnan(dist).any()):  # grouped_ranks checks its own
         raise ValueRangeError("distmat: expected no NaN distances, got NaN")
-    if chunk_size is None:  # about 1M distances per chunk: it stays in cache while read
-        chunk_size = max(1, (1 << 20) // num_g)
+    if chunk_size is None:  # about 2M distances per chunk: it stays in cache while read
+        chunk_size = max(1, (1 << 21) // num_g)
     check_int(chunk_size, name="chunk_size", minimum=1)
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
