@@ -32,6 +32,8 @@ threshold's cell are compared with the original values.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -58,12 +60,15 @@ class GalleryIndex:
 
     def slots(self, q_pids: Tensor) -> tuple[Tensor, Tensor]:
         """Gallery indices ``(Q, S)`` of each query's identity and their validity mask."""
-        pos = torch.searchsorted(self.uniq, q_pids).clamp(max=self.uniq.numel() - 1)
-        present = self.uniq[pos] == q_pids
+        # a binary search by gathers: torch.searchsorted opens a parallel region for any
+        # input above 200 elements (pids are exact in float64 up to 2**53)
+        pos = _lower_bound(self.uniq.unsqueeze(0).double(), torch.zeros_like(q_pids),
+                           q_pids.double()).clamp(max=self.uniq.numel() - 1)
+        present = self.uniq.index_select(0, pos) == q_pids
         j = torch.arange(self.width, device=q_pids.device)
-        ok = present.unsqueeze(1) & (j.unsqueeze(0) < self.counts[pos].unsqueeze(1))
-        flat = (self.starts[pos].unsqueeze(1) + j).clamp(max=self.perm.numel() - 1)
-        return self.perm[flat], ok
+        ok = present.unsqueeze(1) & (j.unsqueeze(0) < self.counts.index_select(0, pos)[:, None])
+        flat = (self.starts.index_select(0, pos)[:, None] + j).clamp(max=self.perm.numel() - 1)
+        return self.perm.index_select(0, flat.view(-1)).view_as(flat), ok
 
 
 def _ranks_from_counts(counts: Tensor, width: int, n_match: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,8 +96,9 @@ def _lower_bound(md: Array, rows: Array, vals: Array) -> Array:
     base = rows * width
     ptr = base.copy() if isinstance(base, np.ndarray) else base.clone()
     step = width >> 1
+    take = flat.take if isinstance(flat, np.ndarray) else partial(flat.index_select, 0)
     while step >= 1:
-        ptr += (flat[ptr + (step - 1)] < vals) * step
+        ptr += (take(ptr + (step - 1)) < vals) * step
         step >>= 1
     return ptr - base
 
@@ -215,12 +221,15 @@ def grouped_ranks(d: Tensor, gidx: Tensor, same_pid: Tensor, q_cams: Tensor, g_c
     slots. ``cells`` is the number of histogram cells per row (default ``DEFAULT_CELLS``);
     ``0`` places every candidate by binary search (slower, same numbers). Raises
     ``ValueRangeError`` naming ``distmat`` on NaN. The torch operations here act on
-    ``(Qc, S)`` tensors, small enough to run without a parallel region.
+    ``(Qc, S)`` tensors, small enough to run without a parallel region; gathers use
+    ``index_select``/``gather``, as advanced indexing and ``take`` open one even for a few
+    elements.
     """
     cells = DEFAULT_CELLS if cells is None else cells
     d = d.contiguous()
     width = gidx.shape[1]
-    is_match = same_pid & (g_cams[gidx] != q_cams.unsqueeze(1))
+    is_match = same_pid & (g_cams.index_select(0, gidx.view(-1)).view_as(gidx)
+                           != q_cams.unsqueeze(1))
     n_match = is_match.sum(1)
     inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
     dsp = d.gather(1, gidx)

@@ -174,12 +174,12 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
     check_int(chunk_size, name="chunk_size", minimum=1)
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
-    slots = None if single_gallery_shot else GalleryIndex(gp).slots(qp)
+    index = None if single_gallery_shot else GalleryIndex(gp)
     parts = []
     for s in range(0, num_q, chunk_size):
         sl = slice(s, min(s + chunk_size, num_q))
-        if slots is not None:
-            ranks = grouped_ranks(dist[sl], slots[0][sl], slots[1][sl], qc[sl], gc)
+        if index is not None:  # per chunk: small tensors, no parallel region on the CPU
+            ranks = grouped_ranks(dist[sl], *index.slots(qp[sl]), qc[sl], gc)
         else:
             same_pid = qp[sl, None] == gp[None, :]
             valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
