@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                verbose=True)
     extra = {"mode": "quick" if args.quick else "full", "min_run_time_s": min_run_time,
              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
              "wall_s": time.perf_counter() - t0,
              "load_average_1_5_15min_at_start": load_start,
              "load_average_1_5_15min_at_end": list(os.getloadavg()),
