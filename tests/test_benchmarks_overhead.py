@@ -34,6 +34,8 @@ def test_dg_step_trains_the_recipe_and_rows_are_well_formed(name):
     assert row["ratio"] == pytest.approx(row["dg_median_s"] / row["plain_median_s"])
     assert row["overhead_excl_passes"] == pytest.approx(row["ratio"] - row["passes"])
     assert row["meets_goal"] == (row["overhead_excl_passes"] <= GOAL)
+    assert row["cpu_ratio"] == pytest.approx(row["dg_cpu_s"] / row["plain_cpu_s"])
+    assert row["overhead_excl_passes_cpu"] == pytest.approx(row["cpu_ratio"] - row["passes"])
     assert row["passes"] >= 1.0 and row["passes_note"]
 
 
@@ -63,3 +65,24 @@ def test_main_writes_json_and_bad_input_raises(tmp_path):
         run(["adin"], QUICK, min_run_time=0)
     with pytest.raises(ValueError, match="name"):
         load_recipe("nope")
+
+
+def test_throughput_rows_and_ratios():
+    from benchmarks.throughput import BASELINE, add_ratios, leaderboard, make_row
+
+    assert BASELINE in leaderboard().METHODS            # the leaderboard's names and flags
+    res = {"recipe": "x", "train_seconds": 10.0, "summary": {"average": {"mAP": 20.0}}}
+    base = make_row(BASELINE, res, steps=30, batch=32, wall_s=12.0, data_s=2.0)
+    slow = make_row("DDAN", {**res, "train_seconds": 20.0}, steps=30, batch=32, wall_s=25.0,
+                    data_s=2.0)
+    assert base["images_per_s"] == pytest.approx(96.0)
+    assert base["images_per_s_excl_data"] == pytest.approx(120.0)
+    assert base["average_mAP"] == 20.0
+    rows = add_ratios([base, slow])
+    assert rows[1]["ratio_vs_baseline"] == pytest.approx(0.5)
+    assert rows[1]["ratio_vs_baseline_excl_data"] == pytest.approx(960 / 18 / 120)
+    assert rows[0]["meets_gpu_goal_on_cpu"] and not rows[1]["meets_gpu_goal_on_cpu"]
+    with pytest.raises(ValueError, match="steps"):
+        make_row("DDAN", res, steps=0, batch=32, wall_s=1.0, data_s=0.0)
+    with pytest.raises(ValueError, match="train_seconds"):
+        make_row("DDAN", {"train_seconds": 0}, steps=1, batch=1, wall_s=1.0, data_s=0.0)
