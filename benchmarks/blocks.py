@@ -10,7 +10,7 @@ implementation would use; ``ratio = reference / ours`` (> 1: ours is faster). Be
 both run once on the same inputs and ``max_rel_diff`` records how far apart their outputs and
 gradients are (``max|ours - ref| / max|ref|``).
 
-    OMP_NUM_THREADS=2 python -m benchmarks.blocks            # full run, ~10 min on 2 cores
+    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE python -m benchmarks.blocks   # full, ~10 min
     python -m benchmarks.blocks --quick                      # first size of each block only
     python -m benchmarks.blocks --quick --only Triplet       # blocks whose name contains it
 

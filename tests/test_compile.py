@@ -233,7 +233,7 @@ def test_value_checks_run_eagerly_and_are_skipped_while_tracing():
 
 @pytest.mark.slow
 def test_inductor_compiles_the_triplet_loss():
-    """One case through the default backend (needs a C++ compiler; ~20 s on 2 cores)."""
+    """One case through the default backend (needs a C++ compiler; 10 to 20 s)."""
     f, y = _x(32, 64), torch.arange(32) // 4
     m = L.TripletLoss()
     got, g_got = _grads(torch.compile(m, fullgraph=True), (f, y), [f])
