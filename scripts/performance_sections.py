@@ -112,10 +112,17 @@ def id_pool(d: dict[str, Any]) -> tuple[list[str], Row]:
                           f"update {num(up, '.1f')}x, topk {num(top, '.1f')}x", "-")
 
 
+def _cpu_met(r: dict[str, Any], goal: float) -> bool | None:
+    v = r.get("overhead_excl_passes_cpu")
+    return None if v is None else v <= goal
+
+
 def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
     s, goal = d.get("setting", {}), float(d.get("goal_overhead_excl_passes", 0.10))
     rows = d["rows"]
     met = [r["recipe"] for r in rows if r["meets_goal"]]
+    cpu_met = [r["recipe"] for r in rows if _cpu_met(r, goal)]
+    has_cpu = any(_cpu_met(r, goal) is not None for r in rows)
     size = "x".join(str(v) for v in s.get("size", []))
     lines = [f"One training step of each recipe (its own `train_step`, all DG blocks, fixed "
              f"random batch, augmentation off) vs the plain step of the same backbone (linear "
@@ -127,24 +134,26 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
              f"plain. Goal: <= {goal:.0%}. Wall-time medians of few calls (a step takes "
              "seconds); the process CPU time of the same calls is less disturbed by other jobs "
              "on the shared machine and is shown beside them.", "",
-             f"Meeting the goal: {', '.join(met) if met else 'none'}; not meeting it: "
-             f"{', '.join(r['recipe'] for r in rows if not r['meets_goal']) or 'none'}.", "",
+             f"Meeting the goal (wall time): {', '.join(met) or 'none'}"
+             + (f"; by CPU time: {', '.join(cpu_met) or 'none'}" if has_cpu else "") + ".", "",
              "| recipe | backbone | plain step | DG step | DG / plain | passes | overhead "
-             "excl. passes | <= goal | CPU-time DG / plain | excl. passes (CPU time) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "excl. passes | <= goal | CPU-time DG / plain | excl. passes (CPU time) | <= goal "
+             "(CPU time) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['recipe']} | {r['backbone']} | {secs(r['plain_median_s'])} | "
               f"{secs(r['dg_median_s'])} | {r['ratio']:.2f} | {r['passes']:.2f} | "
               f"{r['overhead_excl_passes']:+.1%} | {yes(r['meets_goal'])} | "
               f"{num(r.get('cpu_ratio'))} | "
               + (f"{r['overhead_excl_passes_cpu']:+.1%}" if r.get("overhead_excl_passes_cpu")
-                 is not None else "-") + " |" for r in rows]
+                 is not None else "-") + f" | {yes(_cpu_met(r, goal))} |" for r in rows]
     lines += ["", "Passes counted per method:", ""]
     lines += [f"- **{r['recipe']}**: {r['passes_note']}." for r in rows]
     lines += ["", "Not in a step (not timed): " + "; ".join(
         f"{r['recipe']}: {r['not_per_step']}" for r in rows if r.get("not_per_step", "none")
         != "none") + "."]
-    return lines + [""], (f"<= {goal:.0%} beyond the method's passes",
-                          f"{len(met)} / {len(rows)} recipes", yes(len(met) == len(rows)))
+    measured = f"{len(met)} / {len(rows)} recipes" + (
+        f" (CPU time: {len(cpu_met)} / {len(rows)})" if has_cpu else "")
+    return lines + [""], (f"<= {goal:.0%} beyond the method's passes", measured,
+                          yes(len(met) == len(rows)))
 
 
 def throughput(d: dict[str, Any]) -> tuple[list[str], Row]:

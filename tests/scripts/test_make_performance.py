@@ -64,11 +64,13 @@ def _fake(tmp_path: Path) -> Path:
         "dg_overhead": [{"recipe": "ddan", "backbone": "mobilenetv2", "plain_median_s": 10.0,
                          "dg_median_s": 12.5, "ratio": 1.25, "passes": 1.15,
                          "overhead_excl_passes": 0.10, "meets_goal": True,
-                         "passes_note": "one backbone", "not_per_step": "stage 1"},
+                         "passes_note": "one backbone", "not_per_step": "stage 1",
+                         "cpu_ratio": 1.2, "overhead_excl_passes_cpu": 0.05},
                         {"recipe": "cdvm", "backbone": "resnet_tiny", "plain_median_s": 2.0,
                          "dg_median_s": 20.0, "ratio": 10.0, "passes": 4.0,
                          "overhead_excl_passes": 6.0, "meets_goal": False,
-                         "passes_note": "meta", "not_per_step": "none"}],
+                         "passes_note": "meta", "not_per_step": "none",
+                         "cpu_ratio": 9.0, "overhead_excl_passes_cpu": 5.0}],
         "throughput": [{"method": "baseline (AGG)", "train_seconds": 20.0, "images_per_s": 48.0,
                         "ratio_vs_baseline": 1.0},
                        {"method": "DDAN", "train_seconds": 40.0, "images_per_s": 24.0,
@@ -90,7 +92,9 @@ def test_every_section_shows_its_numbers_and_goal(tmp_path):
     assert "layers.BNNeck (B=64, 0.50)" in text
     assert "| [Evaluation ranking](#evaluation-ranking) | >= 10x vs per-query loop | 12.3x | yes |" \
         in text
-    assert "1 / 2 recipes | no |" in text and "+600.0%" in text and "Meeting the goal: ddan" in text
+    assert "1 / 2 recipes (CPU time: 1 / 2) | no |" in text and "+600.0%" in text
+    assert "Meeting the goal (wall time): ddan; by CPU time: ddan." in text
+    assert "| 9.00 | +500.0% | no |" in text
     assert "| DDAN | 40.0 | 24.0 | 0.50 |" in text and "lowest 0.50 of AGG" in text
     assert "load average (1 / 5 / 15 min) end 1.0 / 2.0 / 3.0" in text
     assert CUDA_NOTE in text
