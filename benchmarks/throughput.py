@@ -16,7 +16,8 @@ time to build the benchmark measured once in this process, gives a second figure
 ``ratio_vs_baseline`` = images_per_s / the AGG baseline's (the issue's goal, >= 0.9, is for a
 GPU; these are CPU numbers).
 
-    OMP_NUM_THREADS=2 python -m benchmarks.throughput             # N = 30 steps, ~5-8 min
+    OMP_NUM_THREADS=2 python -m benchmarks.throughput             # N = 30 steps, ~3-8 min
+    OMP_NUM_THREADS=1 python -m benchmarks.throughput --threads 1   # the recorded run
     python -m benchmarks.throughput --steps 10 --methods DDAN     # a subset
 
 Writes ``benchmarks/results/throughput.json``.

@@ -49,7 +49,7 @@ def provenance(d: dict[str, Any], command: str) -> list[str]:
     device = m.get("cuda") or f"CPU {m.get('processor', '?')}, {cores} cores"
     return ["```bash", command, "```", "",
             f"Commit `{m.get('commit', '?')}`, {m.get('date_utc', '?')}, {device}, torch "
-            f"{m.get('torch', '?')}, {threads} torch threads"
+            f"{m.get('torch', '?')}, torch threads: {threads}"
             + (f" (OMP_NUM_THREADS={omp})" if omp else "") + f"; {fmt_load(d)}.", ""]
 
 

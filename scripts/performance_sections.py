@@ -163,7 +163,7 @@ def throughput(d: dict[str, Any]) -> tuple[list[str], Row]:
     extra = s.get("extra_compute", {})
     lines = [f"Each recipe run end to end as the leaderboard runs it ({s.get('backbone')}, "
              f"batch {s.get('batch_size')}, N = {s.get('steps')} steps, synthetic data, "
-             f"{s.get('threads')} threads, fresh stage-1 caches); images/s = N x batch / "
+             f"torch threads: {s.get('threads')}, fresh stage-1 caches); images/s = N x batch / "
              "train_seconds, where train_seconds covers building the benchmark "
              f"({secs(d.get('data_seconds'))} here), the models, every training phase "
              "(stage 1 included) and checkpoints, up to the evaluation. The issue's goal, a "
@@ -190,8 +190,8 @@ SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], tuple[list[str], 
     "central_domain": ("Central domain", "OMP_NUM_THREADS=2 python -m benchmarks.central_domain",
                        central_domain),
     "id_pool": ("ID pool", "python -m benchmarks.id_pool", id_pool),
-    "dg_overhead": ("DG overhead per recipe", "OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead",
-                    dg_overhead),
-    "throughput": ("Training throughput", "OMP_NUM_THREADS=2 python -m benchmarks.throughput",
-                   throughput),
+    "dg_overhead": ("DG overhead per recipe",
+                    "OMP_NUM_THREADS=1 python -m benchmarks.dg_overhead --threads 1", dg_overhead),
+    "throughput": ("Training throughput",
+                   "OMP_NUM_THREADS=1 python -m benchmarks.throughput --threads 1", throughput),
 }
