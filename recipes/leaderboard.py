@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 
 # method -> (recipe, flags given N = --steps); what each flag means: docs/recipes/leaderboard.md
 METHODS: dict[str, tuple[str, Callable[[int], list]]] = {
+    "untrained (reference)": ("baseline.py", lambda n: ["--steps", 0]),
     "baseline (AGG)": ("baseline.py", lambda n: ["--steps", n]),
     "DIR-ReID": ("dir_reid.py", lambda n: ["--variant", "full", "--steps", n]),
     "DDAN": ("ddan.py", lambda n: ["--ablation", "full", "--steps", n,
@@ -50,6 +51,7 @@ METHODS: dict[str, tuple[str, Callable[[int], list]]] = {
                                    "--warmup-steps", n // 2, "--steps", n - n // 2]),
 }
 EXTRA = {  # compute beyond the retrieval network's N steps
+    "untrained (reference)": "no training: the backbone's random features (what training adds)",
     "baseline (AGG)": "-",
     "DIR-ReID": "f_V (a second backbone) in every step",
     "DDAN": "stage-1 baseline of N/5 steps (central domain + ID-pool init)",
@@ -99,6 +101,7 @@ def jobs(args) -> list[Job]:
     for name in sorted(args.methods, key=lambda n: n != "CDVM"):
         script, flags = METHODS[name]
         slug = script.removesuffix(".py")
+        folder = "untrained" if name == "untrained (reference)" else slug
         bb = "--encoder" if slug == "adin" else "--backbone"
         extra = [str(f) for f in flags(args.steps)] + [bb, args.backbone]
         if slug == "ddan":
@@ -108,7 +111,7 @@ def jobs(args) -> list[Job]:
         if slug == "adin" and not args.data_root:
             extra += ["--image-size", "64", "32"]
         for seed in args.seeds:
-            path = args.out / data / f"{args.backbone}-n{args.steps}-b{args.batch_size}" / slug
+            path = args.out / data / f"{args.backbone}-n{args.steps}-b{args.batch_size}" / folder
             out.append(Job(name, seed, str(HERE / script), (*common, *extra),
                            path / f"seed{seed}.json"))
     return out
@@ -149,8 +152,10 @@ def plot(results: dict[str, list[dict]], path: Path, title: str) -> Path:
 def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) -> str:
     first = next(iter(results.values()))[0]
     env = environment()
-    cmd = "python recipes/leaderboard.py " + shlex.join(sys.argv[1:])
+    cmd = " ".join(["python recipes/leaderboard.py", shlex.join(sys.argv[1:])]).strip()
     avg = {n: [r["summary"]["average"]["R1"] for r in rs] for n, rs in results.items()}
+    total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0)
+                for rs in results.values() for r in rs)
     ranked = sorted(avg, key=lambda n: -sum(avg[n]) / len(avg[n]))
     cost = ["| method | recipe | seeds | wall per run (s) | average R-1 | average mAP | "
             "worst R-1 | extra compute beyond the N steps |", "|" + " --- |" * 8]
@@ -170,8 +175,10 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         "How the methods are made comparable: [the recipe page](../recipes/leaderboard.md).", "",
         f"- data: {data}", f"- backbone: `{args.backbone}`, {args.steps} optimiser steps of "
         f"batch {args.batch_size} for every method, seeds {args.seeds}",
-        f"- command: `{cmd}` ({wall / 60:.1f} min for the runs it had to do, "
-        f"{args.parallel} at a time, 1 thread each)",
+        f"- command: `{cmd}`: {wall / 60:.1f} min for the runs this invocation had to do "
+        f"({args.parallel} at a time, 1 thread each); the runs' own train + eval times add up "
+        f"to {total / 60:.1f} min (about {total / 60 / args.parallel:.1f} min at "
+        f"{args.parallel} at a time, without process start-up)",
         f"- commit {git_commit()}, {env.get('machine')}, {os.cpu_count()} CPUs, torch "
         f"{env.get('torch')}, CUDA: {env.get('cuda')}", "",
         "## Ranking (by average R-1 over the unseen domains)", "", *cost, "",

@@ -28,7 +28,9 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
         assert _flag(j.flags, bb) == "resnet_tiny"
         assert _flag(j.flags, "--batch-size") == "32" and _flag(j.flags, "--data") == "synthetic"
         assert _flag(j.flags, "--threads") == "1"
-    steps = {Path(j.script).stem: j.flags for j in jobs}
+    steps = {Path(j.script).stem: j.flags for j in jobs if j.name != "untrained (reference)"}
+    untrained = [j for j in jobs if j.name == "untrained (reference)"]
+    assert _flag(untrained[0].flags, "--steps") == "0" and "untrained" in str(untrained[0].out)
     budget = {"baseline": int(_flag(steps["baseline"], "--steps")),   # retrieval-net steps
               "episodic": int(_flag(steps["episodic"], "--init-steps"))
               + int(_flag(steps["episodic"], "--steps")),
