@@ -17,8 +17,7 @@ mapping stage): ``passes`` counts them in plain steps (see ``passes_note`` of ea
 is what the blocks add beyond those passes (goal of the issue: <= 0.10).
 
     OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead           # issue setting, 6-16 min
-    OMP_NUM_THREADS=1 python -m benchmarks.dg_overhead --threads 1   # the recorded run (loaded
-                                                                     # machine: see README)
+    OMP_NUM_THREADS=1 python -m benchmarks.dg_overhead --threads 1 --min-run-time 20  # recorded
     python -m benchmarks.dg_overhead --quick                     # tiny sizes, seconds
     python -m benchmarks.dg_overhead --recipes ddan adin         # a subset
 
