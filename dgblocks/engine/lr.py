@@ -14,7 +14,7 @@ def warmup_cosine(step: int, *, total: int, warmup: float) -> float:
     ``0.5 * (1 + cos(pi * (s - w) / max(1, total - w)))``. Use with
     ``torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=T, warmup=0.1))``.
 
-    Example:
+    Examples:
         >>> [round(warmup_cosine(s, total=10, warmup=0.2), 3) for s in (0, 1, 2, 6, 10)]
         [0.5, 1.0, 1.0, 0.5, 0.0]
     """
