@@ -73,8 +73,8 @@ def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, A
     """Time the plain step, then the DG step, of one case; return its row.
 
     ``warmup`` calls of each step come first (beside the timer's own first call, which is
-    left out of the CPU-time median): without them the first case of a process paid for
-    fresh memory in its plain step (0.8x ratios of the baseline in two runs)."""
+    left out of the CPU-time median). The first case of a process still reads low (the
+    baseline at 0.73-0.81 first, 1.14 second: benchmarks/README.md); the cause is unknown."""
     load = os.getloadavg()[0]
     for _ in range(warmup):  # first calls of a process map fresh memory (page faults)
         case.plain_step()
