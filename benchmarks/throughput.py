@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=30, help="N, the leaderboard's step budget")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--backbone", default="resnet_tiny")
-    p.add_argument("--methods", nargs="+", default=list(lb.METHODS), metavar="METHOD",
+    trained = [n for n in lb.METHODS if n != "untrained (reference)"]  # that one has no steps
+    p.add_argument("--methods", nargs="+", default=trained, choices=trained, metavar="METHOD",
                    help=f"subset of: {', '.join(lb.METHODS)}")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--out", default="throughput", help="results name under benchmarks/results/")
