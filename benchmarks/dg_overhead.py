@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._meta import measure, summary, write_results
+from benchmarks._meta import write_results
 from benchmarks.dg_overhead_cases import ISSUE, QUICK, RECIPES, Case, Setting
 from benchmarks.dg_overhead_recipes import BUILDERS
 
@@ -69,24 +69,43 @@ class _CPUClock:
         return statistics.median(self.cpu[1:] or self.cpu)
 
 
-def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, Any]:
-    """Time the plain step, then the DG step, of one case; return its row.
+def _timed(step: Any) -> float:
+    """Wall seconds of one call (device synchronised before and after)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    step()
+    sync()
+    return time.perf_counter() - t0
 
-    ``warmup`` calls of each step come first (beside the timer's own first call, which is
-    left out of the CPU-time median). The first case of a process still reads low (the
-    baseline at 0.73-0.81 first, 1.14 second: benchmarks/README.md); the cause is unknown."""
+
+def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, Any]:
+    """Time the plain step and the DG step of one case, interleaved; return its row.
+
+    ``warmup`` calls of each step come first. Then rounds of (one plain call, one DG call),
+    each call timed alone (a step takes 0.5-15 s: one call is far above timer resolution;
+    ``torch.utils.benchmark`` would add two warm-up calls per measurement), until both have had
+    ``min_run_time``
+    seconds (at least 3 rounds): a slow drift of the machine's speed hits both steps of a
+    round alike, and the ratio is the median of the per-round ratios. (Timing the two steps
+    back to back in blocks let the first case of a process read 0.73-0.81 of its plain step.)"""
     load = os.getloadavg()[0]
     for _ in range(warmup):  # first calls of a process map fresh memory (page faults)
         case.plain_step()
         case.dg_step()
     plain_clock, dg_clock = _CPUClock(case.plain_step), _CPUClock(case.dg_step)
-    plain = summary(measure("step()", {"step": plain_clock}, label="dg_overhead",
-                            sub_label=case.recipe, description="plain",
-                            min_run_time=min_run_time))
-    dg = summary(measure("step()", {"step": dg_clock}, label="dg_overhead",
-                         sub_label=case.recipe, description="dg", min_run_time=min_run_time))
-    ratio = dg["median_s"] / plain["median_s"]
-    cpu_ratio = dg_clock.median() / plain_clock.median()
+    t_plain: list[float] = []
+    t_dg: list[float] = []
+    while len(t_plain) < 3 or min(sum(t_plain), sum(t_dg)) < min_run_time:
+        for clock, times in ((plain_clock, t_plain), (dg_clock, t_dg)):
+            times.append(_timed(clock))
+    q = statistics.quantiles
+    plain, dg = ({"median_s": statistics.median(t), "iqr_s": q(t, n=4)[2] - q(t, n=4)[0],
+                  "runs": len(t)} for t in (t_plain, t_dg))
+    per_round = [d / p for d, p in zip(t_dg, t_plain)]
+    cpu_round = [d / p for d, p in zip(dg_clock.cpu, plain_clock.cpu)]
+    ratio = statistics.median(per_round)
+    cpu_ratio = statistics.median(cpu_round)
     excl = ratio - case.passes
     return {"recipe": case.recipe, "backbone": case.backbone,
             "plain_median_s": plain["median_s"], "plain_iqr_s": plain["iqr_s"],
@@ -97,6 +116,7 @@ def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, A
             "dg_cpu_s": dg_clock.median(), "cpu_ratio": cpu_ratio,
             "overhead_excl_passes_cpu": cpu_ratio - case.passes,
             "not_per_step": NOT_PER_STEP[case.recipe],
+            "ratio_per_round": per_round, "timing": "interleaved rounds (plain, DG)",
             "load_1min_before": load, "load_1min_after": os.getloadavg()[0]}
 
 
