@@ -185,15 +185,15 @@ def throughput(d: dict[str, Any]) -> tuple[list[str], Row]:
 
 
 SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], tuple[list[str], Row]]]] = {
-    "blocks": ("Blocks", "OMP_NUM_THREADS=2 python -m benchmarks.blocks", blocks),
+    "blocks": ("Blocks", "OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE python -m benchmarks.blocks",
+               blocks),
     "eval_ranking": ("Evaluation ranking", "OMP_NUM_THREADS=2 python -m benchmarks.eval_ranking",
                      eval_ranking),
     "central_domain": ("Central domain", "OMP_NUM_THREADS=2 python -m benchmarks.central_domain",
                        central_domain),
     "id_pool": ("ID pool", "python -m benchmarks.id_pool", id_pool),
     "dg_overhead": ("DG overhead per recipe",
-                    "OMP_NUM_THREADS=1 python -m benchmarks.dg_overhead --threads 1 "
-                    "--min-run-time 20", dg_overhead),
+                    "OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead", dg_overhead),
     "throughput": ("Training throughput",
-                   "OMP_NUM_THREADS=1 python -m benchmarks.throughput --threads 1", throughput),
+                   "OMP_NUM_THREADS=2 python -m benchmarks.throughput", throughput),
 }
