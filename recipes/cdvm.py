@@ -35,14 +35,8 @@ from torch import Tensor, nn
 
 import dgblocks.functional as DF
 from dgblocks import layers, losses
-from dgblocks.backbones import (
-    BACKBONES,
-    ResNet,
-    build_backbone,
-    load_pretrained,
-    named_stages,
-    replace_stage,
-)
+from dgblocks.backbones import BACKBONES, ResNet, build_backbone, load_pretrained
+from dgblocks.backbones.stages import named_stages, replace_stage
 from dgblocks.data import MetaDomainSplitter
 from dgblocks.data.holdout import hold_out_source
 from dgblocks.data.transforms import train_transform
