@@ -55,14 +55,26 @@ def _shapes(params: Sequence[Tensor]) -> list[tuple[int, ...]]:
     return [tuple(p.shape) for p in params]
 
 
-def _cosine(pa: list[Tensor], pb: list[Tensor], eps: float) -> Tensor:
-    ct = torch.float64 if pa[0].dtype == torch.float64 else torch.float32
-    dot = sum((a.to(ct) * b.to(ct)).sum() for a, b in zip(pa, pb))
-    na = sum(a.to(ct).pow(2).sum() for a in pa)
-    nb = sum(b.to(ct).pow(2).sum() for b in pb)
+def _flatten(params: list[Tensor], cache: dict[tuple[int, ...], tuple[Tensor, Tensor]]
+             ) -> tuple[Tensor, Tensor]:
+    # One flat vector and its squared norm per distinct parameter set: a set broadcast over
+    # K pairs (CDVM's global branch) is concatenated once, and a pair costs one dot product
+    # instead of three reductions per parameter tensor (~45 small ops per ResNet block).
+    key = tuple(id(p) for p in params)
+    if key not in cache:
+        ct = torch.float64 if params[0].dtype == torch.float64 else torch.float32
+        flat = torch.cat([p.reshape(-1).to(ct) for p in params])
+        cache[key] = flat, torch.dot(flat, flat)
+    return cache[key]
+
+
+def _cosine(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor], eps: float) -> Tensor:
+    (va, na), (vb, nb) = a, b
+    if va.dtype != vb.dtype:  # float64 on one side only: compare in float64
+        va, na, vb, nb = (t.double() for t in (va, na, vb, nb))
     # clamp before sqrt: a finite gradient even for all-zero parameters
     norm = na.clamp_min(eps * eps).sqrt() * nb.clamp_min(eps * eps).sqrt()
-    return (dot / norm).clamp(-1.0, 1.0)
+    return (torch.dot(va, vb) / norm).clamp(-1.0, 1.0)
 
 
 def parameter_cosine(params_a: ParamSet | Sequence[ParamSet],
@@ -113,13 +125,13 @@ def parameter_cosine(params_a: ParamSet | Sequence[ParamSet],
     pb = [_params(x, f"params_b[{i}]") for i, x in enumerate(items_b)]
     count = max(len(pa), len(pb))
     pa, pb = pa * (count if len(pa) == 1 else 1), pb * (count if len(pb) == 1 else 1)
-    cosines = []
+    cosines, cache = [], {}
     for i, (a, b) in enumerate(zip(pa, pb)):
         if _shapes(a) != _shapes(b):
             ia, ib = (0 if len(items_a) == 1 else i), (0 if len(items_b) == 1 else i)
             raise ShapeError(f"params_b[{ib}]: expected parameter shapes {_shapes(a)} (from"
                              f" params_a[{ia}]), got {_shapes(b)}")
-        cosines.append(_cosine(a, b, eps))
+        cosines.append(_cosine(_flatten(a, cache), _flatten(b, cache), eps))
     return reduce(torch.stack(cosines), reduction)
 
 
