@@ -31,6 +31,8 @@ class GlobalLocalOutput(NamedTuple):
 class GlobalLocalBlock(nn.Module):
     """A global branch plus one local branch per domain, routed by domain label (CDVM eq 1).
 
+    A batch grouped by domain (as the domain samplers draw it) is cut into slices; any other
+    order is gathered per domain and scattered back (same values, two more copies of ``x``).
     Local branches of domains absent from the batch are attached to the graph with a zero, so
     DDP sees every parameter used. :meth:`branch_pairs` yields ``(global, local_k)`` for the
     parameter-cosine loss $L_{ws}$ (CDVM eq 2).
@@ -77,17 +79,20 @@ class GlobalLocalBlock(nn.Module):
             spe = torch.stack([branch(x) for branch in self.local_branches]).mean(0)
             return GlobalLocalOutput(inv, spe)
         check_labels(domains, self.num_domains, name="domains", n=x.shape[0], length_from="x")
-        order = torch.argsort(domains, stable=True)
-        counts = torch.bincount(domains, minlength=self.num_domains).tolist()  # routing: 1 sync
-        outs, unused = [], []
-        for k, part in enumerate(torch.split(order, counts)):
-            if counts[k] > 0:
-                outs.append(self.local_branches[k](x[part]))
-            else:
-                unused.append(k)
-        routed = torch.cat(outs)
-        spe = torch.empty_like(routed)
-        spe[order] = routed
+        k_all = self.num_domains
+        grouped = (domains[1:] >= domains[:-1]).all().reshape(1).long()
+        counts = (domains[:, None] == torch.arange(k_all, device=domains.device)).sum(0)
+        stats = torch.cat([counts, grouped]).tolist()  # routing: one host sync
+        counts, unused = stats[:k_all], [k for k in range(k_all) if stats[k] == 0]
+        if stats[k_all]:  # grouped by domain (domain samplers): slices, no gather / scatter
+            parts = torch.split(x, counts)
+            spe = torch.cat([self.local_branches[k](p) for k, p in enumerate(parts) if counts[k]])
+        else:
+            order = torch.argsort(domains, stable=True)
+            routed = torch.cat([self.local_branches[k](x[part])
+                                for k, part in enumerate(torch.split(order, counts)) if counts[k]])
+            spe = torch.empty_like(routed)
+            spe[order] = routed
         if unused and self.training and torch.is_grad_enabled():
             zero = sum((p.sum() * 0 for k in unused for p in self.local_branches[k].parameters()),
                        spe.new_zeros(()))
