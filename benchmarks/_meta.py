@@ -50,6 +50,32 @@ def metadata() -> dict[str, Any]:
     return meta
 
 
+def keep_freed_memory() -> str:
+    """Make glibc's ``malloc`` keep freed memory in the process, as a caching allocator does.
+
+    By default glibc serves every block above its mmap threshold (at most 32 MiB) with a fresh
+    ``mmap`` and hands it back on ``free``: a training step at ReID sizes (GiBs of activations)
+    then page-faults on every tensor it allocates, and a step with twice the activations (two
+    encoders, a meta-test pass) pays more than twice, so ratios measure the kernel's page
+    zeroing rather than our code. CUDA's caching allocator (and jemalloc / tcmalloc, which
+    PyTorch's CPU tuning guide recommends) keep freed blocks; here ``mallopt`` turns off mmap
+    for large blocks (``M_MMAP_MAX = 0``) and trimming of the heap top (``M_TRIM_THRESHOLD``
+    at its maximum), the in-process form of ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...``.
+
+    Returns a line for the results' metadata: what was set, or why nothing was (not glibc).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "system allocator (no glibc mallopt on this machine)"
+    m_trim_threshold, m_mmap_max = -1, -4
+    if mallopt(m_mmap_max, 0) != 1 or mallopt(m_trim_threshold, 2**31 - 1) != 1:
+        return "system allocator (mallopt refused)"
+    return "glibc malloc keeping freed memory (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1)"
+
+
 def measure(stmt: str, globals_: dict[str, Any], *, label: str, sub_label: str,
             description: str = "", min_run_time: float = 1.0) -> tb.Measurement:
     """Time ``stmt`` with warm-up and many repeats (median, IQR; device synchronised)."""

@@ -16,8 +16,13 @@ mapping stage): ``passes`` counts them in plain steps (see ``passes_note`` of ea
 
 is what the blocks add beyond those passes (goal of the issue: <= 0.10).
 
-    OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead           # issue setting, 6-16 min
-    OMP_NUM_THREADS=1 python -m benchmarks.dg_overhead --threads 1 --min-run-time 20  # recorded
+The process first makes glibc keep freed memory (``keep_freed_memory``, as the CUDA caching
+allocator does on a GPU) and calls each step 3 times untimed: with glibc's defaults every
+large tensor is a fresh ``mmap``, page faults grow faster than the working set, and DIR-ReID's
+two-encoder step read +47 % instead of +19 % (``--system-allocator`` measures that setting).
+
+    OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead           # issue setting (recorded)
+    OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead --system-allocator --out dg_overhead_system
     python -m benchmarks.dg_overhead --quick                     # tiny sizes, seconds
     python -m benchmarks.dg_overhead --recipes ddan adin         # a subset
 
@@ -37,7 +42,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._meta import write_results
+from benchmarks._meta import keep_freed_memory, write_results
 from benchmarks.dg_overhead_cases import ISSUE, QUICK, RECIPES, Case, Setting
 from benchmarks.dg_overhead_recipes import BUILDERS
 
@@ -79,26 +84,31 @@ def _timed(step: Any) -> float:
     return time.perf_counter() - t0
 
 
-def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, Any]:
+def run_case(case: Case, *, min_run_time: float, warmup: int = 1,
+             rounds: int = 5) -> dict[str, Any]:
     """Time the plain step and the DG step of one case, interleaved; return its row.
 
-    ``warmup`` calls of each step come first. Then rounds of (one plain call, one DG call),
-    each call timed alone (a step takes 0.5-15 s: one call is far above timer resolution;
-    ``torch.utils.benchmark`` would add two warm-up calls per measurement), until both have had
-    ``min_run_time``
-    seconds (at least 3 rounds): a slow drift of the machine's speed hits both steps of a
-    round alike, and the ratio is the median of the per-round ratios. (Timing the two steps
-    back to back in blocks let the first case of a process read 0.73-0.81 of its plain step.)"""
+    ``warmup`` calls of each step come first (the case's ``ablations``, the DG step with blocks
+    switched off, once). Then rounds of (one plain call, one DG call, one call of each
+    ablation), each call timed alone (a step takes 0.5-15 s: one call is far above timer
+    resolution; ``torch.utils.benchmark`` would add two warm-up calls per measurement), until
+    the DG step has had ``min_run_time`` seconds and at least ``rounds`` rounds: a slow drift
+    of the machine's speed hits all steps of a round alike, and each ratio is the median of
+    the per-round ratios. (Timing the two steps back to back in blocks let the first case of
+    a process read 0.73-0.81 of its plain step.)"""
     load = os.getloadavg()[0]
-    for _ in range(warmup):  # first calls of a process map fresh memory (page faults)
-        case.plain_step()
-        case.dg_step()
+    for i in range(warmup):  # first calls of a process map fresh memory (page faults)
+        for step in (case.plain_step, case.dg_step, *(case.ablations.values() if i == 0 else ())):
+            step()
     plain_clock, dg_clock = _CPUClock(case.plain_step), _CPUClock(case.dg_step)
     t_plain: list[float] = []
     t_dg: list[float] = []
-    while len(t_plain) < 3 or min(sum(t_plain), sum(t_dg)) < min_run_time:
+    t_abl: dict[str, list[float]] = {name: [] for name in case.ablations}
+    while len(t_plain) < rounds or sum(t_dg) < min_run_time:
         for clock, times in ((plain_clock, t_plain), (dg_clock, t_dg)):
             times.append(_timed(clock))
+        for name, step in case.ablations.items():  # same rounds: same drift
+            t_abl[name].append(_timed(step))
     q = statistics.quantiles
     plain, dg = ({"median_s": statistics.median(t), "iqr_s": q(t, n=4)[2] - q(t, n=4)[0],
                   "runs": len(t)} for t in (t_plain, t_dg))
@@ -111,7 +121,10 @@ def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, A
             "plain_median_s": plain["median_s"], "plain_iqr_s": plain["iqr_s"],
             "plain_runs": plain["runs"], "dg_median_s": dg["median_s"], "dg_iqr_s": dg["iqr_s"],
             "dg_runs": dg["runs"], "ratio": ratio, "passes": case.passes,
-            "passes_note": case.passes_note, "overhead_excl_passes": excl,
+            "passes_note": case.passes_note, "passes_detail": case.passes_detail,
+            "ablation_ratios": {name: statistics.median(a / p for a, p in zip(t, t_plain))
+                                for name, t in t_abl.items()},
+            "overhead_excl_passes": excl,
             "meets_goal": excl <= GOAL, "plain_cpu_s": plain_clock.median(),
             "dg_cpu_s": dg_clock.median(), "cpu_ratio": cpu_ratio,
             "overhead_excl_passes_cpu": cpu_ratio - case.passes,
@@ -121,7 +134,7 @@ def run_case(case: Case, *, min_run_time: float, warmup: int = 1) -> dict[str, A
 
 
 def run(recipes: Sequence[str], setting: Setting, *, min_run_time: float, warmup: int = 1,
-        verbose: bool = False) -> list[dict[str, Any]]:
+        rounds: int = 5, verbose: bool = False) -> list[dict[str, Any]]:
     """Build and time every recipe in ``recipes`` at ``setting``; one row each."""
     unknown = [r for r in recipes if r not in BUILDERS]
     if unknown:
@@ -132,7 +145,7 @@ def run(recipes: Sequence[str], setting: Setting, *, min_run_time: float, warmup
     for name in recipes:
         torch.manual_seed(0)
         case = BUILDERS[name](setting)
-        rows.append(run_case(case, min_run_time=min_run_time, warmup=warmup))
+        rows.append(run_case(case, min_run_time=min_run_time, warmup=warmup, rounds=rounds))
         if verbose:
             print(format_row(rows[-1]), flush=True)
         del case
@@ -155,24 +168,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE",
                    help=f"subset of: {', '.join(RECIPES)}")
     p.add_argument("--min-run-time", type=float, default=None,
-                   help="seconds per measurement after one warm-up call (default 10; a step "
+                   help="seconds per measurement after the warm-up calls (default 10; a step "
                         "at the issue setting takes 10-60 s on 2 CPU cores: 1-2 calls)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
                    help="torch threads (default: OMP_NUM_THREADS or 2)")
     p.add_argument("--out", default=None, help="results name (default dg_overhead[_quick])")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed calls of each step first (default 3; 0 with --quick): the "
+                        "heap grows to a DG step's working set over 2-3 calls")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="at least this many timed rounds (default 5; 3 with --quick)")
+    p.add_argument("--system-allocator", action="store_true",
+                   help="leave glibc malloc as it is (default: keep freed memory, see "
+                        "benchmarks/_meta.py keep_freed_memory)")
     a = p.parse_args(argv)
     if a.threads < 1:
         raise ValueError(f"--threads: expected >= 1, got {a.threads}")
     torch.set_num_threads(a.threads)
+    allocator = "system allocator" if a.system_allocator else keep_freed_memory()
+    warmup = a.warmup if a.warmup is not None else (0 if a.quick else 3)
+    rounds = a.rounds if a.rounds is not None else (3 if a.quick else 5)
+    if warmup < 0:
+        raise ValueError(f"--warmup: expected >= 0, got {warmup}")
+    if rounds < 1:
+        raise ValueError(f"--rounds: expected >= 1, got {rounds}")
     setting = QUICK if a.quick else ISSUE
     mrt = a.min_run_time if a.min_run_time is not None else (0.05 if a.quick else 10.0)
     load0, t0 = list(os.getloadavg()), time.perf_counter()
     print(f"{'recipe':<9} {'backbone':<12} {'plain s':>9} {'DG s':>9} {'ratio':>6} "
           f"{'passes':>6} {'excl.':>8}  <= {GOAL:.0%}")
-    rows = run(a.recipes, setting, min_run_time=mrt, warmup=0 if a.quick else 1, verbose=True)
+    rows = run(a.recipes, setting, min_run_time=mrt, warmup=warmup, rounds=rounds,
+               verbose=True)
     extra = {"setting": {**asdict(setting), "name": "quick" if a.quick else "issue"},
              "goal_overhead_excl_passes": GOAL, "min_run_time_s": mrt,
-             "warmup_calls": 0 if a.quick else 1,
+             "warmup_calls": warmup, "min_rounds": rounds, "allocator": allocator,
              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
              "augmentation": "off (identity): the step times the model, losses and optimiser",
              "wall_s": time.perf_counter() - t0, "load_average_1_5_15min_at_start": load0,

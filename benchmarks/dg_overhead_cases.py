@@ -58,6 +58,8 @@ class Case:
     passes_note: str
     trained: dict[str, list[Tensor]]
     frozen: list[Tensor] = field(default_factory=list)
+    passes_detail: dict[str, float] = field(default_factory=dict)
+    ablations: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 def load_recipe(name: str) -> Any:

@@ -134,25 +134,44 @@ def cdvm_case(s: Setting) -> Case:
 
     batch = make_batch(s)
     obj, cfg = objective()
-    # the meta step itself (meta-train at theta, meta-test at theta', second order) on the
-    # plain backbone, in FLOPs of the plain step: one batch of K images per domain suffices
+    # the paper's meta step (meta-train at theta, meta-test at theta', second order) in FLOPs
+    # of the plain step, on one batch of K images per domain: on the plain backbone, with the
+    # per-domain local blocks (eq 1), and on the whole architecture (+ the 2C -> C fusion
+    # convolutions of every stage, eq 9, and the hyper-networks, 3.4)
     small = make_batch(Setting(**{**s.__dict__, "batch": K_INST * s.num_domains}))
-    bare, bare_cfg = objective(dis=False, aug=False, attr=False)
-    passes = step_flops(step_of(bare, bare_cfg, small)) / step_flops(
-        plain_step(build_backbone(s.cdvm_backbone), s.num_ids, small[0], small[1]))
-    del bare
+    unit = step_flops(plain_step(build_backbone(s.cdvm_backbone), s.num_ids, small[0], small[1]))
+
+    def meta_passes(**flags: Any) -> float:
+        o, c = objective(**flags)
+        return step_flops(step_of(o, c, small)) / unit
+
+    detail = {"meta step, plain backbone": meta_passes(dis=False, aug=False, attr=False),
+              "+ local blocks": meta_passes(ws=False, aug=False, attr=False),
+              "+ fusion convolutions, hyper-networks (all)": meta_passes()}
+    passes = detail["+ fusion convolutions, hyper-networks (all)"]
+    # where the time goes: the same step with blocks switched off (Table 4 / 5 switches)
+    ablations = {name: step_of(*objective(**flags), batch) for name, flags in (
+        ("meta step, plain backbone (no L_dis, f_aug, L_attr)", dict(dis=False, aug=False,
+                                                                       attr=False)),
+        ("+ global-local blocks, domain classifiers (L_inv, L_spe)",
+         dict(ws=False, aug=False, attr=False)),
+        ("+ L_ws", dict(aug=False, attr=False)),
+        ("+ style expansion and fusion (f_aug)", dict(attr=False)))}
     stages = [m for m in obj.model.backbone.modules() if isinstance(m, r.CDVMStage)]
     return Case("cdvm", s.cdvm_backbone, step_of(obj, cfg, batch),
                 plain_step(build_backbone(s.cdvm_backbone), s.num_ids, batch[0], batch[1]),
-                passes, f"meta-train pass at theta, meta-test pass at theta' and the second-"
-                "order backward through the inner gradient: the FLOPs of this meta step on the "
-                f"plain backbone are {passes:.2f} plain steps",
+                passes, "meta-train pass at theta, meta-test pass at theta' and second-order "
+                "backward through the inner gradient, on the paper's architecture (per-domain "
+                "local blocks, a 2C -> C fusion convolution per stage): its FLOPs are "
+                f"{passes:.2f} plain steps ({detail['meta step, plain backbone']:.2f} on the "
+                f"plain backbone, {detail['+ local blocks']:.2f} with the local blocks)",
                 {"global branches": [p for st in stages for p in st.gl.global_branch.parameters()],
                  "local branches": [p for st in stages for p in st.gl.local_branches.parameters()],
                  "domain classifiers": [p for st in stages for p in st.dom_cls.parameters()],
                  "style fusion": [p for st in stages for p in st.fuse.parameters()],
                  "hyper-networks": [p for st in stages for p in st.hyper.parameters()],
-                 "BNNeck": list(obj.model.neck.parameters())})
+                 "BNNeck": list(obj.model.neck.parameters())}, passes_detail=detail,
+                ablations=ablations)
 
 
 def episodic_case(s: Setting) -> Case:

@@ -134,7 +134,9 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
              f"plain. Goal: <= {goal:.0%}. Wall-time medians of few calls (a step takes "
              "seconds); the process CPU time of the same calls is less disturbed by other jobs "
              "on the shared machine and is shown beside them. On this shared machine one "
-             "row moves by +-20% between runs (`benchmarks/README.md`, dg_overhead).", "",
+             "row moves by +-20% between runs (`benchmarks/README.md`, dg_overhead). "
+             f"Memory: {d.get('allocator', 'system allocator')}; "
+             f"{d.get('warmup_calls', 1)} untimed calls of each step first.", "",
              f"Meeting the goal (wall time): {', '.join(met) or 'none'}"
              + (f"; by CPU time: {', '.join(cpu_met) or 'none'}" if has_cpu else "") + ".", "",
              "| recipe | backbone | plain step | DG step | DG / plain | passes | overhead "
@@ -148,6 +150,16 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
                  is not None else "-") + f" | {yes(_cpu_met(r, goal))} |" for r in rows]
     lines += ["", "Passes counted per method:", ""]
     lines += [f"- **{r['recipe']}**: {r['passes_note']}." for r in rows]
+    for r in (r for r in rows if r.get("ablation_ratios")):
+        lines += ["", f"Where {r['recipe']}'s step time goes: the same step with blocks "
+                  "switched off, timed in the same rounds, in plain steps (FLOPs of the "
+                  "paper's architecture beside it where counted):", "",
+                  "| step | time / plain step |", "| --- | --- |"]
+        lines += [f"| {name} | {v:.2f} |" for name, v in r["ablation_ratios"].items()]
+        lines += [f"| full DG step | {r['ratio']:.2f} |"]
+        if r.get("passes_detail"):
+            lines += ["", "FLOPs in plain steps: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in r["passes_detail"].items()) + "."]
     lines += ["", "Not in a step (not timed): " + "; ".join(
         f"{r['recipe']}: {r['not_per_step']}" for r in rows if r.get("not_per_step", "none")
         != "none") + "."]
