@@ -133,8 +133,9 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
              "itself needs, in plain steps; overhead excl. passes = (DG - passes x plain) / "
              f"plain. Goal: <= {goal:.0%}. Wall-time medians of few calls (a step takes "
              "seconds); the process CPU time of the same calls is less disturbed by other jobs "
-             "on the shared machine and is shown beside them. On this shared machine one "
-             "row moves by +-20% between runs (`benchmarks/README.md`, dg_overhead). "
+             "on the shared machine and is shown beside them. On this shared machine the "
+             "per-round ratios of one row spread by about +-10% (`ratio_per_round` in the "
+             "JSON; history in `benchmarks/README.md`, dg_overhead). "
              f"Memory: {d.get('allocator', 'system allocator')}; "
              f"{d.get('warmup_calls', 1)} untimed calls of each step first.", "",
              f"Meeting the goal (wall time): {', '.join(met) or 'none'}"
@@ -152,14 +153,19 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
     lines += [f"- **{r['recipe']}**: {r['passes_note']}." for r in rows]
     for r in (r for r in rows if r.get("ablation_ratios")):
         lines += ["", f"Where {r['recipe']}'s step time goes: the same step with blocks "
-                  "switched off, timed in the same rounds, in plain steps (FLOPs of the "
-                  "paper's architecture beside it where counted):", "",
+                  "switched off, timed in the same rounds, in plain steps:", "",
                   "| step | time / plain step |", "| --- | --- |"]
         lines += [f"| {name} | {v:.2f} |" for name, v in r["ablation_ratios"].items()]
         lines += [f"| full DG step | {r['ratio']:.2f} |"]
-        if r.get("passes_detail"):
+        detail = r.get("passes_detail") or {}
+        if detail:
             lines += ["", "FLOPs in plain steps: " + ", ".join(
-                f"{k} {v:.2f}" for k, v in r["passes_detail"].items()) + "."]
+                f"{k} {v:.2f}" for k, v in detail.items()) + "."]
+            bare_t, bare_f = next(iter(r["ablation_ratios"].values())), next(iter(detail.values()))
+            lines += ["", f"Time per FLOP: the whole step {r['ratio'] / r['passes']:.2f}x, "
+                      f"the first ablation (no blocks) {bare_t / bare_f:.2f}x a plain step's. "
+                      "A second-order step spends time FLOPs do not count (double backward "
+                      "of batch norm, many small ops) with or without the blocks."]
     lines += ["", "Not in a step (not timed): " + "; ".join(
         f"{r['recipe']}: {r['not_per_step']}" for r in rows if r.get("not_per_step", "none")
         != "none") + "."]
