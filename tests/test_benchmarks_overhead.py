@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,6 +47,28 @@ def test_passes_follow_the_methods():
     assert BUILDERS["dir_reid"](QUICK).passes == 2.0
     assert BUILDERS["episodic"](QUICK).passes == pytest.approx(1 + 2 / 3, rel=1e-3)
     assert 1.0 < BUILDERS["ddan"](QUICK).passes < 2.0     # the re-run mapping stage only
+    # CDVM: FLOPs of its meta step grow as the architecture's pieces come back
+    cdvm = BUILDERS["cdvm"](QUICK)
+    detail = list(cdvm.passes_detail.values())
+    assert 2.0 < detail[0] < detail[1] < detail[2] == cdvm.passes
+    assert len(cdvm.ablations) == 4 and not BUILDERS["adin"](QUICK).ablations
+
+
+def test_ablations_are_timed_in_the_same_rounds():
+    torch.manual_seed(0)
+    row = run_case(BUILDERS["cdvm"](QUICK), min_run_time=0.01, warmup=0, rounds=3)
+    assert len(row["ablation_ratios"]) == 4
+    assert all(math.isfinite(v) and v > 0 for v in row["ablation_ratios"].values())
+
+
+def test_keep_freed_memory_says_what_it_set():
+    import subprocess
+    import sys
+
+    code = "from benchmarks._meta import keep_freed_memory as k; print(k())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.startswith("glibc malloc keeping freed memory") or "system allocator" in out
 
 
 def test_batch_is_p_by_k_and_domain_balanced():
@@ -57,10 +80,13 @@ def test_batch_is_p_by_k_and_domain_balanced():
 
 def test_main_writes_json_and_bad_input_raises(tmp_path):
     main(["--quick", "--recipes", "adin", "--min-run-time", "0.01", "--threads", "1",
-          "--out", str(tmp_path / "q")])
+          "--system-allocator", "--out", str(tmp_path / "q")])
     saved = json.loads((tmp_path / "q.json").read_text())
     assert saved["setting"]["name"] == "quick" and [r["recipe"] for r in saved["rows"]] == ["adin"]
     assert len(saved["load_average_1_5_15min_at_end"]) == 3
+    assert saved["allocator"] == "system allocator" and saved["min_rounds"] == 3
+    with pytest.raises(ValueError, match="--rounds"):
+        main(["--quick", "--recipes", "adin", "--rounds", "0", "--system-allocator"])
     with pytest.raises(ValueError, match="recipes"):
         run(["nope"], QUICK, min_run_time=0.01)
     with pytest.raises(ValueError, match="min_run_time"):
