@@ -27,7 +27,12 @@ from dgblocks.losses.subspace import subspace_consistency, subspace_diversity
 from dgblocks.losses.symmetric_kl import symmetric_kl
 from dgblocks.losses.triplet import batch_hard_mining, triplet_loss
 from dgblocks.meta import meta_objective
-from dgblocks.sampling.backdoor import backdoor_adjustment, backdoor_indices, backdoor_pairs
+from dgblocks.sampling.backdoor import (
+    backdoor_adjustment,
+    backdoor_indices,
+    backdoor_linear,
+    backdoor_pairs,
+)
 
 __all__ = [
     # distances
@@ -59,6 +64,7 @@ __all__ = [
     # sampling/backdoor.py (structured blocks)
     "backdoor_adjustment",
     "backdoor_indices",
+    "backdoor_linear",
     "backdoor_pairs",
     # layers/style.py (structured blocks)
     "domain_style_moments",

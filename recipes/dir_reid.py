@@ -38,7 +38,7 @@ from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.layers import DannSchedule, DisentangledEncoders, GradientReversal
 from dgblocks.losses import LabelSmoothingCE, NegEntropy
-from dgblocks.sampling import BackdoorAdjustment
+from dgblocks.sampling import BackdoorAdjustment, backdoor_linear
 
 VARIANTS = ("baseline", "dual_dann", "mddan", "full")
 
@@ -143,12 +143,12 @@ def train_step(model: DIRReID, batch, *, augment, losses, ba, gen, opts, scheds,
         model.grl.step()
     if v is not None:
         logs["l_vdom"] = ce_dom(enc.domain_head(v), d)
-    if v_ == "full":                                       # 3. BA pairs s_i (+) v~_ik
-        pairs, idx, w = ba(s, v, generator=gen)
-        k = pairs.shape[1]
-        flat = pairs.flatten(0, 1)
-        logs["l_idinvar"] = cfg.lambda3 * ce_id(model.c_sc(flat), y.repeat_interleave(k))
-        z_vc, w = model.c_vc(flat), w.flatten()            #    mixed v~: mixed domain target
+    if v_ == "full":                                       # 3. BA: K factors v~_ik per s_i
+        idx, w = ba.indices(v, generator=gen)              #    heads on s_i (+) v~_ik: linear,
+        z_sc, z_vc = (backdoor_linear(s, v, idx, w, h.weight, h.bias).flatten(0, 1)
+                      for h in (model.c_sc, model.c_vc))   #    so the pairs are never built
+        logs["l_idinvar"] = cfg.lambda3 * ce_id(z_sc, y.repeat_interleave(idx.shape[1]))
+        w = w.flatten()                                    #    mixed v~: mixed domain target
         logs["l_dominvar"] = cfg.lambda4 * (
             w * ce_dom_each(z_vc, d[idx[..., 0].flatten()])
             + (1 - w) * ce_dom_each(z_vc, d[idx[..., 1].flatten()])).mean()

@@ -98,6 +98,29 @@ def test_mixup_uses_alpha_half_by_default_and_generator_is_reproducible():
     assert torch.equal(a.index, b.index)
 
 
+@given(seed=seeds, bk=sizes(), strategy=st.sampled_from(STRATS), bias=st.booleans())
+def test_prop_linear_head_equals_the_head_on_the_pairs(seed, bk, strategy, bias):
+    b, k = bk
+    s, v = randn(seed, b, 3).requires_grad_(), randn(seed + 1, b, 2).requires_grad_()
+    w_head, b_head = randn(seed + 2, 6, 5).requires_grad_(), randn(seed + 3, 6)
+    index, weight = DF.backdoor_indices(v, k=k, strategy=strategy, generator=gen(seed))
+    out = DF.backdoor_linear(s, v, index, weight, w_head, b_head if bias else None)
+    ref = torch.nn.functional.linear(DF.backdoor_pairs(s, v, index, weight), w_head,
+                                     b_head if bias else None)
+    torch.testing.assert_close(out, ref)
+    probe = randn(seed + 4, *ref.shape)
+    for a, c in zip(*(torch.autograd.grad((t * probe).sum(), (s, v, w_head)) for t in (out, ref))):
+        torch.testing.assert_close(a, c)
+
+
+def test_module_indices_are_the_forward_draws():
+    s, v = randn(2, 7, 3), randn(3, 7, 4)
+    m = BackdoorAdjustment(k=3, strategy="mixhard")
+    index, weight = m.indices(v, generator=gen(5))
+    out = m(s, v, generator=gen(5))
+    assert torch.equal(index, out.index) and torch.equal(weight, out.weight)
+
+
 # --- module == function, gradcheck -----------------------------------------------------------
 @pytest.mark.parametrize("strategy", STRATS)
 def test_module_equals_function(strategy):
@@ -140,6 +163,13 @@ def test_bad_input_names_the_argument():
         DF.backdoor_adjustment(torch.zeros(4), v, k=1)
     with pytest.raises(ValueError, match="index: expected dtype"):
         DF.backdoor_pairs(s, v, torch.zeros(4, 1, 2, dtype=torch.int32), torch.ones(4, 1))
+    idx, w1 = torch.zeros(4, 1, 2, dtype=torch.long), torch.ones(4, 1)
+    with pytest.raises(ValueError, match="head_weight"):
+        DF.backdoor_linear(s, v, idx, w1, torch.zeros(6, 4))
+    with pytest.raises(ValueError, match="head_bias"):
+        DF.backdoor_linear(s, v, idx, w1, torch.zeros(6, 5), torch.zeros(5))
+    with pytest.raises(ValueError, match="index: expected dtype"):
+        DF.backdoor_linear(s, v, idx.int(), w1, torch.zeros(6, 5))
 
 
 def test_degenerate_batch_of_one_has_no_candidates():
