@@ -1,7 +1,11 @@
-"""Cases of benchmarks/blocks.py for ``dgblocks.distances``, ``sampling`` and ``memory``.
+"""Cases of benchmarks/blocks.py for ``dgblocks.distances``, ``sampling``, ``memory`` and
+``meta_norm``.
 
 Distances are batch self-distances (B, D) -> (B, B), as inside the triplet loss. The ID pool
-holds 18,530 identities of 5 domains (DDAN: k = 8 neighbours, central domain 4).
+holds 18,530 identities of 5 domains (DDAN: k = 8 neighbours, central domain 4). The meta step's
+batch norm is timed where it matters, second order: the "forward" is batch norm plus its first
+gradient with ``create_graph=True`` (as in a meta step's inner gradient), the "backward" goes
+through that gradient (the double backward).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from benchmarks.blocks_case import Case, Spec, gen
 from benchmarks.blocks_losses import BD, IDS
 from dgblocks import distances as DD
 from dgblocks.memory import IDPool
+from dgblocks.meta_norm import batch_norm_train
 from dgblocks.sampling import BackdoorAdjustment
 
 
@@ -118,6 +123,20 @@ def pool_topk(B: int, D: int, N: int = IDS) -> Case:
     return Case(lambda: pool.topk(f, domains, labels=labels), ref, exact=(1, 3))
 
 
+def norm_second_order(B: int, C: int, H: int, W: int) -> Case:
+    x = _randn(B, C, H, W)
+    w, b = _randn(C, seed=1), _randn(C, seed=2)
+    r = torch.randn(B, C, H, W, generator=gen(3))
+
+    def first_grads(norm) -> tuple[torch.Tensor, ...]:  # inner gradient, create_graph
+        return torch.autograd.grad((norm().tanh() * r).sum(), (x, w, b), create_graph=True)
+    return Case(lambda: first_grads(lambda: batch_norm_train(x, w, b)),
+                lambda: first_grads(lambda: F.batch_norm(x, None, None, w, b, training=True)),
+                [x, w, b])
+
+
+MAPS = [dict(B=64, C=64, H=64, W=32), dict(B=64, C=256, H=64, W=32)]
+
 SPECS = [
     Spec("distances.euclidean_distance", euclidean, BD, dict(B=8, D=8), "torch.cdist"),
     Spec("distances.squared_euclidean_distance", sqeuclidean, BD, dict(B=8, D=8),
@@ -131,4 +150,6 @@ SPECS = [
          "per-sample loop of eq 6, then eq 7 on the row"),
     Spec("memory.IDPool.topk", pool_topk, BD, dict(B=8, D=8, N=40),
          "recompute every r_hat from eq 7, normalise, mask, topk"),
+    Spec("meta_norm.batch_norm_train (second order)", norm_second_order, MAPS,
+         dict(B=4, C=3, H=4, W=2), "F.batch_norm (PyTorch's generic double backward)"),
 ]

@@ -128,7 +128,8 @@ def cdvm_case(s: Setting) -> Case:
     def step_of(obj: Any, cfg: Any, batch: tuple[Tensor, ...]) -> Callable[[], Any]:
         opt = torch.optim.Adam(obj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         kw = dict(augment=identity, splitter=MetaDomainSplitter(num_domains=s.num_domains),
-                  meta=MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order),
+                  meta=MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order,
+                                     fused_norm=cfg.fused_norm),
                   opt=opt, sched=schedule(opt), cfg=cfg)
         return lambda: r.train_step(obj, batch, **kw)
 
@@ -156,7 +157,9 @@ def cdvm_case(s: Setting) -> Case:
         ("+ global-local blocks, domain classifiers (L_inv, L_spe)",
          dict(ws=False, aug=False, attr=False)),
         ("+ L_ws", dict(aug=False, attr=False)),
-        ("+ style expansion and fusion (f_aug)", dict(attr=False)))}
+        ("+ style expansion and fusion (f_aug)", dict(attr=False)),
+        ("full step, PyTorch's double backward of batch norm (--no-fused-norm)",
+         dict(fused_norm=False)))}
     stages = [m for m in obj.model.backbone.modules() if isinstance(m, r.CDVMStage)]
     return Case("cdvm", s.cdvm_backbone, step_of(obj, cfg, batch),
                 plain_step(build_backbone(s.cdvm_backbone), s.num_ids, batch[0], batch[1]),

@@ -27,6 +27,7 @@ from dgblocks.losses.subspace import subspace_consistency, subspace_diversity
 from dgblocks.losses.symmetric_kl import symmetric_kl
 from dgblocks.losses.triplet import batch_hard_mining, triplet_loss
 from dgblocks.meta import meta_objective
+from dgblocks.meta_norm import batch_norm_train
 from dgblocks.sampling.backdoor import (
     backdoor_adjustment,
     backdoor_indices,
@@ -72,4 +73,6 @@ __all__ = [
     "cross_domain_style",
     # meta.py (recipe cdvm)
     "meta_objective",
+    # meta_norm.py (the meta step's batch norm)
+    "batch_norm_train",
 ]

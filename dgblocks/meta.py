@@ -11,6 +11,9 @@ Its gradient carries the Hessian of the meta-train loss,
 $\nabla L = \nabla L_{mtr}(\theta) + \gamma (I - \eta \nabla^2 L_{mtr}(\theta))\,
 \nabla L_{mte}(\theta')$, obtained by differentiating through the inner step
 (``torch.autograd.grad(create_graph=True)``); ``first_order=True`` drops the Hessian term.
+Batch norm is differentiated twice there: the two forward passes run under
+:class:`dgblocks.meta_norm.FusedNormDoubleBackward` (``fused_norm=True``), whose closed-form
+double backward of batch / instance norm costs a fraction of PyTorch's generic one.
 
 The loss is a function ``loss_fn(params, batch)`` of a ``{name: tensor}`` dict, so any module
 plugs in through :func:`torch.func.functional_call` (see :func:`module_loss`).
@@ -18,6 +21,7 @@ plugs in through :func:`torch.func.functional_call` (see :func:`module_loss`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -25,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from dgblocks._checks import ShapeError, ValueRangeError, check_nonnegative
+from dgblocks.meta_norm import FusedNormDoubleBackward
 
 __all__ = ["meta_objective", "MetaObjective", "MetaOutput", "module_params", "module_loss"]
 
@@ -49,7 +54,7 @@ def _check_loss(value: Any, name: str) -> Tensor:
 
 def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: Any,
                    test_batch: Any, *, inner_lr: float, first_order: bool = False,
-                   test_weight: float = 1.0) -> MetaOutput:
+                   test_weight: float = 1.0, fused_norm: bool = True) -> MetaOutput:
     r"""Meta-train loss at $\theta$ plus meta-test loss at the inner-step parameters.
 
     $$ \theta' = \theta - \eta\, \nabla_\theta L_{mtr}(\theta), \qquad
@@ -69,6 +74,9 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
         inner_lr: inner step size $\eta \ge 0$.
         first_order: detach the inner gradient (first-order MAML: no Hessian term).
         test_weight: weight $\gamma \ge 0$ of the meta-test loss.
+        fused_norm: run both forward passes under
+            :class:`~dgblocks.meta_norm.FusedNormDoubleBackward` (same values; batch norm's
+            second derivative in a few fused passes). Only used with ``first_order=False``.
 
     Shape:
         params: any shapes; output: ``MetaOutput`` with loss, meta_train, meta_test () and
@@ -97,14 +105,18 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
     if not names:
         raise ValueRangeError("params: expected at least one tensor with requires_grad=True,"
                               " got none")
-    loss_tr = _check_loss(loss_fn(dict(params), train_batch), "meta-train")
+    mode = (FusedNormDoubleBackward if fused_norm and not first_order
+            else contextlib.nullcontext)
+    with mode():
+        loss_tr = _check_loss(loss_fn(dict(params), train_batch), "meta-train")
     grads = torch.autograd.grad(loss_tr, [params[n] for n in names], allow_unused=True,
                                 retain_graph=True, create_graph=not first_order)
     adapted = dict(params)
     for n, g in zip(names, grads):
         if g is not None:
             adapted[n] = params[n] - inner_lr * (g.detach() if first_order else g)
-    loss_te = _check_loss(loss_fn(adapted, test_batch), "meta-test")
+    with mode():
+        loss_te = _check_loss(loss_fn(adapted, test_batch), "meta-test")
     return MetaOutput(loss_tr + test_weight * loss_te, loss_tr, loss_te, adapted)
 
 
@@ -162,8 +174,9 @@ class MetaObjective(nn.Module):
     functional_name: ClassVar[str | None] = "meta_objective"
 
     def __init__(self, *, inner_lr: float, first_order: bool = False,
-                 test_weight: float = 1.0) -> None:
+                 test_weight: float = 1.0, fused_norm: bool = True) -> None:
         super().__init__()
+        self.fused_norm = bool(fused_norm)
         self.inner_lr = float(check_nonnegative(inner_lr, name="inner_lr"))
         self.first_order = bool(first_order)
         self.test_weight = float(check_nonnegative(test_weight, name="test_weight"))
@@ -172,8 +185,9 @@ class MetaObjective(nn.Module):
                 test_batch: Any, *, inner_lr: float | None = None) -> MetaOutput:
         lr = self.inner_lr if inner_lr is None else inner_lr
         return meta_objective(loss_fn, params, train_batch, test_batch, inner_lr=lr,
-                              first_order=self.first_order, test_weight=self.test_weight)
+                              first_order=self.first_order, test_weight=self.test_weight,
+                              fused_norm=self.fused_norm)
 
     def extra_repr(self) -> str:
         return (f"inner_lr={self.inner_lr}, first_order={self.first_order}, "
-                f"test_weight={self.test_weight}")
+                f"test_weight={self.test_weight}, fused_norm={self.fused_norm}")

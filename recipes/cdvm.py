@@ -74,6 +74,7 @@ class Config:
     meta: bool = arg(True, "meta-learning over the sources (3.5); --no-meta: plain steps")
     meta_lr: float = arg(0.01, "inner step size eta (paper: initial lr 0.01)")
     first_order: bool = arg(False, "first-order meta gradient (drops the Hessian term)")
+    fused_norm: bool = arg(True, "batch norm's second derivative in closed form (same values)")
     holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout): train on the other "
                        "sources, test on this source's held-out identities; -1: off")
 
@@ -230,7 +231,8 @@ def main(argv=None) -> dict:
     run.register(objective=objective, opt=opt, sched=sched, meta_split=splitter.generator)
     size = bench.train.images.shape[-2:] if bench.train.images is not None else None
     augment = train_transform(tuple(size or bench.train.image_size), erase=0.5)
-    meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order)
+    meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order,
+                         fused_norm=cfg.fused_norm)
     objective.train()
     for _step, batch in run.steps(batches, total=cfg.steps):
         logs = train_step(objective, batch, augment=augment, splitter=splitter, meta=meta,

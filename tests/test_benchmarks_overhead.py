@@ -51,13 +51,13 @@ def test_passes_follow_the_methods():
     cdvm = BUILDERS["cdvm"](QUICK)
     detail = list(cdvm.passes_detail.values())
     assert 2.0 < detail[0] < detail[1] < detail[2] == cdvm.passes
-    assert len(cdvm.ablations) == 4 and not BUILDERS["adin"](QUICK).ablations
+    assert len(cdvm.ablations) == 5 and not BUILDERS["adin"](QUICK).ablations
 
 
 def test_ablations_are_timed_in_the_same_rounds():
     torch.manual_seed(0)
     row = run_case(BUILDERS["cdvm"](QUICK), min_run_time=0.01, warmup=0, rounds=3)
-    assert len(row["ablation_ratios"]) == 4
+    assert len(row["ablation_ratios"]) == 5
     assert all(math.isfinite(v) and v > 0 for v in row["ablation_ratios"].values())
 
 
