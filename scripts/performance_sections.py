@@ -163,9 +163,14 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
                 f"{k} {v:.2f}" for k, v in detail.items()) + "."]
             bare_t, bare_f = next(iter(r["ablation_ratios"].values())), next(iter(detail.values()))
             lines += ["", f"Time per FLOP: the whole step {r['ratio'] / r['passes']:.2f}x, "
-                      f"the first ablation (no blocks) {bare_t / bare_f:.2f}x a plain step's. "
-                      "A second-order step spends time FLOPs do not count (double backward "
-                      "of batch norm, many small ops) with or without the blocks."]
+                      f"the first ablation (no blocks) {bare_t / bare_f:.2f}x a plain step's."]
+            native = [v for k, v in r["ablation_ratios"].items() if "no-fused-norm" in k]
+            if native:
+                lines[-1] += (f" With PyTorch's own double backward of batch norm instead of "
+                              f"`dgblocks.meta_norm`'s (`--no-fused-norm`) the full step takes "
+                              f"{native[0]:.2f} plain steps ({native[0] / r['passes']:.2f}x "
+                              "per FLOP): its generic formula makes about 25 passes over every "
+                              "feature map, which FLOPs do not count.")
     lines += ["", "Not in a step (not timed): " + "; ".join(
         f"{r['recipe']}: {r['not_per_step']}" for r in rows if r.get("not_per_step", "none")
         != "none") + "."]
