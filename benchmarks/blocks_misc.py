@@ -19,7 +19,7 @@ from benchmarks.blocks_case import Case, Spec, gen
 from benchmarks.blocks_losses import BD, IDS
 from dgblocks import distances as DD
 from dgblocks.memory import IDPool
-from dgblocks.meta_norm import batch_norm_train
+from dgblocks.meta.norm import batch_norm_train
 from dgblocks.sampling import BackdoorAdjustment
 
 

@@ -116,8 +116,7 @@ def cdvm_case(s: Setting) -> Case:
     """CDVM: global-local stages, style expansion + fusion, hyper-networks, second-order meta step
     (on a ResNet: the model wraps a ResNet stem)."""
     r = load_recipe("cdvm")
-    from dgblocks.data import MetaDomainSplitter
-    from dgblocks.meta import MetaObjective
+    from dgblocks.meta import MetaDomainSplitter, MetaObjective
 
     def objective(**flags: Any) -> Any:
         c = r.Config(backbone=s.cdvm_backbone, steps=100_000, **flags)

@@ -57,7 +57,7 @@ def leaderboard() -> Any:
 
 def data_seconds(seed: int = 0) -> float:
     """Seconds to build the embedded synthetic benchmark (part of every train_seconds)."""
-    from dgblocks.data import build_benchmark
+    from dgblocks.protocols import build_benchmark
 
     t0 = time.perf_counter()
     build_benchmark(data="synthetic", seed=seed)

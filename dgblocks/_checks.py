@@ -41,8 +41,6 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_int",
-    "reduce",
-    "attached_zero",
 ]
 
 Reduction = Literal["mean", "sum", "none"]
@@ -259,33 +257,3 @@ def check_int(value: Any, *, name: str, minimum: int | None = None,
     if maximum is not None and value > maximum:
         raise ValueRangeError(f"{name}: expected an int <= {maximum}, got {value}")
     return value
-
-
-def reduce(loss: Tensor, reduction: str) -> Tensor:
-    """Apply ``"mean" | "sum" | "none"`` to a per-sample loss.
-
-    The mean of an empty tensor is a graph-attached zero, never NaN.
-    """
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "mean":
-        if loss.numel() == 0:
-            return loss.sum() * 0
-        return loss.mean()
-    raise ValueRangeError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def attached_zero(*tensors: Tensor) -> Tensor:
-    """A scalar zero that is still attached to the graph of ``tensors``.
-
-    Degenerate batches return this so that DDP sees every parameter used.
-    """
-    total = None
-    for t in tensors:
-        z = (t * 0).sum()
-        total = z if total is None else total + z
-    if total is None:
-        raise ValueError("attached_zero: expected at least one tensor")
-    return total

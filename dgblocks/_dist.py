@@ -29,23 +29,32 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "world_size", "rank", "all_gather_cat", "all_reduce_sum",
-           "broadcast"]
+__all__ = ["has_process_group", "is_distributed", "world_size", "rank", "all_gather_cat",
+           "all_reduce_sum", "broadcast"]
+
+
+def has_process_group() -> bool:
+    """True when ``torch.distributed`` is available and a process group is initialised.
+
+    The one place that asks; :func:`world_size`, :func:`rank` and :func:`is_distributed` (and
+    every caller in dgblocks) go through it.
+    """
+    return dist.is_available() and dist.is_initialized()
 
 
 def is_distributed() -> bool:
     """True when a process group is initialised with more than one rank."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return world_size() > 1
 
 
 def world_size() -> int:
     """Number of ranks (1 without a process group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return dist.get_world_size() if has_process_group() else 1
 
 
 def rank() -> int:
     """This process's rank (0 without a process group)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return dist.get_rank() if has_process_group() else 0
 
 
 def _gather_sizes(n: int, device: torch.device) -> list[int]:

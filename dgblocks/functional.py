@@ -26,8 +26,8 @@ from dgblocks.losses.parameter_cosine import parameter_cosine
 from dgblocks.losses.subspace import subspace_consistency, subspace_diversity
 from dgblocks.losses.symmetric_kl import symmetric_kl
 from dgblocks.losses.triplet import batch_hard_mining, triplet_loss
-from dgblocks.meta import meta_objective
-from dgblocks.meta_norm import batch_norm_train
+from dgblocks.meta.norm import batch_norm_train
+from dgblocks.meta.objective import meta_objective
 from dgblocks.sampling.backdoor import (
     backdoor_adjustment,
     backdoor_indices,
@@ -71,8 +71,8 @@ __all__ = [
     "domain_style_moments",
     "expand_style_moments",
     "cross_domain_style",
-    # meta.py (recipe cdvm)
+    # meta/objective.py
     "meta_objective",
-    # meta_norm.py (the meta step's batch norm)
+    # meta/norm.py (the meta step's batch norm)
     "batch_norm_train",
 ]

@@ -14,7 +14,7 @@ Algorithm:
            L_adv in {RG (eq 4), NE (eq 5), CaNE (eq 6)}; then f_N by CE on detached f_E(x);
        3b. identity phase: f_E, f_I minimise L_I (f_N untouched);
        3c. adversarial -> identity when e > i_trigger; identity -> adversarial when
-           e < i_target (dgblocks.alternation). Test: f_E(x), Euclidean, unseen datasets.
+           e < i_target (dgblocks.layers.alternation). Test: f_E(x), Euclidean, unseen datasets.
 
     python recipes/adin.py --smoke
     python recipes/adin.py                          # CaNE, plain CNN, ~1-2 min on 2 cores
@@ -30,15 +30,15 @@ import torch
 from torch import nn
 
 import dgblocks.functional as DF
-from dgblocks import direct_transfer as dt
 from dgblocks import losses
-from dgblocks.alternation import AlternatingSchedule, plot_alternation
+from dgblocks import protocols as dt
 from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, MobileNetV2, build_backbone
 from dgblocks.data import TargetDomain
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.eval import evaluate_benchmark
-from dgblocks.layers import NuisanceHeads
+from dgblocks.layers import AlternatingSchedule, NuisanceHeads
+from dgblocks.viz import plot_alternation
 
 
 @dataclass
@@ -119,13 +119,13 @@ def build_data(run, cfg: Config):
                                                           for s in v.splits])
             train = bench.train
         else:
-            train, val = dt.holdout_identities(bench.train, cfg.val_ids, generator=g,
+            train, val = dt.hold_out_identities(bench.train, cfg.val_ids, generator=g,
                                                name="val")
         train.camids = train.domains * (int(train.camids.max()) + 1) + train.camids
     elif run.args.data == "real":
         bench = dt.real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root,
                                image_size=tuple(cfg.image_size))
-        train, val = dt.holdout_identities(bench.train, cfg.val_ids, generator=g, name="val")
+        train, val = dt.hold_out_identities(bench.train, cfg.val_ids, generator=g, name="val")
     elif run.args.data == "synthetic":
         bench, val = dt.single_source(run.benchmark(image_size=cfg.image_size), cfg.source)
         train = bench.train

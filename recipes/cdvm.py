@@ -37,11 +37,10 @@ import dgblocks.functional as DF
 from dgblocks import layers, losses
 from dgblocks.backbones import BACKBONES, ResNet, build_backbone, load_pretrained
 from dgblocks.backbones.stages import named_stages, replace_stage
-from dgblocks.data import MetaDomainSplitter
-from dgblocks.data.holdout import hold_out_source
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup, warmup_cosine
-from dgblocks.meta import MetaObjective, module_loss, module_params
+from dgblocks.meta import MetaDomainSplitter, MetaObjective, module_loss, module_params
+from dgblocks.protocols import leave_one_out
 
 
 @dataclass
@@ -211,7 +210,7 @@ def main(argv=None) -> dict:
     cfg, run = setup(Config, argv, name="cdvm", description=__doc__)
     bench = run.benchmark()
     if cfg.holdout >= 0:
-        bench = run.bench = hold_out_source(bench, cfg.holdout)  # Protocol-2/3 layout
+        bench = run.bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
     if bench.task != "reid" or bench.num_domains < 2 or run.dist.world_size > 1:  # no DDP
         raise ValueError(f"cdvm needs 1 process, a ReID benchmark with >= 2 source domains; got"
                          f" {run.dist.world_size}, {bench.task} with {bench.num_domains}")

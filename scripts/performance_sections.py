@@ -167,7 +167,7 @@ def dg_overhead(d: dict[str, Any]) -> tuple[list[str], Row]:
             native = [v for k, v in r["ablation_ratios"].items() if "no-fused-norm" in k]
             if native:
                 lines[-1] += (f" With PyTorch's own double backward of batch norm instead of "
-                              f"`dgblocks.meta_norm`'s (`--no-fused-norm`) the full step takes "
+                              f"`dgblocks.meta.norm`'s (`--no-fused-norm`) the full step takes "
                               f"{native[0]:.2f} plain steps ({native[0] / r['passes']:.2f}x "
                               "per FLOP): its generic formula makes about 25 passes over every "
                               "feature map, which FLOPs do not count.")

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dgblocks.data import RandomIdentitySampler, build_benchmark
+from dgblocks.data import RandomIdentitySampler
 from dgblocks.data.transforms import Compose, HorizontalFlip, PadCrop
 from dgblocks.eval import evaluate_benchmark, format_table
+from dgblocks.protocols import build_benchmark
 
 
 class PlainCNN(nn.Module):

@@ -39,13 +39,3 @@ def test_scalar_checks():
         C.check_int(True, name="k")
     with pytest.raises(C.ValueRangeError, match="p: expected a value in \\[0, 1\\)"):
         C.check_probability(1.0, name="p", closed=False)
-
-
-def test_reduce_and_attached_zero():
-    x = torch.ones(3, requires_grad=True)
-    assert float(C.reduce(x, "sum").detach()) == 3
-    z = C.reduce(x[:0], "mean")
-    assert z.requires_grad and float(z.detach()) == 0
-    a = C.attached_zero(x)
-    a.backward()
-    assert (x.grad == 0).all()

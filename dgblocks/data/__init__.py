@@ -1,22 +1,21 @@
-"""dgblocks.data: datasets, embedded benchmarks, samplers and transforms.
+"""dgblocks.data: datasets, embedded benchmarks, batch samplers and transforms.
 
-- :func:`build_benchmark` -> :class:`Benchmark` (``"synthetic"``, ``"digits"``, ``"real"``)
-- :class:`ReIDDataset`, :class:`TargetDomain`
-- samplers: :class:`RandomIdentitySampler`, :class:`DomainBalancedSampler`,
-  :class:`DatasetBalancedSampler`, :class:`MetaDomainSplitter`
+- :class:`Benchmark`, :class:`ReIDDataset`, :class:`TargetDomain` (built by
+  :func:`dgblocks.protocols.build_benchmark`)
+- embedded benchmarks: :func:`synthetic_reid`, :func:`rotated_digits`
+- batch samplers (:mod:`dgblocks.data.batch_samplers`): :class:`RandomIdentitySampler`,
+  :class:`DomainBalancedSampler`, :class:`DatasetBalancedSampler`
 - transforms: :mod:`dgblocks.data.transforms`
 - real datasets: :mod:`dgblocks.data.datasets`
 """
 
 from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain, load_image
-from dgblocks.data.benchmark import build_benchmark
-from dgblocks.data.meta_split import MetaDomainSplitter
-from dgblocks.data.rotated_digits import rotated_digits
-from dgblocks.data.samplers import (
+from dgblocks.data.batch_samplers import (
     DatasetBalancedSampler,
     DomainBalancedSampler,
     RandomIdentitySampler,
 )
+from dgblocks.data.rotated_digits import rotated_digits
 from dgblocks.data.synthetic_reid import SyntheticReIDConfig, synthetic_reid, time_period
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "ReIDDataset",
     "TargetDomain",
     "load_image",
-    "build_benchmark",
     "synthetic_reid",
     "SyntheticReIDConfig",
     "time_period",
@@ -32,5 +30,4 @@ __all__ = [
     "RandomIdentitySampler",
     "DomainBalancedSampler",
     "DatasetBalancedSampler",
-    "MetaDomainSplitter",
 ]

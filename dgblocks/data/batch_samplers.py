@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dgblocks import _dist
 from dgblocks._checks import ValueRangeError, check_int
 
 __all__ = ["RandomIdentitySampler", "DomainBalancedSampler", "DatasetBalancedSampler",
@@ -28,13 +29,8 @@ __all__ = ["RandomIdentitySampler", "DomainBalancedSampler", "DatasetBalancedSam
 
 def dist_info(num_replicas: int | None = None, rank: int | None = None) -> tuple[int, int]:
     """``(world_size, rank)`` from the arguments, else the process group, else ``(1, 0)``."""
-    if num_replicas is None or rank is None:
-        import torch.distributed as dist
-
-        on = dist.is_available() and dist.is_initialized()
-        num_replicas = num_replicas if num_replicas is not None else (
-            dist.get_world_size() if on else 1)
-        rank = rank if rank is not None else (dist.get_rank() if on else 0)
+    num_replicas = num_replicas if num_replicas is not None else _dist.world_size()
+    rank = rank if rank is not None else _dist.rank()
     check_int(num_replicas, name="num_replicas", minimum=1)
     check_int(rank, name="rank", minimum=0, maximum=num_replicas - 1)
     return num_replicas, rank

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from dgblocks._dist import all_gather_cat, is_distributed, rank, world_size
+from dgblocks._dist import all_gather_cat, has_process_group, is_distributed, rank, world_size
 
 __all__ = ["DistInfo", "init_distributed", "shutdown_distributed", "resolve_device",
            "shard", "gathered_encode", "wrap_ddp", "barrier", "is_main"]
@@ -58,7 +58,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
-    if world > 1 and not dist.is_initialized():
+    if world > 1 and not has_process_group():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
@@ -68,7 +68,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 def shutdown_distributed() -> None:
     """Destroy the process group if one was started."""
-    if dist.is_available() and dist.is_initialized():
+    if has_process_group():
         dist.barrier()
         dist.destroy_process_group()
 

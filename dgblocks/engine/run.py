@@ -104,9 +104,9 @@ class Run:
             print(*a, **kw, flush=True)
 
     def benchmark(self, **kwargs: Any) -> Any:
-        """``dgblocks.data.build_benchmark`` from ``--data --data-root --protocol --smoke
+        """``dgblocks.protocols.build_benchmark`` from ``--data --data-root --protocol --smoke
         --seed``; keyword arguments (``image_size=...``) override."""
-        from dgblocks.data import build_benchmark
+        from dgblocks.protocols import build_benchmark
 
         a = self.args
         kw = {"root": a.data_root or None, "protocol": a.protocol or None, "smoke": a.smoke,
@@ -245,7 +245,7 @@ def _sampler(kind: str, dataset: Any, batch_size: int, num_instances: int
     :class:`Batches` shards)."""
     if kind == "random":
         return random_sampler(len(dataset))
-    from dgblocks.data import samplers
+    from dgblocks.data import batch_samplers as samplers
 
     if kind == "identity":
         def make(g: torch.Generator) -> Any:

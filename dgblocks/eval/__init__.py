@@ -1,18 +1,18 @@
-"""dgblocks.eval: ranking metrics, benchmark evaluation and the DG protocols.
+"""dgblocks.eval: ranking metrics and the evaluation of a benchmark's targets.
 
 - :func:`evaluate_ranking` (CMC, mAP, mINP; Market-1501 rules), :func:`cmc_curve`
 - :func:`evaluate_benchmark`, :func:`format_table`, :func:`worst_domain` (WDA)
-- :func:`build_protocol` / :func:`parse_protocol`: Protocol-1/2/3 and direct transfer
+
+The protocols (what trains, what is evaluated) are in :mod:`dgblocks.protocols`.
 """
 
-from dgblocks.eval.benchmark import (
+from dgblocks.eval.evaluate import (
     encode_dataset,
     evaluate_benchmark,
     format_table,
     summarize_splits,
     worst_domain,
 )
-from dgblocks.eval.protocols import ProtocolSpec, build_protocol, parse_protocol, target_domain
 from dgblocks.eval.ranking import RankingResult, cmc_curve, evaluate_ranking
 
 __all__ = [
@@ -24,8 +24,4 @@ __all__ = [
     "format_table",
     "summarize_splits",
     "worst_domain",
-    "ProtocolSpec",
-    "parse_protocol",
-    "build_protocol",
-    "target_domain",
 ]

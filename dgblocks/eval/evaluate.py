@@ -133,7 +133,7 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
         ``{target: {"acc", "acc_std", "num_splits"}}`` for classification targets.
 
     Example:
-        >>> from dgblocks.data import build_benchmark
+        >>> from dgblocks.protocols import build_benchmark
         >>> b = build_benchmark("synthetic", smoke=True)
         >>> res = evaluate_benchmark(lambda x: x.flatten(1), b.targets, progress=False)
         >>> tuple(sorted(res[b.targets[0].name]))[:3]

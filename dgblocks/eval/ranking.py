@@ -19,7 +19,7 @@ A single match at rank $r$ gives $1/r$ (step) and $1/(2r)$ for $r > 1$ (trapezoi
 No per-query loop and no sort of the gallery: the $n$ match distances of each query come from
 a small gather of its identity's gallery items; one compare pass keeps the items at most as far
 as the last match (the only ones that can rank before a match), and those are counted between
-the match distances with a per-row histogram (``dgblocks.eval._rank_kernels``). A cumulative
+the match distances with a per-row histogram (``dgblocks.eval._ranking_impl``). A cumulative
 count gives each match's rank. Ties between a match and a non-match count against the query
 (the non-match is ranked first), so the numbers never flatter a degenerate embedding.
 """
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import ShapeError, ValueRangeError, check_choice, check_int, check_shape
-from dgblocks.eval._rank_kernels import (
+from dgblocks.eval._ranking_impl import (
     GalleryIndex,
     grouped_ranks,
     masked_ranks,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dgblocks._checks import Reduction, check_finite, check_reduction, check_shape, reduce
+from dgblocks._checks import Reduction, check_finite, check_reduction, check_shape
 from dgblocks.kernels._dispatch import kernel_module, resolve_fused
 from dgblocks.losses import entropy as _eager
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["neg_entropy"]
 

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
-    attached_zero,
     check_finite,
     check_labels,
     check_nonnegative,
@@ -26,6 +25,7 @@ from dgblocks._checks import (
 from dgblocks.distances import euclidean_distance
 from dgblocks.kernels._dispatch import kernel_module, resolve_fused
 from dgblocks.losses import triplet as _eager
+from dgblocks.losses._reduction import attached_zero
 
 __all__ = ["BatchHard", "batch_hard", "triplet_loss"]
 

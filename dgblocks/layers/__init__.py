@@ -1,5 +1,6 @@
 """Drop-in ``nn.Module`` layers."""
 
+from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.layers.bnneck import BNNeck, BNNeckOutput
 from dgblocks.layers.disentangled import DisentangledEncoders, DisentangledOutput
 from dgblocks.layers.global_local import GlobalLocalBlock, GlobalLocalOutput
@@ -14,6 +15,8 @@ __all__: list[str] = [
     "GradientReversal",
     "ConstantSchedule",
     "DannSchedule",
+    # alternation.py (ADIN's adversarial / identity phases)
+    "AlternatingSchedule",
     # bnneck.py
     "BNNeck",
     "BNNeckOutput",

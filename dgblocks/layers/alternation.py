@@ -1,4 +1,4 @@
-r"""ADIN's alternating schedule (section 3.3, SPEC section 2 "adin") as a small state machine.
+r"""ADIN's alternating schedule (section 3.3) as a small state machine.
 
 After the warm-up, training alternates between an *adversarial* phase ($f_E$ minimises
 $L_I + \beta L_{adv}$, $f_N$ re-trained on the nuisance labels) and an *identity* phase
@@ -14,18 +14,18 @@ identity accuracy and ends when it is back within ``i_target`` of it.
 
 The whole state (thresholds, current phase, steps spent per phase, every validation check and
 every switch) is in :meth:`AlternatingSchedule.state_dict`, so a resumed run continues in the
-phase it stopped in, and the log can be plotted with :func:`plot_alternation`.
+phase it stopped in, and the log can be plotted with
+:func:`dgblocks.viz.plot_alternation`.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from dgblocks._checks import ValueRangeError, check_choice, check_int
 
-__all__ = ["AlternatingSchedule", "plot_alternation", "PHASES"]
+__all__ = ["AlternatingSchedule", "PHASES"]
 
 PHASES = ("adversarial", "identity")
 
@@ -156,32 +156,3 @@ class AlternatingSchedule:
         return (f"AlternatingSchedule(i_target={self.i_target:.4g}, "
                 f"i_trigger={self.i_trigger:.4g}, phase={self.phase!r}, "
                 f"switches={len(self.switches)})")
-
-
-def plot_alternation(schedule: AlternatingSchedule, path: str | Path, *, end: int | None = None,
-                     title: str = "ADIN alternation") -> Path:
-    """Validation error over steps, the two thresholds, and the phases as shaded bands."""
-    from dgblocks.viz._mpl import pyplot, save  # headless matplotlib (Agg)
-
-    plt = pyplot()
-    end = end if end is not None else max([c["step"] for c in schedule.checks] + [1])
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    colours = {"adversarial": "tab:red", "identity": "tab:blue"}
-    for a, b, phase in schedule.segments(end):
-        ax.axvspan(a, b, color=colours[phase], alpha=0.12, lw=0)
-    if schedule.checks:
-        ax.plot([c["step"] for c in schedule.checks], [c["error"] for c in schedule.checks],
-                "k.-", lw=1, label="identity validation error")
-    checks = [c for c in schedule.checks if math.isfinite(c.get("i_target", 0.0))]
-    if checks:
-        steps = [c["step"] for c in checks]
-        for key, colour in (("i_trigger", "tab:red"), ("i_target", "tab:blue")):
-            ax.step(steps, [c.get(key, getattr(schedule, key)) for c in checks], where="pre",
-                    color=colour, ls="--", lw=1, label=key)
-    for phase, c in colours.items():
-        ax.fill_between([], [], color=c, alpha=0.12, label=f"{phase} phase")
-    ax.set_xlabel("step of the alternation")
-    ax.set_ylabel("1 - R1 (held-out ids)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
-    return save(fig, path)

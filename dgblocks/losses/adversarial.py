@@ -27,9 +27,9 @@ from dgblocks._checks import (
     check_labels,
     check_reduction,
     check_shape,
-    reduce,
 )
 from dgblocks.layers.grl import GradientReversal, grad_reverse
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["reverse_cross_entropy", "ReverseCrossEntropy"]
 

@@ -21,8 +21,8 @@ from dgblocks._checks import (
     check_labels,
     check_reduction,
     check_shape,
-    reduce,
 )
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["center_loss", "CenterLoss"]
 

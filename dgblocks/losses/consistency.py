@@ -18,8 +18,8 @@ from dgblocks._checks import (
     check_finite,
     check_reduction,
     check_shape,
-    reduce,
 )
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["consistency_loss", "ConsistencyLoss"]
 

@@ -22,8 +22,8 @@ from dgblocks._checks import (
     check_probability,
     check_reduction,
     check_shape,
-    reduce,
 )
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["label_smoothing_ce", "smoothed_target_entropy", "LabelSmoothingCE"]
 

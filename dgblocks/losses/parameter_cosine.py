@@ -13,7 +13,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import Reduction, ShapeError, check_reduction, reduce
+from dgblocks._checks import Reduction, ShapeError, check_reduction
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["parameter_cosine", "ParameterCosine"]
 

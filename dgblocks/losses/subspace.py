@@ -19,15 +19,14 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
-    attached_zero,
     check_finite,
     check_labels,
     check_nonnegative,
     check_reduction,
     check_shape,
-    reduce,
 )
 from dgblocks.distances import euclidean_distance
+from dgblocks.losses._reduction import attached_zero, reduce
 
 __all__ = ["subspace_diversity", "subspace_consistency", "SubspaceDiversity",
            "SubspaceConsistency"]

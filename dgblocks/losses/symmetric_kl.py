@@ -34,8 +34,8 @@ from dgblocks._checks import (
     check_positive,
     check_reduction,
     check_shape,
-    reduce,
 )
+from dgblocks.losses._reduction import reduce
 
 __all__ = ["symmetric_kl", "SymmetricKL"]
 

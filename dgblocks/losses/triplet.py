@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
-    attached_zero,
     check_choice,
     check_finite,
     check_labels,
@@ -24,6 +23,7 @@ from dgblocks._checks import (
     check_shape,
 )
 from dgblocks.distances import pairwise_distance
+from dgblocks.losses._reduction import attached_zero
 
 __all__ = ["batch_hard_mining", "triplet_loss", "TripletLoss"]
 

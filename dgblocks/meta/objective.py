@@ -12,7 +12,7 @@ $\nabla L = \nabla L_{mtr}(\theta) + \gamma (I - \eta \nabla^2 L_{mtr}(\theta))\
 \nabla L_{mte}(\theta')$, obtained by differentiating through the inner step
 (``torch.autograd.grad(create_graph=True)``); ``first_order=True`` drops the Hessian term.
 Batch norm is differentiated twice there: the two forward passes run under
-:class:`dgblocks.meta_norm.FusedNormDoubleBackward` (``fused_norm=True``), whose closed-form
+:class:`dgblocks.meta.norm.FusedNormDoubleBackward` (``fused_norm=True``), whose closed-form
 double backward of batch / instance norm costs a fraction of PyTorch's generic one.
 
 The loss is a function ``loss_fn(params, batch)`` of a ``{name: tensor}`` dict, so any module
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from dgblocks._checks import ShapeError, ValueRangeError, check_nonnegative
-from dgblocks.meta_norm import FusedNormDoubleBackward
+from dgblocks.meta.norm import FusedNormDoubleBackward
 
 __all__ = ["meta_objective", "MetaObjective", "MetaOutput", "module_params", "module_loss"]
 
@@ -75,7 +75,7 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
         first_order: detach the inner gradient (first-order MAML: no Hessian term).
         test_weight: weight $\gamma \ge 0$ of the meta-test loss.
         fused_norm: run both forward passes under
-            :class:`~dgblocks.meta_norm.FusedNormDoubleBackward` (same values; batch norm's
+            :class:`~dgblocks.meta.norm.FusedNormDoubleBackward` (same values; batch norm's
             second derivative in a few fused passes). Only used with ``first_order=False``.
 
     Shape:

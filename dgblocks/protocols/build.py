@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dgblocks._checks import ValueRangeError, check_choice
 from dgblocks.data.base import Benchmark
+from dgblocks.protocols.real import build_protocol
 
 __all__ = ["build_benchmark"]
 
@@ -19,7 +20,7 @@ def build_benchmark(data: str = "synthetic", *, root: str | None = None,
         root: folder holding the real datasets (``data="real"`` only).
         protocol: for real data, ``"protocol1"``, ``"protocol1-ms"``, ``"protocol2:<target>"``,
             ``"protocol3:<target>"`` or ``"direct:<source>-><target>"`` (see
-            :mod:`dgblocks.eval.protocols`).
+            :mod:`dgblocks.protocols.real`).
         smoke: tiny version of an embedded benchmark (seconds; for tests and CI).
         seed: generation / split seed of the embedded benchmarks.
         image_size: ``(H, W)`` of the images (synthetic and real; digits are 28x28).
@@ -40,6 +41,4 @@ def build_benchmark(data: str = "synthetic", *, root: str | None = None,
     if root is None:
         raise ValueRangeError("root: expected the folder of the real datasets for data='real',"
                               " got None")
-    from dgblocks.eval.protocols import build_protocol
-
     return build_protocol(protocol or "protocol1", root=root, image_size=tuple(image_size))

@@ -10,6 +10,7 @@
 - ``direct:<S>-><T>``: train on the training split of ``S``, test on ``T``'s query/gallery.
 
 Worst-domain accuracy is :func:`dgblocks.eval.worst_domain` over the per-target results.
+:func:`real_direct` takes several direct-transfer targets at once (``direct:<S>-><T1>+<T2>``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from dgblocks.data.base import Benchmark, TargetDomain
 from dgblocks.data.datasets import ALIASES, DatasetSplits, compose_sources, load_dataset, to_dataset
 
 __all__ = ["ProtocolSpec", "PROTOCOL1_SOURCES", "PROTOCOL1_TARGETS", "parse_protocol",
-           "build_protocol", "target_domain"]
+           "build_protocol", "target_domain", "real_direct"]
 
 PROTOCOL1_SOURCES = ("M", "C2", "C3", "CS")
 PROTOCOL1_MS_SOURCES = ("M", "D", "C2", "C3", "CS")
 PROTOCOL1_TARGETS = ("PRID", "GRID", "VIPeR", "iLIDS")
-LEAVE_ONE_OUT = ("M", "MS", "CS", "C3")
+LEAVE_ONE_OUT_DATASETS = ("M", "MS", "CS", "C3")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def parse_protocol(protocol: str) -> ProtocolSpec:
         if target not in ("M", "MS", "C3"):
             raise ValueRangeError(f"protocol: expected a leave-one-out target in ('M', 'MS', "
                                   f"'C3') (CS is train-only), got {target!r}")
-        sources = tuple(s for s in LEAVE_ONE_OUT if s != target)
+        sources = tuple(s for s in LEAVE_ONE_OUT_DATASETS if s != target)
         return ProtocolSpec(p, sources, (target,), "train" if head == "protocol2" else "all")
     if p.startswith("direct:") and "->" in p:
         src, tgt = p[len("direct:"):].split("->", 1)
@@ -97,3 +98,19 @@ def build_protocol(protocol: str, *, root: str | Path, image_size=(256, 128)) ->
                      num_domains=len(sources), domain_names=[s.name for s in sources],
                      targets=targets, task="reid",
                      info={"protocol": spec.name, "use": spec.use, "root": str(root)})
+
+
+def real_direct(protocol: str, root: str | Path, *,
+                image_size: tuple[int, int] = (256, 128)) -> Benchmark:
+    """``direct:<S>-><T1>+<T2>...`` on the real datasets: one source, several targets."""
+    if not protocol.startswith("direct:") or "->" not in protocol:
+        raise ValueRangeError(f"protocol: expected 'direct:<S>-><T>[+<T2>...]', got "
+                              f"{protocol!r}")
+    src, tgts = protocol[len("direct:"):].split("->", 1)
+    parts = [build_protocol(f"direct:{src}->{t}", root=root, image_size=image_size)
+             for t in tgts.split("+")]
+    targets = [t for p in parts for t in p.targets]
+    first = parts[0]
+    return Benchmark(name=protocol, train=first.train, num_ids=first.num_ids, num_domains=1,
+                     domain_names=first.domain_names, targets=targets, task="reid",
+                     info={**first.info, "protocol": protocol})

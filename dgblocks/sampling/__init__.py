@@ -1,4 +1,6 @@
-"""Latent-factor samplers: modules that wrap pure functions of :mod:`dgblocks.functional`."""
+"""Latent-factor samplers (DIR-ReID backdoor adjustment): modules that wrap pure functions of
+:mod:`dgblocks.functional`. Batch samplers (which images form a batch) are in
+:mod:`dgblocks.data.batch_samplers`."""
 
 from dgblocks.sampling.backdoor import BackdoorAdjustment, BackdoorResult, backdoor_linear
 

@@ -8,9 +8,9 @@ from dgblocks import ValueRangeError
 from dgblocks.data import (
     DatasetBalancedSampler,
     DomainBalancedSampler,
-    MetaDomainSplitter,
     RandomIdentitySampler,
 )
+from dgblocks.meta import MetaDomainSplitter
 from tests._helpers import seeds
 
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from dgblocks import ValueRangeError
-from dgblocks.data import build_benchmark
 from dgblocks.data.datasets import (
     DATASETS,
     LayoutError,
@@ -25,7 +24,7 @@ from dgblocks.data.datasets import (
     shipped_splits,
     to_dataset,
 )
-from dgblocks.eval.protocols import parse_protocol
+from dgblocks.protocols import build_benchmark, parse_protocol
 from tests.data import fake_trees as ft
 
 

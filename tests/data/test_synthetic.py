@@ -8,12 +8,12 @@ import torch
 from dgblocks import ValueRangeError
 from dgblocks.data import (
     SyntheticReIDConfig,
-    build_benchmark,
     rotated_digits,
     synthetic_reid,
     time_period,
 )
 from dgblocks.data.rotated_digits import rotate_images
+from dgblocks.protocols import build_benchmark
 
 
 def _digest(b):

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from dgblocks import ShapeError, ValueRangeError
-from dgblocks.data import ReIDDataset, TargetDomain, build_benchmark
+from dgblocks.data import ReIDDataset, TargetDomain
 from dgblocks.eval import evaluate_benchmark, format_table, worst_domain
+from dgblocks.protocols import build_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -172,7 +172,7 @@ def test_cuda_matches_cpu():
 
 @pytest.mark.parametrize("cells", [0, 1, 3, 512])
 def test_grouped_kernel_agrees_with_masked(cells):
-    from dgblocks.eval._rank_kernels import GalleryIndex, grouped_ranks, masked_ranks
+    from dgblocks.eval._ranking_impl import GalleryIndex, grouped_ranks, masked_ranks
 
     d, qp, gp, qc, gc = (torch.as_tensor(x) for x in random_problem(11, q=30, g=200, ids=10))
     r1, p1, n1 = grouped_ranks(d, *GalleryIndex(gp).slots(qp), qc, gc, cells=cells)
@@ -189,7 +189,7 @@ def test_grouped_kernel_agrees_with_masked(cells):
 @pytest.mark.parametrize("kind", ["plain", "ties", "inf"])
 def test_torch_and_numpy_kernels_agree(cells, kind):
     # the CPU runs the NumPy kernel; the torch one (other devices) must give the same counts
-    from dgblocks.eval import _rank_kernels as K
+    from dgblocks.eval import _ranking_impl as K
 
     d, qp, gp, qc, gc = (torch.as_tensor(x) for x in random_problem(5, q=20, g=150, ids=8))
     if kind == "ties":

@@ -7,7 +7,7 @@ from torch import nn
 
 import dgblocks.functional as DF
 from dgblocks.meta import meta_objective, module_loss, module_params
-from dgblocks.meta_norm import FusedNormDoubleBackward, batch_norm_train
+from dgblocks.meta.norm import FusedNormDoubleBackward, batch_norm_train
 from tests._helpers import randn, scales, seeds
 
 shapes = st.sampled_from([(5, 3), (4, 2, 6), (3, 4, 3, 2), (2, 3, 2, 2, 2)])

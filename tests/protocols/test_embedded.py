@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dgblocks.data import synthetic_reid
-from dgblocks.data.holdout import hold_out_source
+from dgblocks.protocols import leave_one_out
 
 
 @pytest.mark.parametrize("source", [0, 1, 2])
@@ -10,7 +10,7 @@ def test_holds_out_one_source_and_relabels(source):
     from dgblocks.data import SyntheticReIDConfig
 
     b = synthetic_reid(SyntheticReIDConfig.smoke(num_sources=3))
-    h = hold_out_source(b, source)
+    h = leave_one_out(b, source)
     kept = b.train.domains != source
     assert len(h.train) == int(kept.sum()) and h.num_domains == 2
     assert torch.equal(h.train.domains.unique(), torch.arange(2))
@@ -29,6 +29,6 @@ def test_holds_out_one_source_and_relabels(source):
 def test_bad_source_names_the_argument():
     b = synthetic_reid(smoke=True)
     with pytest.raises(ValueError, match="source"):
-        hold_out_source(b, 2)
+        leave_one_out(b, 2)
     with pytest.raises(ValueError, match="source"):
-        hold_out_source(b, -1)
+        leave_one_out(b, -1)

@@ -11,9 +11,9 @@ import torch
 
 from dgblocks.backbones import ResNet
 from dgblocks.data import SyntheticReIDConfig, synthetic_reid
-from dgblocks.data.holdout import hold_out_source
 from dgblocks.engine import parse_config
 from dgblocks.meta import MetaObjective, meta_objective, module_loss, module_params
+from dgblocks.protocols import leave_one_out
 from tests.data import fake_trees as ft
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def batch(num_domains=2, per_domain=8, seed=0):
 def take_step(cfg, objective, num_domains=2, per_domain=8):
     opt = torch.optim.Adam(objective.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    from dgblocks.data import MetaDomainSplitter
+    from dgblocks.meta import MetaDomainSplitter
 
     splitter = MetaDomainSplitter(num_domains=num_domains, seed=0)
     objective.train()
@@ -129,7 +129,7 @@ def test_protocol1_on_a_fake_real_tree(tmp_path):
 
 
 def test_leave_one_source_out_trains_on_the_rest(tmp_path):
-    bench = hold_out_source(synthetic_reid(SyntheticReIDConfig.smoke(num_sources=3)), 1)
+    bench = leave_one_out(synthetic_reid(SyntheticReIDConfig.smoke(num_sources=3)), 1)
     cfg, model, objective = build([], num_domains=bench.num_domains, num_ids=bench.num_ids)
     take_step(cfg, objective, num_domains=2)
     with pytest.raises(ValueError, match="2 source domains"):

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from dgblocks.backbones import MobileNetV2
-from dgblocks.data import build_benchmark
 from dgblocks.engine import read_jsonl, setup
 from dgblocks.layers import CentralDomainDiscriminator
 from dgblocks.losses import NegEntropy
+from dgblocks.protocols import build_benchmark
 from tests.data import fake_trees as ft
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dgblocks.data import build_benchmark
 from dgblocks.losses import LabelSmoothingCE, NegEntropy
+from dgblocks.protocols import build_benchmark
 from dgblocks.sampling import BackdoorAdjustment
 from tests.data import fake_trees as ft
 

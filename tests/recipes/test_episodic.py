@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import tests.data.fake_trees as ft
-from dgblocks.data import build_benchmark
 from dgblocks.engine import parse_config
+from dgblocks.protocols import build_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("recipe_episodic", ROOT / "recipes" / "episodic.py")
@@ -149,16 +149,16 @@ def _protocol1(tmp_path, *flags):
 def test_protocol1_through_the_loaders(tmp_path, monkeypatch):
     """Fake Market/CUHK02/CUHK03/CUHK-SYSU trees through the real loaders, 4 extractors,
     one episode; evaluation trimmed to one split of one target (the full one is slow)."""
-    import dgblocks.data as data
+    import dgblocks.protocols as protocols
 
-    real = data.build_benchmark
+    real = protocols.build_benchmark
 
     def trimmed(*a, **kw):
         b = real(*a, **kw)
         b.targets = [dataclasses.replace(b.targets[-1], splits=b.targets[-1].splits[:1])]
         return b
 
-    monkeypatch.setattr(data, "build_benchmark", trimmed)
+    monkeypatch.setattr(protocols, "build_benchmark", trimmed)
     out = _protocol1(tmp_path)
     assert out["targets"] == ["ilids"] and out["benchmark"] == "protocol1"
     assert len(list((tmp_path / "cache").glob("F[0-9]-*.pt"))) == 4

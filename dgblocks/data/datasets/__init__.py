@@ -16,19 +16,19 @@ from pathlib import Path
 from dgblocks._checks import check_choice
 from dgblocks.data.base import ReIDDataset
 from dgblocks.data.datasets._common import DatasetSplits, LayoutError, Record, relabel
+from dgblocks.data.datasets.list_based import (
+    load_cuhk02,
+    load_cuhksysu,
+    load_msmt17,
+    load_vehicleid,
+)
 from dgblocks.data.datasets.market import (
     load_cuhk03,
     load_dukemtmc,
     load_market1501,
     load_veri776,
 )
-from dgblocks.data.datasets.others import (
-    load_cuhk02,
-    load_cuhksysu,
-    load_msmt17,
-    load_vehicleid,
-)
-from dgblocks.data.datasets.small import (
+from dgblocks.data.datasets.protocol1_targets import (
     load_grid,
     load_ilids,
     load_prid2011,

@@ -6,8 +6,8 @@ import torch
 
 from dgblocks import ValueRangeError
 from dgblocks.data import ReIDDataset, synthetic_reid
-from dgblocks.direct_transfer import (
-    holdout_identities,
+from dgblocks.protocols import (
+    hold_out_identities,
     real_direct,
     single_source,
     skew_by,
@@ -53,14 +53,14 @@ def test_single_source_bad_source(bench):
 
 def test_holdout_identities_disjoint_and_shaped():
     ds = _toy()
-    train, val = holdout_identities(ds, 2, generator=torch.Generator().manual_seed(0))
+    train, val = hold_out_identities(ds, 2, generator=torch.Generator().manual_seed(0))
     (q, g), = val.splits
     assert len(q) == 2 and len(g) == 6 and len(train) == 16
     assert set(q.pids.tolist()) == set(g.pids.tolist())
     assert not set(q.pids.tolist()) & set(ds.pids[train.origin[1]].tolist())
     assert train.pids.unique().tolist() == list(range(4))
     with pytest.raises(ValueRangeError, match="num_ids"):
-        holdout_identities(ds, 6)
+        hold_out_identities(ds, 6)
 
 
 def test_skew_by_makes_imbalance_and_is_seeded():

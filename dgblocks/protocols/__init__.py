@@ -1,0 +1,44 @@
+"""dgblocks.protocols: what trains and what is evaluated.
+
+- :func:`build_benchmark` -> :class:`~dgblocks.data.Benchmark`: the one entry point
+  (``"synthetic"``, ``"digits"``, or ``"real"`` arranged by a protocol string)
+- real datasets (:mod:`dgblocks.protocols.real`): :func:`parse_protocol` /
+  :func:`build_protocol` (Protocol-1/2/3, ``direct:<S>-><T>``), :func:`real_direct` (several
+  direct-transfer targets), :func:`target_domain`
+- embedded benchmarks (:mod:`dgblocks.protocols.embedded`): :func:`leave_one_out` (the
+  Protocol-2/3 layout), :func:`single_source` (direct transfer), :func:`hold_out_identities`
+  (an identity validation split), :func:`relabel_identities`
+- nuisance labels for direct transfer (:mod:`dgblocks.protocols.nuisance`): :func:`skew_by`,
+  :func:`time_periods`
+"""
+
+from dgblocks.protocols.build import build_benchmark
+from dgblocks.protocols.embedded import (
+    hold_out_identities,
+    leave_one_out,
+    relabel_identities,
+    single_source,
+)
+from dgblocks.protocols.nuisance import skew_by, time_periods
+from dgblocks.protocols.real import (
+    ProtocolSpec,
+    build_protocol,
+    parse_protocol,
+    real_direct,
+    target_domain,
+)
+
+__all__ = [
+    "build_benchmark",
+    "ProtocolSpec",
+    "parse_protocol",
+    "build_protocol",
+    "real_direct",
+    "target_domain",
+    "leave_one_out",
+    "single_source",
+    "hold_out_identities",
+    "relabel_identities",
+    "skew_by",
+    "time_periods",
+]
