@@ -37,7 +37,8 @@ from dgblocks.data import TargetDomain
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, setup
 from dgblocks.eval import evaluate_benchmark
-from dgblocks.layers import AlternatingSchedule, NuisanceHeads
+from dgblocks.layers import NuisanceHeads
+from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.viz import plot_alternation
 
 

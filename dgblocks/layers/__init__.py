@@ -1,6 +1,9 @@
-"""Drop-in ``nn.Module`` layers."""
+"""Drop-in ``nn.Module`` layers.
 
-from dgblocks.layers.alternation import AlternatingSchedule
+ADIN's alternating schedule (a plain state machine, not a module) is
+:class:`dgblocks.layers.alternation.AlternatingSchedule`.
+"""
+
 from dgblocks.layers.bnneck import BNNeck, BNNeckOutput
 from dgblocks.layers.disentangled import DisentangledEncoders, DisentangledOutput
 from dgblocks.layers.global_local import GlobalLocalBlock, GlobalLocalOutput
@@ -15,8 +18,6 @@ __all__: list[str] = [
     "GradientReversal",
     "ConstantSchedule",
     "DannSchedule",
-    # alternation.py (ADIN's adversarial / identity phases)
-    "AlternatingSchedule",
     # bnneck.py
     "BNNeck",
     "BNNeckOutput",

@@ -18,8 +18,8 @@ def plot_alternation(schedule: AlternatingSchedule, path: str | Path, *, end: in
                      title: str = "ADIN alternation") -> Path:
     """Validation error over steps, the two thresholds, and the phases as shaded bands.
 
-    Reads :attr:`~dgblocks.layers.AlternatingSchedule.checks` and
-    :meth:`~dgblocks.layers.AlternatingSchedule.segments`; writes a PNG at ``path``.
+    Reads :attr:`~dgblocks.layers.alternation.AlternatingSchedule.checks` and
+    :meth:`~dgblocks.layers.alternation.AlternatingSchedule.segments`; writes a PNG at ``path``.
     """
     plt = pyplot()
     end = end if end is not None else max([c["step"] for c in schedule.checks] + [1])

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dgblocks import ValueRangeError
-from dgblocks.layers import AlternatingSchedule
+from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.viz import plot_alternation
 
 errors = st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=40)
