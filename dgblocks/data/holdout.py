@@ -1,8 +1,9 @@
 """Leave one source out of a multi-source benchmark (the Protocol-2/3 layout, embedded data).
 
-Protocol-2/3 (SPEC 3) train on all source datasets but one and test on the held-out one. On an
-embedded benchmark the held-out source's *training* identities are dropped and its held-out
-identities (``source_val``, Protocol-1 shaped, never trained on) become the target.
+Protocol-2/3 (CDVM, Li et al., 2025, section 4.1 and Table 3) train on all source datasets but
+one and test on the held-out one. On an embedded benchmark the held-out source's *training*
+identities are dropped and its held-out identities (``source_val``, Protocol-1 shaped, never
+trained on) become the target.
 """
 
 from __future__ import annotations
