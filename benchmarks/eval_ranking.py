@@ -99,9 +99,9 @@ def main() -> None:
                       description="dgblocks 1 thread", min_run_time=5.0)
     torch.set_num_threads(threads)
     ratio = m_ref.median / m_ours.median
-    rows = [{"case": "market-sized 3368x15913", "impl": "dgblocks.evaluate_ranking",
+    rows = [{"case": "market-sized 3368x15913", "impl": "dgblocks.eval.evaluate_ranking",
              "threads": threads, **summary(m_ours)},
-            {"case": "market-sized 3368x15913", "impl": "dgblocks.evaluate_ranking",
+            {"case": "market-sized 3368x15913", "impl": "dgblocks.eval.evaluate_ranking",
              "threads": 1, **summary(m_ours1)},
             {"case": "market-sized 3368x15913", "impl": "per-query loop (numpy)",
              **summary(m_ref)}]

@@ -6,7 +6,7 @@ Forward + backward of the public API, each beside its references in the same run
   per-class weights: ``dgblocks.kernels.neg_entropy`` (fused) vs
   ``dgblocks.losses.entropy.neg_entropy`` (eager) vs ``torch.compile`` of the eager function;
 - batch-hard triplet loss on features (B, 2048), 4 images per identity:
-  ``dgblocks.kernels.triplet_loss`` (fused mining) vs ``dgblocks.losses.triplet_loss`` vs its
+  ``dgblocks.kernels.triplet_loss`` (fused mining) vs ``dgblocks.functional.triplet_loss`` vs its
   ``torch.compile``;
 
 for B = 64 and 256, with the agreement of the fused and eager values. Writes

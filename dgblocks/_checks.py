@@ -7,8 +7,8 @@ was expected and what was received, e.g.
 Shape checks read only ``.shape`` and never synchronise with the device. Value checks (label
 ranges, finiteness) need one host sync; label-range checks are on by default and can be turned
 off on a hot path with :func:`dgblocks.checks`; NaN/Inf checks are off by default and turned on
-with ``dgblocks.checks(nan=True)`` (SPEC section 0: "a NaN input where the caller asked for
-checks"). While ``torch.compile`` traces a block, value checks are skipped (as with
+with ``dgblocks.checks(nan=True)`` (docs/decisions.md, "Value checks are switchable"). While
+``torch.compile`` traces a block, value checks are skipped (as with
 ``checks(values=False, nan=False)``): reading a tensor value would split the graph. Run a step
 eagerly first to have the inputs checked.
 """

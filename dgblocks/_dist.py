@@ -1,4 +1,4 @@
-r"""Distributed primitives for blocks whose statistics span the batch (SPEC section 0).
+r"""Distributed primitives for blocks whose statistics span the batch.
 
 When ``torch.distributed`` is initialised with more than one rank, the blocks that compute
 batch-level statistics (per-domain style moments, ID-pool updates, domain-balanced sampling)

@@ -46,15 +46,15 @@ __all__ = [
     "neg_entropy",
     "calibrated_neg_entropy",
     "class_prior",
-    # layers/grl.py, layers/schedules.py, losses/adversarial.py (losses part 1)
+    # layers/grl.py, layers/schedules.py, losses/adversarial.py
     "grad_reverse",
     "dann_coeff",
     "reverse_cross_entropy",
-    # losses/cross_entropy.py, losses/symmetric_kl.py (losses part 1)
+    # losses/cross_entropy.py, losses/symmetric_kl.py
     "label_smoothing_ce",
     "smoothed_target_entropy",
     "symmetric_kl",
-    # losses/triplet.py, center.py, parameter_cosine.py, subspace.py, consistency.py (part 2)
+    # losses/triplet.py, center.py, parameter_cosine.py, subspace.py, consistency.py
     "triplet_loss",
     "batch_hard_mining",
     "center_loss",
@@ -62,12 +62,12 @@ __all__ = [
     "subspace_diversity",
     "subspace_consistency",
     "consistency_loss",
-    # sampling/backdoor.py (structured blocks)
+    # sampling/backdoor.py
     "backdoor_adjustment",
     "backdoor_indices",
     "backdoor_linear",
     "backdoor_pairs",
-    # layers/style.py (structured blocks)
+    # layers/style.py
     "domain_style_moments",
     "expand_style_moments",
     "cross_domain_style",

@@ -1,7 +1,7 @@
-"""ADIN: adversarial domain-invariant features against camera and time nuisances (seed 004).
+"""ADIN: adversarial domain-invariant features against camera and time nuisances.
 
 Yuan et al., "Calibrated Domain-Invariant Learning for Highly Generalizable Large Scale
-Re-Identification" (WACV 2020); SPEC section 2 "adin". Single-source direct transfer: train on
+Re-Identification" (WACV 2020), section 3. Single-source direct transfer: train on
 one source dataset (with camera and time labels), test on the others.
 
 Algorithm:

@@ -1,4 +1,4 @@
-"""DDAN: Dual Distribution Alignment Network (Chen et al., AAAI 2021; seed 001, SPEC 2 "ddan").
+"""DDAN: Dual Distribution Alignment Network (Chen et al., AAAI 2021).
 
 Stage 1 (central domain, eq 3, Table 2):
     1. train the baseline (E, M, I on L_IDE + l1*L_triplet) for ``stage1_steps``, or load it

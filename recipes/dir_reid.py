@@ -1,7 +1,7 @@
 """DIR-ReID: disentangled encoders (MDDAN) + backdoor adjustment (BA).
 
 Zhang et al., "Learning Domain Invariant Representations for Generalizable Person
-Re-Identification" (DIR-ReID), IEEE TIP 2022 / arXiv:2103.15890. SPEC section 2 "dir_reid".
+Re-Identification" (DIR-ReID), IEEE TIP 2022 / arXiv:2103.15890. Readings of the paper: docs/recipes/dir_reid.md.
 
 Algorithm (one step; C_S = identity head, C_V = domain head, shared by both latent spaces):
     1. draw a batch (x, y, d) from the mixed sources;
@@ -12,7 +12,7 @@ Algorithm (one step; C_S = identity head, C_V = domain head, shared by both late
        L_sid = CE_eps(C_S(s), y) (eq 2);  L_domindis = -H(C_V(s)) (eq 3-4);
        L_vdom = CE(C_V(v), d) (eq 7);     L_idindis = -H(C_S(v)) (eq 6);
        L_idinvar = CE_eps(C_SC(s_i + v~_ik), y_i) (eq 11);
-       L_dominvar = CE(C_VC(s_i + v~_ik), domain of v~_ik) (the dual term, SPEC);
+       L_dominvar = CE(C_VC(s_i + v~_ik), domain of v~_ik) (the dual term of eq 15);
     5. Phase II (C_S, C_V on the detached s, v of step 2) minimises
        L_sid + L_sdom + L_vdom + L_vid (eq 12-14).
 Variants (Tables 5 and 8): baseline = f_S + C_S, L_sid only; dual_dann = steps 4-5 without BA
@@ -47,7 +47,7 @@ VARIANTS = ("baseline", "dual_dann", "mddan", "full")
 class Config:
     variant: str = arg("full", "baseline | dual_dann | mddan | full (Table 5/8 rows)",
                        choices=VARIANTS)
-    ba: str = arg("auto", "BA strategy (3.3); auto: mixup for ReID, mixhard for digits (SPEC)",
+    ba: str = arg("auto", "BA strategy (3.3); auto: mixup for ReID, mixhard for digits",
                   choices=("auto", "random", "hardest", "mixup", "mixhard"))
     k: int = arg(10, "K domain factors per sample (4.4: K=10)", smoke=4)
     lambda1: float = arg(1.0, "weight of L_domindis (4.2)")
@@ -80,7 +80,7 @@ class DIRReID(nn.Module):
         self.enc = DisentangledEncoders(encoder_s=enc_s, encoder_v=enc_v, dim=dim,
                                         num_ids=num_ids, num_domains=num_domains)
         self.c_sc = nn.Linear(2 * dim, num_ids)       # C_SC: identity of s (+) v
-        self.c_vc = nn.Linear(2 * dim, num_domains)   # C_VC: domain of v in s (+) v (SPEC)
+        self.c_vc = nn.Linear(2 * dim, num_domains)   # C_VC: domain of v in s (+) v (appendix)
         self.grl = GradientReversal(schedule=DannSchedule(max_steps=max(steps, 1)))  # dual DANN
 
     def forward(self, x):

@@ -1,7 +1,7 @@
 """Episodic meta-learning for DG re-ID: frozen per-domain extractors + cross-domain consistency.
 
-Reassembles "Learning Domain-Invariant Features for Domain Generalized Person Re-ID by
-episodic learning" (seed 003; SPEC section 2 "episodic"). Algorithm 1:
+Reassembles Lin et al., "Domain Generalized Person Re-Identification via Cross-Domain Episodic
+Learning" (ICPR 2020, arXiv:2010.09561). Algorithm 1:
 
 Stage 1 (pretraining; :func:`triplet_trained`, cached on disk):
     1. for each source domain D_d: train an extractor F_d on D_d alone with the batch-hard

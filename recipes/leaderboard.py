@@ -33,7 +33,8 @@ from pathlib import Path
 
 from dgblocks.backbones import BACKBONES
 from dgblocks.engine.results import environment, git_commit
-from dgblocks.engine.sweep import Job, mean_std, run_grid, table
+from dgblocks.engine.sweep import Job, format_mean_std, run_grid, table
+from dgblocks.eval.summary import mean_std
 
 HERE = Path(__file__).resolve().parent
 
@@ -134,8 +135,8 @@ def plot(results: dict[str, list[dict]], path: Path, title: str) -> Path:
             vals = np.array([[r["metrics"][t][metric] for t in targets]
                              + [r["summary"]["average"][metric], r["summary"]["worst"][metric]]
                              for r in results[name]])
-            std = vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(len(cols))
-            ax.bar(np.arange(len(cols)) + i * width, vals.mean(0), width, yerr=std,
+            mean, std = np.array([mean_std(col) for col in vals.T]).T
+            ax.bar(np.arange(len(cols)) + i * width, mean, width, yerr=std,
                    label=name, capsize=2)
         ax.set_xticks(np.arange(len(cols)) + 0.4 - width / 2, cols, rotation=20)
         ax.set_ylabel(f"{metric} (%)")
@@ -162,10 +163,11 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
     for n in ranked:
         rs = results[n]
         secs = [r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in rs]
-        cost.append(f"| {n} | `recipes/{METHODS[n][0]}` | {len(rs)} | {mean_std(secs)} | "
-                    f"{mean_std(avg[n])} | "
-                    f"{mean_std([r['summary']['average']['mAP'] for r in rs])} | "
-                    f"{mean_std([r['summary']['worst']['R1'] for r in rs])} | {EXTRA[n]} |")
+        ms = format_mean_std
+        cost.append(f"| {n} | `recipes/{METHODS[n][0]}` | {len(rs)} | {ms(secs)} | "
+                    f"{ms(avg[n])} | "
+                    f"{ms([r['summary']['average']['mAP'] for r in rs])} | "
+                    f"{ms([r['summary']['worst']['R1'] for r in rs])} | {EXTRA[n]} |")
     data = (f"real data under `{args.data_root}`, {args.protocol}" if args.data_root else
             f"`{first['benchmark']}`{' (smoke)' if args.smoke else ''}: all source domains -> "
             f"{', '.join(first['targets'])}")

@@ -1,4 +1,4 @@
-"""Walks every public name of dgblocks and checks the conventions of STYLE.md.
+"""Walks every public name of dgblocks and checks the library conventions (docs/conventions.md).
 
 - every pure function in ``dgblocks.functional`` has a docstring with an equation (``$``),
   ``Shape:``, ``Invariants:`` and an ``Example:`` (doctest);

@@ -188,8 +188,9 @@ def _resolution(img: Tensor, factor: Tensor) -> Tensor:
 def render_batch(p: dict[str, Tensor], H: int, W: int, gen: torch.Generator) -> Tensor:
     """Render pedestrians with their domain style; returns ``uint8 (N, 3, H, W)``.
 
-    ``p`` holds per-image parameters (see ``synthetic_reid._image_params``), geometric ones in
-    pixels. Draws the background texture and sensor noise from ``gen``.
+    ``p`` holds per-image parameters (built by
+    :func:`dgblocks.data.synthetic_reid.generate_synthetic`), geometric ones in pixels.
+    Draws the background texture and sensor noise from ``gen``.
     """
     yy = torch.arange(H, dtype=torch.float32).add_(0.5).view(1, 1, H, 1)
     xx = torch.arange(W, dtype=torch.float32).add_(0.5).view(1, 1, 1, W)

@@ -21,7 +21,7 @@ from dgblocks.engine.export import ExportMismatch, export_onnx, export_torchscri
 from dgblocks.engine.logging import MetricsLogger, read_jsonl
 from dgblocks.engine.lr import warmup_cosine
 from dgblocks.engine.progress import progress_bar
-from dgblocks.engine.results import environment, git_commit, summarise, write_json
+from dgblocks.engine.results import environment, git_commit, write_json
 from dgblocks.engine.run import Run, setup
 from dgblocks.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 
@@ -34,6 +34,6 @@ __all__ = [
     "MetricsLogger", "read_jsonl", "progress_bar",
     "DistInfo", "init_distributed", "shutdown_distributed", "resolve_device", "shard",
     "gathered_encode", "wrap_ddp",
-    "finish_run", "plot_run", "write_json", "git_commit", "environment", "summarise",
+    "finish_run", "plot_run", "write_json", "git_commit", "environment",
     "export_onnx", "export_torchscript", "run_onnx", "ExportMismatch",
 ]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from dgblocks.engine.config import config_dict
 from dgblocks.engine.distributed import barrier, gathered_encode, shutdown_distributed
 from dgblocks.engine.logging import read_jsonl
-from dgblocks.engine.results import environment, git_commit, summarise, write_json
+from dgblocks.engine.results import environment, git_commit, write_json
 
 __all__ = ["finish_run", "plot_run"]
 
@@ -40,7 +40,7 @@ def finish_run(run: Any, encode: Callable[[Tensor], Tensor], *,
     Returns:
         The results payload (``metrics`` per target, ``summary``, ``config``, ...).
     """
-    from dgblocks.eval import evaluate_benchmark, format_table
+    from dgblocks.eval import evaluate_benchmark, format_table, summarize
 
     if run.bench is None:
         raise ValueError("run: expected run.benchmark() to be called before finish()")
@@ -58,7 +58,7 @@ def finish_run(run: Any, encode: Callable[[Tensor], Tensor], *,
     payload = {
         "recipe": run.name, "benchmark": run.bench.name, "task": run.bench.task,
         "targets": [t.name for t in run.bench.targets],
-        "metrics": metrics, "summary": summarise(metrics, keys),
+        "metrics": metrics, "summary": summarize(metrics, keys),
         "config": config_dict(run.cfg) if run.cfg is not None else {},
         "shared": config_dict(run.args), "seed": run.args.seed,
         "world_size": run.dist.world_size, "commit": git_commit(),

@@ -1,4 +1,7 @@
-"""The results JSON of a run: config, commit, seeds, environment and metrics per target."""
+"""The results JSON of a run: config, commit, seeds, environment and metrics per target.
+
+Its ``summary`` (average and worst target) is :func:`dgblocks.eval.summarize`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["git_commit", "environment", "write_json", "summarise"]
+__all__ = ["git_commit", "environment", "write_json"]
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -37,25 +40,6 @@ def environment() -> dict[str, Any]:
             "machine": platform.machine(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
-def summarise(metrics: dict[str, dict[str, float]],
-              keys: tuple[str, ...] = ("R1", "R5", "R10", "mAP")) -> dict[str, Any]:
-    """Average and worst target of each metric (worst-domain accuracy, WDA).
-
-    Example:
-        >>> summarise({"a": {"R1": 50.0}, "b": {"R1": 70.0}}, keys=("R1",))
-        {'average': {'R1': 60.0}, 'worst': {'R1': 50.0}, 'worst_domain': {'R1': 'a'}}
-    """
-    out: dict[str, Any] = {"average": {}, "worst": {}, "worst_domain": {}}
-    for k in keys:
-        vals = {t: m[k] for t, m in metrics.items() if k in m}
-        if vals:
-            worst = min(vals, key=vals.get)
-            out["average"][k] = sum(vals.values()) / len(vals)
-            out["worst"][k] = vals[worst]
-            out["worst_domain"][k] = worst
-    return out
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:

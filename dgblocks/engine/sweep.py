@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dgblocks._checks import check_int
+from dgblocks.eval.summary import mean_std
 
 BEGIN = "<!-- sweep:{name}:begin -->"
 END = "<!-- sweep:{name}:end -->"
@@ -84,23 +84,24 @@ def run_grid(jobs: Sequence[Job], *, parallel: int = 1, log: Callable[[str], Non
     return results
 
 
-def mean_std(values: Sequence[float]) -> str:
-    """``"mean ± std"`` with one decimal (sample std; 0 for one value; ``n/a`` for none).
+def format_mean_std(values: Sequence[float]) -> str:
+    """``"mean ± std"`` with one decimal, from :func:`dgblocks.eval.summary.mean_std` (sample
+    std; 0 for one value); ``n/a`` for none.
 
     Example:
-        >>> mean_std([10.0, 12.0, 14.0])
+        >>> format_mean_std([10.0, 12.0, 14.0])
         '12.0 ± 2.0'
     """
     if not values:
         return "n/a"
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    mean, std = mean_std(values)
     return f"{mean:.1f} ± {std:.1f}"
 
 
 def table(results: dict[str, list[dict[str, Any]]], metrics: Sequence[str],
           label: str = "variant") -> str:
-    """Markdown: per name, mean ± std over seeds of each metric per target, average, worst."""
+    """Markdown: per name, mean ± std over seeds of each metric per target, and of the
+    ``summary`` average and worst (:func:`dgblocks.eval.summarize`) of each run's JSON."""
     first = next(iter(results.values()))[0]
     targets = list(first["metrics"])
     head = [label, "seeds"]
@@ -110,11 +111,11 @@ def table(results: dict[str, list[dict[str, Any]]], metrics: Sequence[str],
     for name, runs in results.items():
         row = [name, str(len(runs))]
         for t in targets:
-            row += [mean_std([r["metrics"][t][m] for r in runs if m in r["metrics"].get(t, {})])
-                    for m in metrics]
+            row += [format_mean_std([r["metrics"][t][m] for r in runs
+                                     if m in r["metrics"].get(t, {})]) for m in metrics]
         for part in ("average", "worst"):
-            row += [mean_std([r["summary"][part][m] for r in runs if m in r["summary"][part]])
-                    for m in metrics]
+            row += [format_mean_std([r["summary"][part][m] for r in runs
+                                     if m in r["summary"][part]]) for m in metrics]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -2,6 +2,8 @@
 
 - :func:`evaluate_ranking` (CMC, mAP, mINP; Market-1501 rules), :func:`cmc_curve`
 - :func:`evaluate_benchmark`, :func:`format_table`, :func:`worst_domain` (WDA)
+- :func:`summarize` (average and worst over targets), :func:`mean_std` (sample std): the one
+  metric summary behind the results JSON, the printed table and the sweep tables
 
 The protocols (what trains, what is evaluated) are in :mod:`dgblocks.protocols`.
 """
@@ -14,6 +16,7 @@ from dgblocks.eval.evaluate import (
     worst_domain,
 )
 from dgblocks.eval.ranking import RankingResult, cmc_curve, evaluate_ranking
+from dgblocks.eval.summary import mean_std, summarize
 
 __all__ = [
     "evaluate_ranking",
@@ -24,4 +27,6 @@ __all__ = [
     "format_table",
     "summarize_splits",
     "worst_domain",
+    "summarize",
+    "mean_std",
 ]

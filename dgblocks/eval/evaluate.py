@@ -21,6 +21,7 @@ from dgblocks._checks import ShapeError, ValueRangeError, check_int
 from dgblocks.data.base import ReIDDataset, TargetDomain
 from dgblocks.distances import pairwise_distance
 from dgblocks.eval.ranking import evaluate_ranking
+from dgblocks.eval.summary import mean_std, summarize
 
 __all__ = ["encode_dataset", "evaluate_benchmark", "format_table", "worst_domain",
            "summarize_splits"]
@@ -61,12 +62,18 @@ def encode_dataset(encode: Callable[[Tensor], Tensor], ds: ReIDDataset, *,
 
 
 def summarize_splits(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Mean and (population) standard deviation of each metric over splits."""
+    """Mean and sample standard deviation of each metric over splits
+    (:func:`~dgblocks.eval.summary.mean_std`: ``ddof=1``, 0 for one split).
+
+    Example:
+        >>> summarize_splits([{"R1": 10.0}, {"R1": 14.0}])
+        {'R1': 12.0, 'R1_std': 2.8284271247461903, 'num_splits': 2}
+    """
+    if not rows:
+        raise ValueRangeError("rows: expected at least one split, got none")
     out: dict[str, float] = {}
     for k in rows[0]:
-        v = torch.tensor([r[k] for r in rows], dtype=torch.float64)
-        out[k] = float(v.mean())
-        out[f"{k}_std"] = float(v.std(unbiased=False)) if len(rows) > 1 else 0.0
+        out[k], out[f"{k}_std"] = mean_std(r[k] for r in rows)
     out["num_splits"] = len(rows)
     return out
 
@@ -151,7 +158,8 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
 
 def worst_domain(results: dict[str, dict[str, float]], key: str | None = None
                  ) -> tuple[str, float]:
-    """Worst-domain accuracy (WDA): the target with the lowest ``key`` (R1 or acc) and value.
+    """Worst-domain accuracy (WDA): the target with the lowest ``key`` (R1 or acc) and value,
+    as in :func:`~dgblocks.eval.summary.summarize`.
 
     Example:
         >>> worst_domain({"a": {"R1": 50.0}, "b": {"R1": 20.0}})
@@ -160,14 +168,18 @@ def worst_domain(results: dict[str, dict[str, float]], key: str | None = None
     if not results:
         raise ValueRangeError("results: expected at least one target, got none")
     key = key or ("acc" if "acc" in next(iter(results.values())) else "R1")
-    name = min(results, key=lambda n: results[n][key])
-    return name, float(results[name][key])
+    s = summarize(results, (key,))
+    if key not in s["worst"]:
+        raise ValueRangeError(f"key: expected a metric of the results, got {key!r}")
+    return s["worst_domain"][key], s["worst"][key]
 
 
 def format_table(results: dict[str, dict[str, float]], *, title: str = "",
                  std: bool = True) -> str:
     """Markdown table: one row per target (mean +- std over splits), the average, and the
-    worst domain (WDA).
+    worst domain (WDA), both from :func:`~dgblocks.eval.summary.summarize` (so they equal the
+    ``summary`` of the results JSON). "worst" is per metric: the row is labelled with the
+    target when one target is the worst on every metric, otherwise each cell names its own.
 
     Example:
         >>> print(format_table({"a": {"acc": 90.0}, "b": {"acc": 80.0}}, std=False))
@@ -192,9 +204,14 @@ def format_table(results: dict[str, dict[str, float]], *, title: str = "",
                 s += f" ± {r[f'{k}_std']:.1f}"
             cells.append(s)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    avg = [sum(r[k] for r in results.values()) / len(results) for k in keys]
-    lines.append("| average | " + " | ".join(f"{v:.1f}" for v in avg) + " |")
-    wname, _ = worst_domain(results, keys[0])
-    lines.append(f"| worst ({wname}) | " + " | ".join(f"{results[wname][k]:.1f}" for k in keys)
-                 + " |")
+    summ = summarize(results, keys)
+    keys = [k for k in keys if k in summ["worst"]]
+    lines.append("| average | " + " | ".join(f"{summ['average'][k]:.1f}" for k in keys) + " |")
+    names = {summ["worst_domain"][k] for k in keys}
+    if len(names) == 1:
+        lines.append(f"| worst ({names.pop()}) | "
+                     + " | ".join(f"{summ['worst'][k]:.1f}" for k in keys) + " |")
+    else:
+        lines.append("| worst | " + " | ".join(f"{summ['worst'][k]:.1f} "
+                                             f"({summ['worst_domain'][k]})" for k in keys) + " |")
     return "\n".join(lines)

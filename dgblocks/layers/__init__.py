@@ -21,10 +21,10 @@ __all__: list[str] = [
     # bnneck.py
     "BNNeck",
     "BNNeckOutput",
-    # style.py (structured blocks)
+    # style.py
     "CrossDomainStyle",
     "StyleFusion",
-    # disentangled.py, global_local.py, hypernet.py, heads.py (structured blocks)
+    # disentangled.py, global_local.py, hypernet.py, heads.py
     "DisentangledEncoders",
     "DisentangledOutput",
     "GlobalLocalBlock",

@@ -1,4 +1,4 @@
-r"""ADIN's alternating schedule (section 3.3) as a small state machine.
+r"""ADIN's alternating schedule (Yuan et al., WACV 2020, section 3.3) as a small state machine.
 
 After the warm-up, training alternates between an *adversarial* phase ($f_E$ minimises
 $L_I + \beta L_{adv}$, $f_N$ re-trained on the nuisance labels) and an *identity* phase

@@ -42,7 +42,7 @@ class BNNeck(nn.Module):
     ``functional_name`` is ``None``: the block *is* its state (the running statistics, the
     scale, the classifier), and it is kept in a real :class:`torch.nn.BatchNorm1d` so that
     :meth:`torch.nn.SyncBatchNorm.convert_sync_batchnorm` replaces it under DDP and the batch
-    statistics span all ranks (SPEC section 0). A pure twin built on
+    statistics span all ranks. A pure twin built on
     ``torch.nn.functional.batch_norm`` would bypass that conversion and compute per-rank
     statistics.
 

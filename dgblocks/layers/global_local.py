@@ -5,7 +5,8 @@ $$ F_{inv} = f_g(F), \qquad F_{spe} = f_l^{k}(F) \quad (k = \text{domain of the 
 The block wraps any factory of backbone blocks: it builds the global branch and the
 ``num_domains`` local branches with the same structure and different (independent) random
 initialisations, routes each sample through the global branch and the local branch of its
-domain, and at inference (no domain labels) uses the mean of the local branches (SPEC 2, cdvm).
+domain, and at inference (no domain labels) uses the mean of the local branches
+(docs/decisions.md, "GlobalLocalBlock").
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def dann_coeff(p: float | Tensor, *, hi: float = 1.0, lo: float = 0.0,
 
     $$ \lambda(p) = \frac{2\,(h - l)}{1 + e^{-\gamma p}} - (h - l) + l $$
 
-    SPEC section 1 calls $\gamma$ ``alpha``; DANN uses $\gamma = 10$.
+    DANN (Ganin et al., 2016) uses $\gamma = 10$; some papers call it ``alpha``.
 
     Args:
         p: training progress, ``step / max_steps``; values outside $[0, 1]$ are clipped.
@@ -113,7 +113,7 @@ class DannSchedule(nn.Module):
         max_steps: number of :meth:`step` calls after which ``p = 1`` (total training steps).
         hi: the final coefficient.
         lo: the initial coefficient, ``0 <= lo <= hi``.
-        gamma: the steepness (DANN: 10; SPEC calls it alpha).
+        gamma: the steepness (DANN: 10; also written alpha).
 
     Shape:
         output: () float32 on the module's device.

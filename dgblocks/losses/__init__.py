@@ -13,11 +13,11 @@ from dgblocks.losses.triplet import TripletLoss
 __all__ = [
     "NegEntropy",
     "CalibratedNegEntropy",
-    # adversarial.py, cross_entropy.py, symmetric_kl.py (losses part 1)
+    # adversarial.py, cross_entropy.py, symmetric_kl.py
     "ReverseCrossEntropy",
     "LabelSmoothingCE",
     "SymmetricKL",
-    # triplet.py, center.py, parameter_cosine.py, subspace.py, consistency.py (losses part 2)
+    # triplet.py, center.py, parameter_cosine.py, subspace.py, consistency.py
     "TripletLoss",
     "CenterLoss",
     "ParameterCosine",

@@ -11,7 +11,7 @@ from dgblocks.domains import central_domain, central_from_distances, wasserstein
 from dgblocks.domains.wasserstein import _w1_sorted
 from tests._helpers import randn, randperm, seeds
 
-# DDAN Table 2 (seed 001): d_WS between source domains, rows/columns in this order.
+# DDAN Table 2 (Chen et al., AAAI 2021): d_WS between source domains, rows/columns in this order.
 DDAN_DOMAINS = ["Cuhk02", "Cuhk03", "Duke", "Market", "PersonSearch"]
 DDAN_TABLE2 = [
     [0.00, 0.69, 1.61, 1.37, 0.87],

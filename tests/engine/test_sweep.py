@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from dgblocks.engine.sweep import Job, mean_std, run_grid
+from dgblocks.engine.sweep import Job, format_mean_std, run_grid
 
 SCRIPT = """
 import argparse, json, sys
@@ -44,8 +44,8 @@ def test_run_grid_rejects_bad_parallel(tmp_path):
         run_grid([], parallel=0)
 
 
-def test_job_command_and_mean_std(tmp_path):
+def test_job_command_and_format_mean_std(tmp_path):
     job = Job("x", 4, "r.py", ("--a", "1"), tmp_path / "o.json")
     assert job.command() == [sys.executable, "r.py", "--a", "1", "--seed", "4", "--out",
                              str(tmp_path / "o.json")]
-    assert mean_std([]) == "n/a" and mean_std([5.0]) == "5.0 ± 0.0"
+    assert format_mean_std([]) == "n/a" and format_mean_std([5.0]) == "5.0 ± 0.0"

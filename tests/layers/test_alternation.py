@@ -13,7 +13,7 @@ errors = st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=
 
 
 def _reference(errs, lo, hi):
-    """Naive replay of SPEC's rule: adversarial -> identity above hi, back below lo."""
+    """Naive replay of the switching rule (docs/decisions.md): adversarial -> identity above hi, back below lo."""
     phase, out = "adversarial", []
     for e in errs:
         if phase == "adversarial" and e > hi:
