@@ -69,7 +69,7 @@ def neg_entropy(logits: Tensor, *, weights: Tensor | None = None,
     per_class = _per_class(logits)
     if weights is not None:
         check_shape(weights, "K", name="weights", K=sizes["K"])
-        per_class = per_class * weights.to(per_class.dtype)
+        per_class = per_class * weights.to(per_class.device, per_class.dtype)  # moved on use
     loss = per_class.sum(dim=-1)
     return reduce(loss, reduction).to(logits.dtype if logits.is_floating_point() else loss.dtype)
 
@@ -129,6 +129,7 @@ def calibrated_neg_entropy(logits: Tensor, prior: Tensor, *, labels: Tensor | No
     """
     sizes = check_shape(logits, "N K", name="logits")
     check_shape(prior, "K", name="prior", K=sizes["K"])
+    prior = prior.to(logits.device)  # a prior counted on the CPU works with CUDA logits
     if not focal:
         if labels is not None:
             raise ValueRangeError("labels: only used when focal=True, got a tensor")
@@ -210,6 +211,8 @@ class CalibratedNegEntropy(nn.Module):
         return cls(prior=class_prior(labels, num_classes), focal=focal, reduction=reduction)
 
     def forward(self, logits: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.prior.device != logits.device:  # follow the inputs once, not a copy per step
+            self.prior = self.prior.to(logits.device)
         return calibrated_neg_entropy(logits, self.prior, labels=labels, focal=self.focal,
                                       reduction=self.reduction)
 
