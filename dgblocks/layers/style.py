@@ -131,7 +131,7 @@ def expand_style_moments(mu: Tensor, sigma: Tensor, present: Tensor, eps_mu: Ten
         others = (total - m) / (k - 1)
         mean = total / k
         var = ((m - mean).pow(2) * w).sum(0, keepdim=True) / k
-        return others + noise.to(m.dtype) * var
+        return others + noise.to(m.device, m.dtype) * var  # noise drawn anywhere: moved
 
     return expand(mu, eps_mu), expand(sigma, eps_sigma).clamp_min(0)
 

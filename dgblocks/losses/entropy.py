@@ -95,7 +95,8 @@ def class_prior(labels: Tensor, num_classes: int) -> Tensor:
     check_labels(labels, num_classes, name="labels")
     if labels.numel() == 0:
         raise ShapeError("labels: expected at least one label to estimate a prior, got shape (0,)")
-    counts = torch.bincount(labels, minlength=num_classes).to(torch.float32)
+    ones = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    counts = ones.new_zeros(num_classes).index_add_(0, labels, ones)  # bincount syncs on CUDA
     return counts / counts.sum()
 
 
