@@ -11,6 +11,9 @@ with ``dgblocks.checks(nan=True)`` (docs/decisions.md, "Value checks are switcha
 ``torch.compile`` traces a block, value checks are skipped (as with
 ``checks(values=False, nan=False)``): reading a tensor value would split the graph. Run a step
 eagerly first to have the inputs checked.
+
+Only CPU tensors are read on the host; elsewhere (CUDA, ``meta``) a value check is an async
+device assertion (:func:`check_async`): no host sync, same message without the offending value.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_int",
+    "check_async",
+    "values_on_host",
 ]
 
 Reduction = Literal["mean", "sum", "none"]
@@ -195,12 +200,27 @@ def check_labels(labels: Any, num_classes: int | None, *, name: str, n: int | No
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise ValueRangeError(f"{name}: expected an integer dtype, got {labels.dtype}")
     if num_classes is not None and values_checked() and labels.numel() > 0:
+        if not values_on_host(labels):  # CUDA: a device assertion, no host sync
+            check_async((labels >= 0) & (labels < num_classes),
+                        f"{name}: expected values in [0, {num_classes})")
+            return labels
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi
             raise ValueRangeError(f"{name}: expected values in [0, {num_classes}),"
                                   f" got {bad}")
     return labels
+
+
+def values_on_host(x: Tensor) -> bool:
+    """Whether a value check may read ``x`` on the host (CPU tensors only: no sync there)."""
+    return x.device.type == "cpu"
+
+
+def check_async(cond: Tensor, msg: str) -> None:
+    """Assert all of the boolean ``cond`` on its device, no host sync (CUDA: a device-side
+    assert carrying ``msg``; ``meta``: nothing checked)."""
+    torch._assert_async(cond.all(), msg)
 
 
 def check_reduction(reduction: str) -> str:
@@ -212,7 +232,11 @@ def check_reduction(reduction: str) -> str:
 
 def check_finite(x: Tensor, *, name: str) -> Tensor:
     """Raise if ``x`` holds NaN or Inf, when NaN checks are enabled (``dgblocks.checks``)."""
-    if nan_checked() and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if not (nan_checked() and x.is_floating_point()):
+        return x
+    if not values_on_host(x):  # CUDA: a device assertion, no host sync
+        check_async(torch.isfinite(x), f"{name}: expected finite values, got NaN or Inf")
+    elif not bool(torch.isfinite(x).all()):
         raise ValueRangeError(f"{name}: expected finite values, got NaN or Inf")
     return x
 

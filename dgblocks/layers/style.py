@@ -18,11 +18,13 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     ShapeError,
+    check_async,
     check_int,
     check_labels,
     check_nonnegative,
     check_shape,
     values_checked,
+    values_on_host,
 )
 from dgblocks._dist import all_reduce_sum, broadcast
 
@@ -117,7 +119,10 @@ def expand_style_moments(mu: Tensor, sigma: Tensor, present: Tensor, eps_mu: Ten
     check_shape(present, "G", name="present", G=g["G"])
     w = present.to(mu.dtype).unsqueeze(1)  # (G, 1)
     k = w.sum()
-    if values_checked() and int(k) < 2:  # a value check: one host sync (skipped when off)
+    if values_checked() and not values_on_host(k):  # CUDA: a device assertion, no sync
+        check_async(k >= 2, "present: expected at least 2 domains present (variance across"
+                    " domains)")
+    elif values_checked() and int(k) < 2:  # a value check: one host sync (skipped when off)
         raise ShapeError(f"present: expected at least 2 domains present (variance across"
                          f" domains), got {int(k)}")
 
@@ -126,7 +131,7 @@ def expand_style_moments(mu: Tensor, sigma: Tensor, present: Tensor, eps_mu: Ten
         others = (total - m) / (k - 1)
         mean = total / k
         var = ((m - mean).pow(2) * w).sum(0, keepdim=True) / k
-        return others + noise.to(m.dtype) * var
+        return others + noise.to(m.device, m.dtype) * var  # noise drawn anywhere: moved
 
     return expand(mu, eps_mu), expand(sigma, eps_sigma).clamp_min(0)
 
@@ -163,7 +168,10 @@ def cross_domain_style(x: Tensor, domains: Tensor, eps_mu: Tensor, eps_sigma: Te
     """
     check_nonnegative(eps, name="eps")
     mu, sigma, counts = domain_style_moments(x, domains, num_domains=num_domains, eps=eps)
-    if values_checked():  # a value check: one host sync (skipped when off or compiling)
+    if values_checked() and not values_on_host(counts):  # CUDA: a device assertion, no sync
+        check_async((counts > 0).sum() >= 2, "domains: cross-domain style needs at least 2"
+                    " domains in the batch (variance across domains)")
+    elif values_checked():  # a value check: one host sync (skipped when off or compiling)
         n_present = int((counts > 0).sum())
         if n_present < 2:
             raise ShapeError(f"domains: cross-domain style needs at least 2 domains in the"

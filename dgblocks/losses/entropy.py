@@ -69,7 +69,7 @@ def neg_entropy(logits: Tensor, *, weights: Tensor | None = None,
     per_class = _per_class(logits)
     if weights is not None:
         check_shape(weights, "K", name="weights", K=sizes["K"])
-        per_class = per_class * weights.to(per_class.dtype)
+        per_class = per_class * weights.to(per_class.device, per_class.dtype)  # moved on use
     loss = per_class.sum(dim=-1)
     return reduce(loss, reduction).to(logits.dtype if logits.is_floating_point() else loss.dtype)
 
@@ -95,7 +95,8 @@ def class_prior(labels: Tensor, num_classes: int) -> Tensor:
     check_labels(labels, num_classes, name="labels")
     if labels.numel() == 0:
         raise ShapeError("labels: expected at least one label to estimate a prior, got shape (0,)")
-    counts = torch.bincount(labels, minlength=num_classes).to(torch.float32)
+    ones = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    counts = ones.new_zeros(num_classes).index_add_(0, labels, ones)  # bincount syncs on CUDA
     return counts / counts.sum()
 
 
@@ -129,6 +130,7 @@ def calibrated_neg_entropy(logits: Tensor, prior: Tensor, *, labels: Tensor | No
     """
     sizes = check_shape(logits, "N K", name="logits")
     check_shape(prior, "K", name="prior", K=sizes["K"])
+    prior = prior.to(logits.device)  # a prior counted on the CPU works with CUDA logits
     if not focal:
         if labels is not None:
             raise ValueRangeError("labels: only used when focal=True, got a tensor")
@@ -210,6 +212,8 @@ class CalibratedNegEntropy(nn.Module):
         return cls(prior=class_prior(labels, num_classes), focal=focal, reduction=reduction)
 
     def forward(self, logits: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.prior.device != logits.device:  # follow the inputs once, not a copy per step
+            self.prior = self.prior.to(logits.device)
         return calibrated_neg_entropy(logits, self.prior, labels=labels, focal=self.focal,
                                       reduction=self.reduction)
 

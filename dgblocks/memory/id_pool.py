@@ -27,10 +27,12 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     ValueRangeError,
+    check_async,
     check_int,
     check_labels,
     check_probability,
     check_shape,
+    values_on_host,
 )
 from dgblocks._dist import all_gather_cat
 
@@ -175,9 +177,11 @@ class IDPool(nn.Module):
         """
         k = self.k if k is None else check_int(k, name="k", minimum=1, maximum=self.num_ids - 1)
         self._check(features, labels, domains)
-        if int(self.central) < 0:  # one host sync, a check
-            raise ValueRangeError("central: expected the central domain to be set"
-                                  " (IDPool(central=...) or set_central), got none")
+        msg = "central: expected the central domain to be set (IDPool(central=...) or set_central)"
+        if not values_on_host(self.central):  # CUDA: a device assertion, no host sync
+            check_async(self.central >= 0, msg)
+        elif int(self.central) < 0:  # a check: reads a CPU buffer, no device sync
+            raise ValueRangeError(msg + ", got none")
         q = nn.functional.normalize(features.detach().float(), dim=1)
         sim = (q @ self.bank.float().t()) / self.bank_norm.float().clamp_min(1e-12)  # cosine
         pid_dom = self.id_domain.unsqueeze(0)  # (1, N)

@@ -111,8 +111,12 @@ class _BatchNormBackward(Function):
         if u is not None:  # one fused pass: gamma s (u - mean u - xhat mean(u xhat)), sums
             gi_u, sum_uxhat, sum_u = _native_backward(u, x, w, None, None, mean, s, True,
                                                       ctx.eps, [need_g, True, True])
-            sum_ug = _native_backward(u, g, None, None, None, zero, torch.ones_like(s), True,
-                                      0.0, [False, True, False])[1]  # sum(u g), one pass
+            # sum(u g) in one pass: the grad_weight of a batch norm of g with mean 0, invstd 1.
+            # The weight must be a defined tensor (ones): CUDA's kernel allocates grad_weight
+            # from weight.options(), and None fails there ("tensor does not have a device").
+            ones = torch.ones_like(s)
+            sum_ug = _native_backward(u, g, ones, None, None, zero, ones, True, 0.0,
+                                      [False, True, False])[1]
             u_bar, xhat_u = sum_u / m, sum_uxhat / m
         else:
             u_bar = xhat_u = sum_ug = zero
