@@ -21,7 +21,7 @@ E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency
 
     python recipes/episodic.py --smoke                       # seconds
     python recipes/episodic.py                               # synthetic benchmark, < 4 min
-    python recipes/episodic.py --data real --data-root DIR --protocol protocol1
+    python recipes/episodic.py --data real --data-root DIR --protocol protocol1-episodic
 """
 
 from __future__ import annotations

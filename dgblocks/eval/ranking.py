@@ -22,6 +22,11 @@ as the last match (the only ones that can rank before a match), and those are co
 the match distances with a per-row histogram (``dgblocks.eval._ranking_impl``). A cumulative
 count gives each match's rank. Ties between a match and a non-match count against the query
 (the non-match is ranked first), so the numbers never flatter a degenerate embedding.
+
+Single-gallery-shot (CUHK03's old protocol, as torchreid's ``eval_cuhk03``, fast-reid and
+open-reid compute it): AP and INP on the full gallery, and the CMC averaged over $T$ draws,
+each keeping one random valid gallery item per identity and query,
+$\mathrm{CMC}(k) = \frac1T \sum_{t=1}^T \mathrm{CMC}^{(t)}(k)$.
 """
 
 from __future__ import annotations
@@ -110,10 +115,39 @@ def _match_metrics(ranks: Tensor, present: Tensor, n_match: Tensor, ap_mode: APM
     return ranks[:, 0], ap, n / last, n_match
 
 
+def _first_rank_hist(first: Tensor, valid_q: Tensor, max_rank: int) -> Tensor:
+    """Cumulative count of the valid queries whose first match is within rank k."""
+    first_rank = torch.where(valid_q, first, torch.full_like(first, float(max_rank + 1)))
+    hist = torch.bincount(first_rank.clamp(max=max_rank + 1).long() - 1, minlength=max_rank + 1)
+    return hist[:max_rank].cumsum(0)
+
+
+def _single_shot_cmc(dist: Tensor, qp: Tensor, gp: Tensor, qc: Tensor, gc: Tensor,
+                     max_rank: int, num_draws: int, gen: torch.Generator,
+                     chunk_size: int) -> Tensor:
+    """Cumulative first-match counts averaged over ``num_draws`` single-shot galleries.
+
+    Draw by draw, then chunk by chunk: each chunk's draw is one (Qc, G) uniform tensor from
+    ``gen`` (see ``single_shot_mask``). Junk is removed before the draw, so a query with a
+    valid match has exactly one match in every drawn gallery.
+    """
+    total = torch.zeros(max_rank, dtype=torch.float64, device=dist.device)
+    for _ in range(num_draws):
+        for s in range(0, qp.shape[0], chunk_size):
+            sl = slice(s, min(s + chunk_size, qp.shape[0]))
+            same_pid = qp[sl, None] == gp[None, :]
+            valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
+            ranks, present, n_match = masked_ranks(dist[sl], same_pid & valid,
+                                                   valid & ~same_pid)
+            total += _first_rank_hist(ranks[:, 0], n_match > 0, max_rank)
+    return total / num_draws
+
+
 def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
                      max_rank: int = 50, ap_mode: APMode = "step",
                      invalid_query: Literal["skip", "zero"] = "skip",
-                     single_gallery_shot: bool = False, seed: int | None = None,
+                     single_gallery_shot: bool = False, num_draws: int = 10,
+                     generator: torch.Generator | None = None, seed: int | None = None,
                      chunk_size: int | None = None) -> RankingResult:
     r"""CMC, mAP and mINP of a query x gallery distance matrix (Market-1501 protocol).
 
@@ -130,9 +164,16 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
         max_rank: length of the CMC curve.
         ap_mode: ``"step"`` (mean precision at each match) or ``"trapezoid"`` (Market MATLAB).
         invalid_query: ``"skip"`` or ``"zero"``.
-        single_gallery_shot: keep one random valid gallery item per identity and query
-            (CUHK03 old protocol); drawn from ``seed``.
-        seed: seed of the single-gallery-shot draw (``None`` means 0).
+        single_gallery_shot: the CUHK03 old protocol (as torchreid, fast-reid and
+            open-reid): mAP and mINP on the full gallery; the CMC averaged over
+            ``num_draws`` draws that keep one random valid gallery item per identity and
+            query.
+        num_draws: number of single-gallery-shot draws the CMC is averaged over (the
+            peers use 10; one draw is about sqrt(10) times noisier).
+        generator: CPU ``torch.Generator`` of the draws (advanced by them); ``None`` seeds
+            a new one from ``seed``.
+        seed: seed of the single-gallery-shot draws when ``generator`` is ``None``
+            (``None`` means 0).
         chunk_size: queries per vectorised chunk (memory bound); default keeps a chunk
             under about 2M distances.
 
@@ -172,18 +213,18 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
     if chunk_size is None:  # about 2M distances per chunk: it stays in cache while read
         chunk_size = max(1, (1 << 21) // num_g)
     check_int(chunk_size, name="chunk_size", minimum=1)
-    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    check_int(num_draws, name="num_draws", minimum=1)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    elif not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
+        raise ValueRangeError(f"generator: expected a CPU torch.Generator, got {generator!r}")
 
-    index = None if single_gallery_shot else GalleryIndex(gp)
+    index = GalleryIndex(gp)
     parts = []
     for s in range(0, num_q, chunk_size):
         sl = slice(s, min(s + chunk_size, num_q))
-        if index is not None:  # per chunk: small tensors, no parallel region on the CPU
-            ranks = grouped_ranks(dist[sl], *index.slots(qp[sl]), qc[sl], gc)
-        else:
-            same_pid = qp[sl, None] == gp[None, :]
-            valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
-            ranks = masked_ranks(dist[sl], same_pid & valid, valid & ~same_pid)
+        # per chunk: small tensors, no parallel region on the CPU
+        ranks = grouped_ranks(dist[sl], *index.slots(qp[sl]), qc[sl], gc)
         parts.append(_match_metrics(*ranks, ap_mode))
     first, ap, inp, nvalid = (torch.cat(x) for x in zip(*parts))
     valid_q = nvalid > 0
@@ -193,9 +234,10 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
                               " gallery (same identity, other camera), got none")
     ap = torch.where(valid_q, ap, torch.zeros_like(ap))
     inp = torch.where(valid_q, inp, torch.zeros_like(inp))
-    first_rank = torch.where(valid_q, first, torch.full_like(first, float(max_rank + 1)))
-    hist = torch.bincount(first_rank.clamp(max=max_rank + 1).long() - 1, minlength=max_rank + 1)
-    cmc = hist[:max_rank].cumsum(0).to(torch.float64)
+    if single_gallery_shot:
+        cmc = _single_shot_cmc(dist, qp, gp, qc, gc, max_rank, num_draws, generator, chunk_size)
+    else:
+        cmc = _first_rank_hist(first, valid_q, max_rank).to(torch.float64)
     denom = num_valid if invalid_query == "skip" else num_q
     return RankingResult(
         cmc=(cmc / denom).cpu().numpy(),

@@ -18,9 +18,10 @@ def build_benchmark(data: str = "synthetic", *, root: str | None = None,
         data: ``"synthetic"`` (synthetic_reid), ``"digits"`` (rotated_digits) or ``"real"``
             (datasets under ``root``, arranged by ``protocol``).
         root: folder holding the real datasets (``data="real"`` only).
-        protocol: for real data, ``"protocol1"``, ``"protocol1-ms"``, ``"protocol2:<target>"``,
-            ``"protocol3:<target>"`` or ``"direct:<source>-><target>"`` (see
-            :mod:`dgblocks.protocols.real`).
+        protocol: for real data, ``"protocol1"``, ``"protocol1-ms"``,
+            ``"protocol1-episodic"``, ``"protocol2:<target>"``, ``"protocol3:<target>"`` or
+            ``"direct:<source>-><target>"``, optionally followed by ``",grid_gallery=1025"``
+            (see :mod:`dgblocks.protocols.real`).
         smoke: tiny version of an embedded benchmark (seconds; for tests and CI).
         seed: generation / split seed of the embedded benchmarks.
         image_size: ``(H, W)`` of the images (synthetic and real; digits are 28x28).

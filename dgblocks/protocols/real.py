@@ -3,7 +3,12 @@
 - ``protocol1``: train on M + C2 + C3 + CS (all images), test on PRID, GRID, VIPeR and i-LIDS,
   single-shot, 10 splits each (PRID 100 probes / 649 gallery, GRID 125 / 900 with the 775
   distractors, VIPeR 316 / 316, i-LIDS 60 / 60); report mean (and std) of R-1/5/10 and mAP.
-  ``protocol1-ms``: the 5-source variant M + D + C2 + C3 + CS.
+  ``protocol1-ms``: the 5-source variant M + D + C2 + C3 + CS (DualNorm, DIR-ReID).
+  ``protocol1-episodic``: M + D + C2 + C3, all images, GRID gallery 1,025 (the episodic
+  paper's Section IV-A and Tables I-II).
+- Options follow a comma: ``grid_gallery=900|1025`` picks GRID's gallery (900: the 775
+  distractors + the 125 test identities, DDAN and CDVM; 1,025: every gallery image, DIR-ReID,
+  Zhang et al. 2022, appendix D), e.g. ``"protocol1-ms,grid_gallery=1025"``.
 - ``protocol2:<T>`` / ``protocol3:<T>``: leave-one-out among M, MS, CS, C3 with target
   ``T`` in {M, MS, C3} (CS is train-only); protocol 2 trains on the sources' training splits
   only, protocol 3 on all their images (train + query + gallery).
@@ -15,18 +20,27 @@ Worst-domain accuracy is :func:`dgblocks.eval.worst_domain` over the per-target 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dgblocks._checks import ValueRangeError
 from dgblocks.data.base import Benchmark, TargetDomain
-from dgblocks.data.datasets import ALIASES, DatasetSplits, compose_sources, load_dataset, to_dataset
+from dgblocks.data.datasets import (
+    ALIASES,
+    DATASETS,
+    DatasetSplits,
+    compose_sources,
+    load_dataset,
+    to_dataset,
+)
 
 __all__ = ["ProtocolSpec", "PROTOCOL1_SOURCES", "PROTOCOL1_TARGETS", "parse_protocol",
            "build_protocol", "target_domain", "real_direct"]
 
 PROTOCOL1_SOURCES = ("M", "C2", "C3", "CS")
 PROTOCOL1_MS_SOURCES = ("M", "D", "C2", "C3", "CS")
+PROTOCOL1_EPISODIC_SOURCES = ("M", "D", "C2", "C3")
+GRID_GALLERIES = (900, 1025)
 PROTOCOL1_TARGETS = ("PRID", "GRID", "VIPeR", "iLIDS")
 LEAVE_ONE_OUT_DATASETS = ("M", "MS", "CS", "C3")
 
@@ -39,6 +53,7 @@ class ProtocolSpec:
     sources: tuple[str, ...]
     targets: tuple[str, ...]
     use: str  # "train" or "all"
+    grid_gallery: int = 900  # GRID's gallery size as a target: 900 or 1025
 
 
 def parse_protocol(protocol: str) -> ProtocolSpec:
@@ -49,12 +64,27 @@ def parse_protocol(protocol: str) -> ProtocolSpec:
         ('MS', 'CS', 'C3')
         >>> parse_protocol("direct:M->D").targets
         ('D',)
+        >>> parse_protocol("protocol1-ms,grid_gallery=1025").grid_gallery
+        1025
     """
-    p = protocol.strip()
+    p, *options = (part.strip() for part in protocol.split(","))
+    spec = _parse_name(p, protocol)
+    for opt in options:
+        key, _, value = opt.partition("=")
+        if key.strip() != "grid_gallery" or value.strip() not in map(str, GRID_GALLERIES):
+            raise ValueRangeError(f"protocol: expected an option grid_gallery=900|1025 after"
+                                  f" the comma, got {opt!r} in {protocol!r}")
+        spec = replace(spec, name=protocol.strip(), grid_gallery=int(value))
+    return spec
+
+
+def _parse_name(p: str, protocol: str) -> ProtocolSpec:
     if p == "protocol1":
         return ProtocolSpec(p, PROTOCOL1_SOURCES, PROTOCOL1_TARGETS, "all")
     if p == "protocol1-ms":
         return ProtocolSpec(p, PROTOCOL1_MS_SOURCES, PROTOCOL1_TARGETS, "all")
+    if p == "protocol1-episodic":
+        return ProtocolSpec(p, PROTOCOL1_EPISODIC_SOURCES, PROTOCOL1_TARGETS, "all", 1025)
     if p.startswith(("protocol2:", "protocol3:")):
         head, target = p.split(":", 1)
         if target not in ("M", "MS", "C3"):
@@ -65,8 +95,9 @@ def parse_protocol(protocol: str) -> ProtocolSpec:
     if p.startswith("direct:") and "->" in p:
         src, tgt = p[len("direct:"):].split("->", 1)
         return ProtocolSpec(p, (src.strip(),), (tgt.strip(),), "train")
-    raise ValueRangeError("protocol: expected 'protocol1', 'protocol1-ms', 'protocol2:<T>', "
-                          f"'protocol3:<T>' or 'direct:<S>-><T>', got {protocol!r}")
+    raise ValueRangeError("protocol: expected 'protocol1', 'protocol1-ms', "
+                          "'protocol1-episodic', 'protocol2:<T>', 'protocol3:<T>' or "
+                          f"'direct:<S>-><T>' (options after a comma), got {protocol!r}")
 
 
 def target_domain(ds: DatasetSplits, *, domain: int, image_size=None) -> TargetDomain:
@@ -87,17 +118,21 @@ def build_protocol(protocol: str, *, root: str | Path, image_size=(256, 128)) ->
     """Load the datasets of ``protocol`` under ``root`` and assemble the Benchmark."""
     spec = parse_protocol(protocol)
     for n in spec.sources + spec.targets:
-        if ALIASES.get(n, n) not in ALIASES.values() and n not in ("veri776", "vehicleid"):
+        if ALIASES.get(n, n) not in DATASETS:
             raise ValueRangeError(f"protocol: unknown dataset {n!r}; expected one of"
-                                  f" {sorted(ALIASES)}")
+                                  f" {sorted(ALIASES)} or {sorted(DATASETS)}")
     sources = [load_dataset(s, root) for s in spec.sources]
     train = compose_sources(sources, use=spec.use, image_size=image_size)
-    targets = [target_domain(load_dataset(t, root), domain=len(sources) + k,
-                             image_size=image_size) for k, t in enumerate(spec.targets)]
+    grid = {"gallery_size": spec.grid_gallery}
+    targets = [target_domain(load_dataset(t, root, **(grid if ALIASES.get(t, t) == "grid"
+                                                      else {})),
+                             domain=len(sources) + k, image_size=image_size)
+               for k, t in enumerate(spec.targets)]
     return Benchmark(name=spec.name, train=train, num_ids=int(train.pids.max()) + 1,
                      num_domains=len(sources), domain_names=[s.name for s in sources],
                      targets=targets, task="reid",
-                     info={"protocol": spec.name, "use": spec.use, "root": str(root)})
+                     info={"protocol": spec.name, "use": spec.use, "root": str(root),
+                           "grid_gallery": spec.grid_gallery})
 
 
 def real_direct(protocol: str, root: str | Path, *,

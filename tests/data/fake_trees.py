@@ -137,6 +137,6 @@ def vehicleid(root: Path) -> None:
     (b / "train_test_split").mkdir(parents=True)
     (b / "train_test_split" / "train_list.txt").write_text(
         "\n".join(f"{i} {v}" for i, v in train))
-    for size in (800, 1600, 2400):
+    for size in (800, 1600, 2400, 3200, 6000, 13164):
         (b / "train_test_split" / f"test_list_{size}.txt").write_text(
             "\n".join(f"{i} {v}" for i, v in test))

@@ -123,11 +123,12 @@ def test_gallery_permutation_invariant(seed):
 
 
 def test_single_gallery_shot_keeps_one_per_identity():
-    # identity 1 has two gallery images at ranks 2 and 3: with one kept, AP is 1/2
+    # identity 1 has two gallery images at ranks 2 and 3: mAP on the full gallery
+    # (1/2 + 2/3) / 2; each draw keeps one of them, always at rank 2
     d = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
     r = evaluate_ranking(d, [1], [2, 1, 1, 3], [0], [1, 1, 1, 1], single_gallery_shot=True,
                          seed=0)
-    assert r.mAP == pytest.approx(0.5)
+    assert r.mAP == pytest.approx(7 / 12)
     assert r.cmc[0] == 0 and r.cmc[1] == 1
 
 

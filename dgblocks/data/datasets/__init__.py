@@ -11,12 +11,14 @@ file-backed dataset. A missing folder or a wrong layout raises :class:`LayoutErr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from dgblocks._checks import check_choice
 from dgblocks.data.base import ReIDDataset
 from dgblocks.data.datasets._common import DatasetSplits, LayoutError, Record, relabel
 from dgblocks.data.datasets.list_based import (
+    VEHICLEID_TEST_SIZES,
     load_cuhk02,
     load_cuhksysu,
     load_msmt17,
@@ -60,6 +62,9 @@ DATASETS: dict[str, Callable[..., DatasetSplits]] = {
     "ilids": load_ilids,
     "veri776": load_veri776,
     "vehicleid": load_vehicleid,
+    # the per-paper variants: GRID's 1,025-image gallery, VehicleID's test lists
+    "grid-1025": partial(load_grid, gallery_size=1025),
+    **{f"vehicleid-{n}": partial(load_vehicleid, test_size=n) for n in VEHICLEID_TEST_SIZES},
 }
 # the short names of the DG papers' tables
 ALIASES = {"M": "market1501", "D": "dukemtmc", "C2": "cuhk02", "C3": "cuhk03",

@@ -17,7 +17,8 @@ from dgblocks.data.datasets._common import (
     scan,
 )
 
-__all__ = ["load_msmt17", "load_cuhk02", "load_cuhksysu", "load_vehicleid", "MSMT17_PERIODS"]
+__all__ = ["load_msmt17", "load_cuhk02", "load_cuhksysu", "load_vehicleid", "MSMT17_PERIODS",
+           "VEHICLEID_TEST_SIZES"]
 
 MSMT17_TREE = """\
 MSMT17_V1/  (version="v1")          or   MSMT17_V2/  (version="v2")
@@ -42,9 +43,11 @@ VehicleID_V1.0/                  (or VehicleID/)
   image/0000004.jpg
   train_test_split/
     train_list.txt               lines: "<image name without .jpg> <vehicle id>"
-    test_list_800.txt  test_list_1600.txt  test_list_2400.txt
+    test_list_800.txt  test_list_1600.txt  test_list_2400.txt  test_list_3200.txt
+    test_list_6000.txt  test_list_13164.txt
 """
 MSMT17_PERIODS = {"morning": 0, "noon": 1, "afternoon": 2}
+VEHICLEID_TEST_SIZES = (800, 1600, 2400, 3200, 6000, 13164)  # train_test_split/test_list_*
 
 
 def load_msmt17(root: str | Path, *, version: str = "v1") -> DatasetSplits:
@@ -116,13 +119,16 @@ def load_cuhksysu(root: str | Path) -> DatasetSplits:
 
 
 def load_vehicleid(root: str | Path, *, test_size: int = 800, seed: int = 0) -> DatasetSplits:
-    """VehicleID with the small/medium/large test list (800/1600/2400 vehicles).
+    """VehicleID with one of its test lists (``VEHICLEID_TEST_SIZES`` vehicles).
+
+    800/1600/2400 are the small/medium/large sets of Liu et al. (2016); ADIN (Table 4) also
+    reports 1600 and 3200; the release ships lists of 6000 and 13164 vehicles too.
 
     As in the standard protocol, one image per test vehicle is drawn into the gallery (from a
     ``torch.Generator`` seeded with ``seed``) and the rest are queries; the gallery has
     camera 1 and the queries camera 0 (VehicleID has no camera labels).
     """
-    check_choice(test_size, (800, 1600, 2400), name="test_size")
+    check_choice(test_size, VEHICLEID_TEST_SIZES, name="test_size")
     test_list = f"train_test_split/test_list_{test_size}.txt"
     base = find_dir(root, ["VehicleID_V1.0", "VehicleID", "vehicleid", "."],
                     ("image", "train_test_split/train_list.txt", test_list),

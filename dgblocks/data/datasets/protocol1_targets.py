@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from dgblocks._checks import check_choice
 from dgblocks.data.datasets._common import DatasetSplits, Record, find_dir, relabel, scan
 
 __all__ = ["load_viper", "load_prid2011", "load_grid", "load_ilids", "shipped_splits"]
@@ -115,12 +116,18 @@ def _grid_official(mat: Path) -> list[list[int]] | None:
     return out
 
 
-def load_grid(root: str | Path, *, official: bool = True) -> DatasetSplits:
-    """GRID: 125 probes vs 125 + 775 distractor gallery images per split.
+def load_grid(root: str | Path, *, official: bool = True,
+              gallery_size: int = 900) -> DatasetSplits:
+    """GRID: 125 probes per split vs a gallery of 900 or 1,025 images.
 
-    Uses the official partitions of ``features_and_partitions.mat`` when it is present (and
+    ``gallery_size=900`` (DDAN, CDVM, after Song et al. 2019): the 125 test identities' gallery
+    images + the 775 distractors. ``gallery_size=1025`` (DIR-ReID, Zhang et al. 2022,
+    appendix D; the episodic paper's Table II): every gallery image, i.e. also the gallery
+    images of the 125 identities held out of the split, which match no probe. Uses the
+    official partitions of ``features_and_partitions.mat`` when it is present (and
     ``official``), else the shipped seeded splits.
     """
+    check_choice(gallery_size, (900, 1025), name="gallery_size")
     base = find_dir(root, ["underground_reid", "GRID/underground_reid", "grid/underground_reid",
                            "grid", "."], ("probe", "gallery"), dataset="GRID", tree=GRID_TREE)
 
@@ -139,10 +146,12 @@ def load_grid(root: str | Path, *, official: bool = True) -> DatasetSplits:
     for test in tests:
         t = set(test)
         splits.append(([r for r in probe if r.pid in t],
-                       [r for r in gallery if r.pid in t] + distract))
+                       [r for r in gallery if r.pid in t or (r.pid and gallery_size == 1025)]
+                       + distract))
     t0 = set(tests[0])
     train, _ = relabel([r for r in probe + gallery if r.pid != 0 and r.pid not in t0])
-    return DatasetSplits("grid", train, splits[0][0], splits[0][1], splits)
+    name = "grid" if gallery_size == 900 else f"grid-{gallery_size}"
+    return DatasetSplits(name, train, splits[0][0], splits[0][1], splits)
 
 
 def load_ilids(root: str | Path) -> DatasetSplits:
