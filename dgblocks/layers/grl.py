@@ -11,7 +11,9 @@ resume (TLlib's warm-start GRL keeps it in a Python attribute and restarts the w
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -20,7 +22,38 @@ from torch import Tensor, nn
 from dgblocks._checks import ShapeError, ValueRangeError, check_nonnegative
 from dgblocks.layers.schedules import ConstantSchedule
 
-__all__ = ["grad_reverse", "GradientReversal"]
+__all__ = ["grad_reverse", "GradientReversal", "unrolled_reversals"]
+
+# Stack of active unrolled_reversals() recorders (innermost last).
+_RECORDERS: list[list[tuple[Tensor, float | Tensor]]] = []
+
+
+@contextlib.contextmanager
+def unrolled_reversals() -> Iterator[list[tuple[Tensor, float | Tensor]]]:
+    r"""Inside this context :func:`grad_reverse` is a plain identity that records its output.
+
+    Yields the list of ``(output, coeff)`` pairs, one per reversal evaluated inside. A caller
+    that differentiates a gradient (second-order meta-learning) needs it: autograd applies a
+    gradient-reversal layer's pseudo-derivative $-\lambda$ on every path through it, also on
+    the paths by which the *forward value* enters the first gradient, so the derivative of a
+    reversed gradient comes out multiplied by $-\lambda$ once too often. With the reversal
+    unrolled, the reversed gradient is assembled exactly as
+    $g = \nabla_\theta L + J_h^\top\,(-(1+\lambda)\,\nabla_h L)$ at each recorded output $h$
+    (see :func:`dgblocks.meta.meta_objective`), and autograd differentiates it correctly.
+
+    Example:
+        >>> x = torch.ones(2, requires_grad=True)
+        >>> with unrolled_reversals() as rec:
+        ...     y = grad_reverse(x, 0.5)
+        >>> len(rec), torch.autograd.grad(y.sum(), x)[0]  # identity inside the context
+        (1, tensor([1., 1.]))
+    """
+    rec: list[tuple[Tensor, float | Tensor]] = []
+    _RECORDERS.append(rec)
+    try:
+        yield rec
+    finally:
+        _RECORDERS.remove(rec)
 
 
 def _check_coeff(coeff: float | Tensor, *, name: str = "coeff") -> None:
@@ -89,6 +122,10 @@ def grad_reverse(x: Tensor, coeff: float | Tensor = 1.0) -> Tensor:
     if not isinstance(x, Tensor):
         raise ShapeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
     _check_coeff(coeff)
+    if _RECORDERS:  # unrolled_reversals(): identity, recorded for the caller
+        out = x.view_as(x)
+        _RECORDERS[-1].append((out, coeff))
+        return out
     return _GradReverse.apply(x, coeff)
 
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from dgblocks._checks import ShapeError, ValueRangeError, check_nonnegative
+from dgblocks.layers.grl import unrolled_reversals
 from dgblocks.meta.norm import FusedNormDoubleBackward
 
 __all__ = ["meta_objective", "MetaObjective", "MetaOutput", "module_params", "module_loss"]
@@ -86,6 +87,8 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
         - with inner_lr = 0 the loss is L_mtr(theta) + gamma * L_mte(theta)
         - the gradient equals grad L_mtr + gamma (I - eta H_mtr) grad L_mte(theta')
         - first and second order agree when L_mtr is linear in theta (zero Hessian)
+        - with gradient-reversal layers inside L_mtr, the inner step uses the reversed
+          gradient and its derivative is the exact derivative of that reversed gradient
 
     Example:
         >>> w = torch.tensor([1.0], requires_grad=True)
@@ -107,17 +110,44 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
                               " got none")
     mode = (FusedNormDoubleBackward if fused_norm and not first_order
             else contextlib.nullcontext)
-    with mode():
+    with mode(), unrolled_reversals() as reversals:
         loss_tr = _check_loss(loss_fn(dict(params), train_batch), "meta-train")
-    grads = torch.autograd.grad(loss_tr, [params[n] for n in names], allow_unused=True,
-                                retain_graph=True, create_graph=not first_order)
+    outputs, weights = _reverse(loss_tr, reversals, create_graph=not first_order)
+    grads = torch.autograd.grad([loss_tr, *outputs], [params[n] for n in names],
+                                grad_outputs=[torch.ones_like(loss_tr), *weights],
+                                allow_unused=True, retain_graph=True,
+                                create_graph=not first_order)
     adapted = dict(params)
     for n, g in zip(names, grads):
         if g is not None:
             adapted[n] = params[n] - inner_lr * (g.detach() if first_order else g)
     with mode():
         loss_te = _check_loss(loss_fn(adapted, test_batch), "meta-test")
+    for o, w in zip(outputs, weights):  # value 0; its gradient reverses as the layer does
+        t = (o * w.detach()).sum()
+        loss_tr = loss_tr + (t - t.detach())
     return MetaOutput(loss_tr + test_weight * loss_te, loss_tr, loss_te, adapted)
+
+
+def _reverse(loss: Tensor, reversals: list, *, create_graph: bool
+             ) -> tuple[list[Tensor], list[Tensor]]:
+    r"""Gradient reversal assembled by hand, so that its derivative is exact.
+
+    The meta-train loss was evaluated with every :func:`~dgblocks.functional.grad_reverse`
+    unrolled to the identity (``reversals``: its outputs $h$ and coefficients $\lambda$). The
+    reversed gradient is $g = \nabla_\theta L + \sum_h J_h^\top w_h$ with
+    $w_h = -(1+\lambda)\,\nabla_h L$: the gradient reaching $\theta$ through $h$ is multiplied
+    by $-\lambda$ and every other path is untouched, as with the layer itself, but every
+    factor is a true derivative, so differentiating $g$ again is exact. Returns the outputs
+    $h$ that the loss reaches and their weights $w_h$.
+    """
+    if not reversals:
+        return [], []
+    outs = [o for o, _ in reversals]
+    vs = torch.autograd.grad(loss, outs, allow_unused=True, retain_graph=True,
+                             create_graph=create_graph)
+    used = [(o, -(1 + c) * v) for (o, c), v in zip(reversals, vs) if v is not None]
+    return [o for o, _ in used], [w for _, w in used]
 
 
 def module_params(module: nn.Module) -> dict[str, Tensor]:

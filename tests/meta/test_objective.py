@@ -165,3 +165,54 @@ def test_bad_input_names_the_argument():
         meta_objective(mlp_loss, {k: v.detach() for k, v in p.items()}, b, b, inner_lr=0.1)
     with pytest.raises(ValueError, match="loss_fn: expected a scalar"):
         meta_objective(lambda q, _: q["w1"], p, b, b, inner_lr=0.1)
+
+
+# Gradient reversal inside the inner step: the meta-gradient is the true derivative of
+# L_mte(theta - eta * g(theta)) with g the *reversed* gradient. Autograd alone differentiates the
+# layer's pseudo-derivative a second time: on y = GRL_c(x) * w, L = y^2 it gives
+# d g_x / dx = +2 c^2 w^2 where the reversed gradient g_x = -2 c x w^2 has derivative -2 c w^2.
+C, ETA = 0.7, 0.1
+
+
+def grl_loss(p, batch):
+    if batch == "train":
+        return (DF.grad_reverse(p["x"], C) * p["w"]).pow(2).sum()
+    return (p["x"] * 1.3 + p["w"] * 0.4).pow(2).sum()
+
+
+def grl_params():
+    return {"x": torch.tensor([0.5], dtype=torch.float64, requires_grad=True),
+            "w": torch.tensor([3.0], dtype=torch.float64, requires_grad=True)}
+
+
+def test_inner_step_through_gradient_reversal_has_the_exact_derivative():
+    p = grl_params()
+    out = meta_objective(grl_loss, p, "train", "test", inner_lr=ETA)
+    dx = torch.autograd.grad(out.adapted["x"], p["x"], retain_graph=True)[0]
+    # x' = x - eta * g_x, g_x = -2 c x w^2 (reversed): dx'/dx = 1 + 2 eta c w^2 (old: 1 - 2 eta c^2 w^2)
+    torch.testing.assert_close(dx, torch.tensor([1 + 2 * ETA * C * 9.0], dtype=torch.float64))
+    # the inner step uses the reversed gradient: x' = x + eta * 2 c x w^2
+    torch.testing.assert_close(out.adapted["x"].detach(),
+                               torch.tensor([0.5 + ETA * 2 * C * 0.5 * 9.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_gradient_through_gradient_reversal_matches_finite_differences(first_order):
+    p = grl_params()
+    out = meta_objective(grl_loss, p, "train", "test", inner_lr=ETA, first_order=first_order)
+    out.loss.backward()
+
+    def g(x, w):  # the reversed gradient of the meta-train loss
+        return -C * 2 * x * w**2, 2 * x**2 * w
+
+    def meta_test(x, w, x0=None, w0=None):  # L_mte(theta'); first order freezes g at theta0
+        gx, gw = g(x if x0 is None else x0, w if w0 is None else w0)
+        return ((x - ETA * gx) * 1.3 + (w - ETA * gw) * 0.4) ** 2
+
+    x, w, e = 0.5, 3.0, 1e-6
+    fo = dict(x0=x, w0=w) if first_order else {}
+    dx = (meta_test(x + e, w, **fo) - meta_test(x - e, w, **fo)) / (2 * e) + g(x, w)[0]
+    dw = (meta_test(x, w + e, **fo) - meta_test(x, w - e, **fo)) / (2 * e) + g(x, w)[1]
+    assert p["x"].grad.item() == pytest.approx(dx, rel=1e-6)
+    assert p["w"].grad.item() == pytest.approx(dw, rel=1e-6)
+    assert out.meta_train.item() == pytest.approx((x * w) ** 2)  # the value is unchanged
