@@ -3,9 +3,8 @@
 import pytest
 
 from dgblocks import ValueRangeError
-from dgblocks.protocols import build_benchmark
 from dgblocks.data.datasets import load_dataset, load_grid, load_vehicleid
-from dgblocks.protocols import parse_protocol
+from dgblocks.protocols import build_benchmark, parse_protocol
 from tests.data import fake_trees as ft
 
 
