@@ -33,15 +33,9 @@ from torch import nn
 
 from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import (
-    StageCache,
-    arg,
-    derive_seed,
-    image_size,
-    normalize_input,
-    seed_everything,
-    setup,
-)
+from dgblocks.engine import arg, derive_seed, seed_everything, setup
+from dgblocks.engine.inputs import image_size, normalize_input
+from dgblocks.engine.stage_cache import StageCache
 from dgblocks.layers import DannSchedule, GradientReversal
 from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
 
@@ -87,18 +81,15 @@ def extractor(cfg: Config, width: float, size: tuple[int, int]) -> nn.Module:
     return nn.Sequential(net, nn.Linear(net.out_channels, cfg.feat_dim))
 
 
-def encoder(feat_dim: int, emb_dim: int) -> nn.Module:  # two FC layers with BN (IV-B)
-    return nn.Sequential(nn.Linear(feat_dim, emb_dim), nn.BatchNorm1d(emb_dim), nn.ReLU(),
-                         nn.Linear(emb_dim, emb_dim), nn.BatchNorm1d(emb_dim))
-
-
 class Episodic(nn.Module):
     """Global extractor F, encoder E, ID classifier C (and the DANN domain head)."""
 
     def __init__(self, f: nn.Module, *, feat_dim: int, emb_dim: int, num_ids: int,
                  dann_domains: int = 0, dann_steps: int = 1) -> None:
         super().__init__()
-        self.F, self.E = f, encoder(feat_dim, emb_dim)
+        self.F, self.E = f, nn.Sequential(  # E: two FC layers with BN (IV-B)
+            nn.Linear(feat_dim, emb_dim), nn.BatchNorm1d(emb_dim), nn.ReLU(),
+            nn.Linear(emb_dim, emb_dim), nn.BatchNorm1d(emb_dim))
         self.C = nn.Linear(emb_dim, num_ids, bias=False)
         self.D = (nn.Sequential(GradientReversal(schedule=DannSchedule(max_steps=dann_steps)),
                                 nn.Linear(emb_dim, emb_dim), nn.ReLU(),
@@ -184,13 +175,12 @@ def make_losses(cfg: Config) -> nn.ModuleDict:
 
 def train_step(model, extractors, batch, episode, *, augment, losses: nn.ModuleDict, opt, sched,
                cfg) -> dict:
-    ce, triplet, consis, dom_ce = (losses[k] for k in ("ce", "triplet", "consis", "dom_ce"))
     x, pid, _cam, dom, _ts = batch                           # 7. batch from all sources
     v = model(augment(x))
-    l_cls = ce(model.C(v), pid)                              #    L_cls on C(E(F(x)))
+    l_cls = losses.ce(model.C(v), pid)                           #    L_cls on C(E(F(x)))
     loss, logs = l_cls, {"l_cls": l_cls.detach()}
     if model.D is not None:                                  # DANN: domain CE behind GRL
-        l_dom = dom_ce(model.D(v), dom)
+        l_dom = losses.dom_ce(model.D(v), dom)
         loss = loss + cfg.lambda_dom * l_dom
         logs["l_dom"] = l_dom.detach()
     if episode is not None:
@@ -200,11 +190,11 @@ def train_step(model, extractors, batch, episode, *, augment, losses: nn.ModuleD
             f_j, f_k = extractors[j](xi), extractors[k](xi)
         v_j = model.E(f_j)                                   # 5. E on domain-biased features
         if cfg.consistency:
-            l_consis = consis(v_j, model.E(f_k))             #    eq 1
+            l_consis = losses.consis(v_j, model.E(f_k))          #    eq 1
             loss = loss + cfg.lambda_consis * l_consis
             logs["l_consis"] = l_consis.detach()
         if cfg.triplet:
-            l_tri = triplet(v_j, pid_i)                      # 6. eqs 2-4, batch-hard
+            l_tri = losses.triplet(v_j, pid_i)                   # 6. eqs 2-4, batch-hard
             loss = loss + cfg.lambda_tri * l_tri
             logs["l_tri"] = l_tri.detach()
     opt.zero_grad(set_to_none=True)                          # 8. L_total; step on F, E, C
