@@ -41,6 +41,7 @@ from dgblocks.layers import BNNeck, CentralDomainDiscriminator, NuisanceHeads
 from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
 from dgblocks.memory import IDPool
 
+
 @dataclass
 class Config:
     ablation: str = arg("full", "Table 5 row: ide | triplet (+L_triplet) | da (+L_DA) | full "
