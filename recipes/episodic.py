@@ -42,8 +42,7 @@ from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
 
 @dataclass
 class Config:
-    method: str = arg("episodic", "episodic | baseline | dann (Table IV rows)",
-                      choices=("episodic", "baseline", "dann"))
+    method: str = arg("episodic", "Table IV row", choices=("episodic", "baseline", "dann"))
     triplet: bool = arg(True, "L_tri on E(F_j(x)) (Table V: --no-triplet)")
     consistency: bool = arg(True, "L_consis between E(F_j(x)), E(F_k(x)) (Table V)")
     lambda_tri: float = arg(0.2, "weight of L_tri (section IV-B)")
@@ -130,12 +129,10 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
     (F_d for d >= 0; d = -1: the initial F on all sources)."""
     width, steps = (cfg.ext_width, cfg.stage1_steps) if d >= 0 else (cfg.width, cfg.init_steps)
     name = f"F_{d}" if d >= 0 else "initial F"
-    cache = StageCache(cfg.stage1_cache, f"F{d if d >= 0 else 'init'}",
-                       stage1_settings(cfg, run, d))
+    cache = StageCache(cfg.stage1_cache, f"F{d}" if d >= 0 else "Finit", stage1_settings(cfg, run, d))
     torch.manual_seed(derive_seed(run.args.seed, 1, d))
     net = extractor(cfg, width, image_size(ds)).to(run.device)
-    cached = cache.load(map_location=run.device)
-    if cached is not None:
+    if (cached := cache.load(map_location=run.device)) is not None:
         net.load_state_dict(cached["model"])
         run.print(f"stage 1: {name} loaded from {cache.path}")
         return net
@@ -162,9 +159,7 @@ def sample_episode(num_domains: int, g: torch.Generator) -> tuple[int, int, int]
     """Step 2: domains i, j, k; distinct when num_domains >= 3 (with 2 sources one of j, k
     is i; with 1 source all three are the same domain)."""
     p = torch.randperm(num_domains, generator=g).tolist()
-    if num_domains >= 3:
-        return p[0], p[1], p[2]
-    return p[0], p[0 if num_domains == 1 else 1], p[0]
+    return (p[0], p[1], p[2]) if num_domains >= 3 else (p[0], p[0 if num_domains == 1 else 1], p[0])
 
 
 def make_losses(cfg: Config) -> nn.ModuleDict:
@@ -216,7 +211,6 @@ def main(argv=None) -> dict:
     episodic = cfg.method == "episodic" and (cfg.triplet or cfg.consistency)
     extractors = [triplet_trained(cfg, run, ds, d, augment).eval().requires_grad_(False)
                   for d, ds in enumerate(subsets)] if episodic else []  # 1. frozen F_d
-
     f_init = triplet_trained(cfg, run, bench.train, -1, augment) if cfg.init_steps else None
     seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # same with or without the cache
     model = build_model(cfg, bench).to(run.device)

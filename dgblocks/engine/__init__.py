@@ -26,6 +26,7 @@ from dgblocks.engine.results import environment, git_commit, summarise, write_js
 from dgblocks.engine.run import Run, setup
 from dgblocks.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from dgblocks.engine.stage_cache import StageCache, settings_key
+from dgblocks.engine.validation import validation_error
 
 __all__ = [
     "setup", "Run", "warmup_cosine",
@@ -39,4 +40,5 @@ __all__ = [
     "finish_run", "plot_run", "write_json", "git_commit", "environment", "summarise",
     "export_onnx", "export_torchscript", "run_onnx", "ExportMismatch",
     "normalize_input", "image_size", "StageCache", "settings_key",
+    "validation_error",
 ]
