@@ -154,9 +154,8 @@ class CDVM(nn.Module):
 
 
 class Objective(nn.Module):
-    """Step 8 as a module, so the meta step can evaluate it at theta and theta' (functional_call
-    swaps the parameters of the model *and* of the centre loss). The whole batch is forwarded
-    (per-domain style moments and BN see every source); eq 12 is taken on the ``mask`` samples."""
+    """Step 8 as a module: the meta step evaluates it at theta and theta' (functional_call swaps
+    model *and* centres). All samples go forward (style moments, BN); eq 12 on the ``mask`` ones."""
 
     def __init__(self, model: CDVM, num_ids: int, cfg: Config) -> None:
         super().__init__()
