@@ -51,7 +51,8 @@ def dir_reid_case(s: Setting) -> Case:
     model = r.build_model(cfg, bench_of(s)).train()
     opts, scheds = r.make_optimisers(model, cfg, digits=False)
     kw = dict(augment=identity, losses=r.make_losses(cfg),
-              ba=BackdoorAdjustment(k=cfg.k, strategy=cfg.ba), gen=torch.Generator().manual_seed(0), opts=opts, scheds=scheds, cfg=cfg)
+              ba=BackdoorAdjustment(k=cfg.k, strategy=cfg.ba),
+              gen=torch.Generator().manual_seed(0), opts=opts, scheds=scheds, cfg=cfg)
     batch = make_batch(s)
     last = cfg.latent_dim if s.backbone in ("mobilenetv2", "dualnorm") else None
     plain = build_backbone(s.backbone, width=s.width, last_channel=last)
