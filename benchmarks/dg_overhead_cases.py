@@ -5,16 +5,17 @@ callable on a fixed random batch, no data loading, augmentation = identity), the
 the same backbone (forward + linear ID classifier + CE + backward + Adam step), the parameters
 the step must change (and those it must leave alone), and the number of backbone forward +
 backward passes the paper's method itself needs per step. The builders, one per recipe, are
-in benchmarks/dg_overhead_recipes.py.
+in benchmarks/dg_overhead_recipes.py; they take the model, losses and step from the recipe
+module itself (``recipes.<name>``: ``build_model``, ``make_losses``, ``train_step``).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
+
+from dgblocks.engine import normalize_input
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("baseline", "dir_reid", "ddan", "cdvm", "episodic", "adin")
@@ -63,16 +66,16 @@ class Case:
 
 
 def load_recipe(name: str) -> Any:
-    """``recipes/<name>.py`` as a module (registered, so its dataclasses resolve)."""
+    """The recipe module ``recipes.<name>``."""
     if name not in RECIPES:
         raise ValueError(f"name: expected one of {', '.join(RECIPES)}, got {name!r}")
-    key = f"dg_overhead_recipe_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, ROOT / "recipes" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[key] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[key]
+    return importlib.import_module(f"recipes.{name}")
+
+
+def bench_of(s: Setting) -> Any:
+    """What a recipe's ``build_model`` reads of a benchmark, at the sizes of ``s``."""
+    return SimpleNamespace(task="reid", num_ids=s.num_ids, num_domains=s.num_domains,
+                           train=SimpleNamespace(images=None, image_size=s.size))
 
 
 def make_batch(s: Setting, seed: int = 0) -> tuple[Tensor, ...]:
@@ -98,7 +101,7 @@ def plain_step(backbone: nn.Module, num_ids: int, x: Tensor, y: Tensor) -> Calla
     backbone.train()
 
     def step() -> Tensor:
-        loss = F.cross_entropy(fc(backbone(x * 2.0 - 1.0)), y)
+        loss = F.cross_entropy(fc(backbone(normalize_input(x))), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -1,19 +1,20 @@
-"""One builder per recipe: its model, losses and optimisers wired from ``recipes/<name>.py`` as
-the recipe's ``main`` does, returned as a :class:`~benchmarks.dg_overhead_cases.Case`."""
+"""One builder per recipe: the recipe's own ``build_model``, ``make_losses`` and ``train_step``
+(``recipes.<name>``) on a fixed batch, with the optimisers its ``main`` uses, returned as a
+:class:`~benchmarks.dg_overhead_cases.Case` beside the plain step of the same backbone."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmarks.dg_overhead_cases import (
     K_INST,
     Case,
     Setting,
+    bench_of,
     forward_flops,
     identity,
     load_recipe,
@@ -28,14 +29,11 @@ from dgblocks.backbones import build_backbone
 def baseline_case(s: Setting) -> Case:
     """AGG: BNNeck, label-smoothed CE + batch-hard triplet, Adam (one backbone)."""
     r = load_recipe("baseline")
-    from dgblocks.losses import LabelSmoothingCE, TripletLoss
-
     cfg = r.Config(backbone=s.backbone, width=s.width)
     batch = make_batch(s)
-    model = r.AGG(build_backbone(s.backbone, width=s.width), s.num_ids).train()
+    model = r.build_model(cfg, bench_of(s)).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    kw = dict(augment=identity, ce=LabelSmoothingCE(eps=cfg.eps),
-              triplet=TripletLoss(margin=cfg.margin), opt=opt, sched=schedule(opt), cfg=cfg)
+    kw = dict(augment=identity, losses=r.make_losses(cfg), opt=opt, sched=schedule(opt), cfg=cfg)
     return Case("baseline", s.backbone, lambda: r.train_step(model, batch, **kw),
                 plain_step(build_backbone(s.backbone, width=s.width), s.num_ids, batch[0],
                            batch[1]), 1.0, "one backbone (BNNeck, LS-CE, triplet on top)",
@@ -46,17 +44,14 @@ def baseline_case(s: Setting) -> Case:
 def dir_reid_case(s: Setting) -> Case:
     """DIR-ReID full: f_S and f_V, entropies, BA (K pairs), phase I and phase II steps."""
     r = load_recipe("dir_reid")
-    from dgblocks.losses import LabelSmoothingCE, NegEntropy
     from dgblocks.sampling import BackdoorAdjustment
 
     cfg = r.resolve(r.Config(backbone=s.backbone, width=s.width), digits=False)
     cfg.k = min(cfg.k, s.batch - 1)  # BA draws K partners j != i (K=10 at B=64)
-    bench = SimpleNamespace(task="reid", num_ids=s.num_ids, num_domains=s.num_domains)
-    model = r.build(cfg, bench).train()
+    model = r.build_model(cfg, bench_of(s)).train()
     opts, scheds = r.make_optimisers(model, cfg, digits=False)
-    losses = (LabelSmoothingCE(eps=cfg.eps), LabelSmoothingCE(eps=0.0),
-              LabelSmoothingCE(eps=0.0, reduction="none"), NegEntropy())
-    kw = dict(augment=identity, losses=losses, ba=BackdoorAdjustment(k=cfg.k, strategy=cfg.ba),
+    kw = dict(augment=identity, losses=r.make_losses(cfg),
+              ba=BackdoorAdjustment(k=cfg.k, strategy=cfg.ba),
               gen=torch.Generator().manual_seed(0), opts=opts, scheds=scheds, cfg=cfg)
     batch = make_batch(s)
     last = cfg.latent_dim if s.backbone in ("mobilenetv2", "dualnorm") else None
@@ -74,15 +69,11 @@ def ddan_case(s: Setting) -> Case:
     """DDAN full (stage 2): L1, L_DA-T on the re-run mapping stage, L_SE from a filled ID pool,
     L_DA-D, ID-pool update."""
     r = load_recipe("ddan")
-    from dgblocks.layers import CentralDomainDiscriminator
-    from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
     from dgblocks.memory import IDPool
 
     cfg = r.Config(backbone=s.backbone, width=s.width, ablation="full")
-    net = r.DDANNet(build_backbone(s.backbone, width=s.width), s.num_ids)
+    net = r.build_model(cfg, bench_of(s), ablation="full", central=0).train()
     dim = net.neck.dim
-    net.disc = CentralDomainDiscriminator(in_dim=dim)
-    net.train()
     pool = IDPool(num_ids=s.num_ids, dim=dim, num_domains=s.num_domains, k=cfg.k,
                   alpha=cfg.alpha, central=0)
     g = torch.Generator().manual_seed(1)  # every identity seen once: L_SE has its neighbours
@@ -91,10 +82,9 @@ def ddan_case(s: Setting) -> Case:
     pool.end_epoch()
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
-    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), NegEntropy(),
-              SymmetricKL(tau=cfg.tau))
     batch = make_batch(s)
-    kw = dict(pool=pool, central=0, step=cfg.steps, cfg=cfg, augment=identity, losses=losses,
+    kw = dict(pool=pool, central=0, step=cfg.steps, cfg=cfg, augment=identity,
+              losses=r.make_losses(cfg),
               opt=opt, sched=schedule(opt), ablation="full")
     # 4. f_m = M(z.detach()) re-runs the mapping stage M: its share of the backbone's FLOPs
     probe = build_backbone(s.backbone, width=s.width).eval()
@@ -120,9 +110,7 @@ def cdvm_case(s: Setting) -> Case:
 
     def objective(**flags: Any) -> Any:
         c = r.Config(backbone=s.cdvm_backbone, steps=100_000, **flags)
-        bb = (r.ResNet(layers=(1, 1, 1, 1), base_width=c.base_width, ibn=True)
-              if c.backbone == "resnet_small" else build_backbone(c.backbone))
-        return r.Objective(r.CDVM(bb, s.num_ids, s.num_domains, c), s.num_ids, c).train(), c
+        return r.build_model(c, bench_of(s)).train(), c
 
     def step_of(obj: Any, cfg: Any, batch: tuple[Tensor, ...]) -> Callable[[], Any]:
         opt = torch.optim.Adam(obj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -180,17 +168,14 @@ def episodic_case(s: Setting) -> Case:
     """Episodic: F + E + C on the all-source batch, frozen F_j, F_k on the episode batch
     (per-domain extractors of the same backbone and width, F's output = the backbone's)."""
     r = load_recipe("episodic")
-    from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
 
     feat = build_backbone(s.backbone, width=s.width).out_channels  # F = the plain backbone
     cfg = r.Config(backbone=s.backbone, width=s.width, ext_width=s.width, feat_dim=feat)
-    model = r.Episodic(cfg, s.num_ids, s.num_domains, s.size).train()
+    model = r.build_model(cfg, bench_of(s)).train()
     extractors = [r.extractor(cfg, cfg.ext_width, s.size).eval().requires_grad_(False)
                   for _ in range(s.num_domains)]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [100_000], gamma=0.1)
-    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), ConsistencyLoss(),
-              nn.CrossEntropyLoss())
     batch, (xi, pid_i, *_) = make_batch(s, seed=0), make_batch(s, seed=1)
     g = s.num_domains
     episode = ((xi, pid_i), (1 % g, 2 % g))  # D_i batch; frozen F_j, F_k
@@ -198,7 +183,7 @@ def episodic_case(s: Setting) -> Case:
     share = forward_flops(extractors[1], x1) / forward_flops(model.F.eval(), x1)
     model.train()
     passes = 1.0 + 2 * share / 3      # a forward is ~1/3 of forward + backward (FLOPs)
-    kw = dict(augment=identity, losses=losses, opt=opt, sched=sched, cfg=cfg)
+    kw = dict(augment=identity, losses=r.make_losses(cfg), opt=opt, sched=sched, cfg=cfg)
     return Case("episodic", s.backbone,
                 lambda: r.train_step(model, extractors, batch, episode, **kw),
                 plain_step(build_backbone(s.backbone, width=s.width, last_channel=feat),
@@ -216,8 +201,9 @@ def adin_case(s: Setting) -> Case:
     r = load_recipe("adin")
     from dgblocks import losses
 
-    cfg = r.Config(encoder=s.backbone, adv="cane", nuisance="camera+time")
-    sizes = {"camera": 6, "time": 3}
+    cfg = r.Config(backbone=s.backbone, adv="cane", nuisance="camera+time")
+    sizes = {"camera": 6, "time": r.PERIODS}
+    # the recipe's f_E, f_I, f_N at the setting's width (its build_model fixes MobileNetV2 at 0.5)
     model = r.ADIN(build_backbone(s.backbone, width=s.width), s.num_ids, sizes,
                    cfg.hidden).train()
     center = losses.CenterLoss(num_classes=s.num_ids, dim=model.f_E.out_channels)
@@ -226,11 +212,11 @@ def adin_case(s: Setting) -> Case:
     opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(2)  # CaNE's prior from (random) training labels
     labels = {"camera": torch.randint(0, 6, (1000,), generator=g),
-              "time": torch.randint(0, 3, (1000,), generator=g)}
+              "time": torch.randint(0, r.PERIODS, (1000,), generator=g)}
     batch = make_batch(s)
     kw = dict(phase="adversarial", augment=identity, ce=losses.LabelSmoothingCE(eps=cfg.eps),
               center=center, l_adv=r.adversarial_losses(cfg, labels, sizes), opt=opt,
-              opt_n=opt_n, cfg=cfg, periods=3)
+              opt_n=opt_n, cfg=cfg, periods=r.PERIODS)
     return Case("adin", s.backbone, lambda: r.train_step(model, batch, **kw),
                 plain_step(build_backbone(s.backbone, width=s.width), s.num_ids, batch[0],
                            batch[1]), 1.0,

@@ -26,11 +26,9 @@ Writes ``benchmarks/results/throughput.json``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -45,14 +43,10 @@ BASELINE = "baseline (AGG)"
 
 
 def leaderboard() -> Any:
-    """``recipes/leaderboard.py`` as a module (its METHODS and jobs define the setting)."""
-    key = "throughput_leaderboard"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, ROOT / "recipes" / "leaderboard.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[key] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[key]
+    """``recipes.leaderboard`` (its METHODS and jobs define the setting)."""
+    from recipes import leaderboard as lb
+
+    return lb
 
 
 def data_seconds(seed: int = 0) -> float:

@@ -19,7 +19,7 @@ Algorithm:
     python recipes/adin.py --smoke
     python recipes/adin.py                          # CaNE, plain CNN, ~1-2 min on 2 cores
     python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->M+D" \\
-        --encoder mobilenetv2 --image-size 256 128 # "direct:veri776->vehicleid": camera
+        --backbone mobilenetv2 --image-size 256 128 # "direct:veri776->vehicleid": camera
 """
 
 from __future__ import annotations
@@ -32,31 +32,30 @@ from torch import nn
 import dgblocks.functional as DF
 from dgblocks import losses
 from dgblocks import protocols as dt
-from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, MobileNetV2, build_backbone
+from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, build_backbone
 from dgblocks.data import TargetDomain
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup
-from dgblocks.eval import evaluate_benchmark
+from dgblocks.engine import arg, image_size, normalize_input, setup, validation_error
 from dgblocks.layers import NuisanceHeads
 from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.viz import plot_alternation
 
+PERIODS = 3  # time periods of the time nuisance: morning / afternoon / evening (ADIN 4.2)
+
 
 @dataclass
 class Config:
-    backbone: str = arg("plain", "plain encoder | dual_branch (global + stripes, ADIN Fig. 4)",
-                        choices=("plain", "dual_branch"))
-    encoder: str = arg("cnn", "cnn (DIR-ReID Table 6 CNN: MobileNetV2 stays at chance in this "
-                       "CPU budget) | mobilenetv2 | resnet_tiny | ...", choices=("cnn", *BACKBONES))
+    head: str = arg("plain", "f_E's head: plain | dual_branch (global + stripes, ADIN Fig. 4)",
+                    choices=("plain", "dual_branch"))
+    backbone: str = arg("cnn", "f_E: cnn (DIR-ReID Table 6 CNN: MobileNetV2 stays at chance in "
+                        "this CPU budget) | mobilenetv2 | ...", choices=("cnn", *BACKBONES))
     image_size: tuple[int, int] = arg((32, 16), "image (H, W) (CPU budget; real: 256 128)")
     adv: str = arg("cane", "L_adv: none (baseline) | rg (eq 4) | ne (eq 5) | cane (eq 6) | "
                    "cane_focal", choices=("none", "rg", "ne", "cane", "cane_focal"))
-    nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (two heads, "
-                        "ADIN 4.2 on MSMT17) | joint (one head on camera x period)",
-                        choices=("camera", "time", "camera+time", "joint"))
+    nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (ADIN 4.2) | "
+                        "joint (camera x period)", choices=("camera", "time", "camera+time", "joint"))
     source: int = arg(0, "synthetic source dataset trained on (the others are targets); -1: all "
-                      "sources merged, validated on their held-out ids, tested on the unseen "
-                      "targets (the multi-source protocol of the leaderboard)")
+                      "sources merged, validated on held-out ids (the leaderboard's protocol)")
     skew: float = arg(0.5, "keep an image of camera c with prob (1-skew)^c: imbalanced "
                       "nuisances, ADIN 1.1 (0: the balanced synthetic cameras)")
     val_ids: int = arg(100, "real data: identities held out of the source for validation")
@@ -92,22 +91,21 @@ class ADIN(nn.Module):
         self.f_N = NuisanceHeads(in_dim=d, sizes=sizes, hidden=hidden)
 
     def forward(self, x):
-        return self.f_E(x * 2.0 - 1.0)
+        return self.f_E(normalize_input(x))
 
 
-def make_encoder(cfg: Config, size) -> nn.Module:
-    """f_E: the small CNN (or MobileNetV2), optionally under the dual-branch head."""
-    if cfg.encoder == "mobilenetv2":
-        net = MobileNetV2(width_mult=0.5, last_stride=1)
-    elif cfg.encoder != "cnn":
-        net = build_backbone(cfg.encoder)
+def build_model(cfg: Config, bench, sizes: dict[str, int]) -> ADIN:
+    """f_E (the small CNN, MobileNetV2 or a ResNet; optionally under the dual-branch head), f_I
+    and one f_N head per nuisance of ``sizes``."""
+    if cfg.backbone != "cnn":
+        net = build_backbone(cfg.backbone)  # MobileNetV2 at width 0.5, last stride 1
     else:
-        net = DigitsCNN(out_dim=cfg.hidden, in_channels=3, image_size=size)
-        if cfg.backbone == "dual_branch":  # DualBranch reads the conv map's channels; fc unused
-            net.out_channels = net.features[4].out_channels
-    if cfg.backbone == "dual_branch":
+        net = DigitsCNN(out_dim=cfg.hidden, in_channels=3, image_size=image_size(bench.train))
+        if cfg.head == "dual_branch":  # DualBranch reads the last conv map's channels; fc unused
+            net.out_channels = [m for m in net.features if isinstance(m, nn.Conv2d)][-1].out_channels
+    if cfg.head == "dual_branch":
         net = DualBranch(backbone=net, num_stripes=cfg.stripes, dim=cfg.branch_dim)
-    return net
+    return ADIN(net, bench.num_ids, sizes, cfg.hidden)
 
 
 def build_data(run, cfg: Config):
@@ -115,13 +113,9 @@ def build_data(run, cfg: Config):
     g = torch.Generator().manual_seed(run.args.seed)
     if cfg.source == -1:                          # multi-source: cameras are per domain
         bench = run.benchmark(image_size=tuple(cfg.image_size))
-        if bench.source_val:
-            val = TargetDomain(name="sources-val", splits=[s for v in bench.source_val
-                                                          for s in v.splits])
-            train = bench.train
-        else:
-            train, val = dt.hold_out_identities(bench.train, cfg.val_ids, generator=g,
-                                               name="val")
+        train, val = ((bench.train, TargetDomain(name="sources-val", splits=[
+            s for v in bench.source_val for s in v.splits])) if bench.source_val else
+            dt.hold_out_identities(bench.train, cfg.val_ids, generator=g, name="val"))
         train.camids = train.domains * (int(train.camids.max()) + 1) + train.camids
     elif run.args.data == "real":
         bench = dt.real_direct(run.args.protocol or "direct:MS->M+D", run.args.data_root,
@@ -134,12 +128,13 @@ def build_data(run, cfg: Config):
         raise ValueError(f"--data: expected synthetic | real (camera/time labels), got "
                          f"{run.args.data!r}")
     train.camids = torch.unique(train.camids, return_inverse=True)[1]
-    # the batch's timestamp slot carries the time-period label from here on
+    # f_N's time-period label (0 .. PERIODS-1) replaces the timestamp: the batch's last slot
     train.timestamps = (torch.zeros_like(train.camids) if cfg.nuisance == "camera" else
-                        dt.time_periods(train.timestamps, synthetic=run.args.data != "real"))
+                        dt.time_periods(train.timestamps, synthetic=run.args.data != "real",
+                                        periods=PERIODS))
     train = dt.skew_by(train, train.camids, cfg.skew, generator=g)
     bench.train, bench.num_ids = train, train.num_ids
-    return bench, val, 3
+    return bench, val, PERIODS
 
 
 def nuisance_labels(cam, period, cfg: Config, periods: int) -> dict[str, torch.Tensor]:
@@ -194,16 +189,6 @@ def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, c
     return {**logs, "loss": loss.detach()}
 
 
-def validation_error(model, val, run) -> float:
-    """1 - R1 on the held-out identities (mean over their splits; dgblocks.eval ranking)."""
-    model.eval()
-    with torch.no_grad():
-        m = evaluate_benchmark(model, [val], batch_size=run.args.eval_batch_size,
-                               device=run.device, progress=False)
-    model.train()
-    return 1.0 - m[val.name]["R1"] / 100.0
-
-
 def main(argv=None) -> dict:
     cfg, run = setup(Config, argv, name="adin", description=__doc__)
     bench, val, periods = build_data(run, cfg)
@@ -213,25 +198,23 @@ def main(argv=None) -> dict:
     sizes = {k: {"camera": cams, "time": periods, "joint": cams * periods}[k] for k in all_labels}
     batches = run.batches(train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
-    size = tuple(train.images.shape[-2:] if train.images is not None else train.image_size)
-    model = ADIN(make_encoder(cfg, size), bench.num_ids, sizes, cfg.hidden).to(run.device)
-    center = losses.CenterLoss(num_classes=bench.num_ids, dim=model.f_E.out_channels
-                               ).to(run.device)
+    model = build_model(cfg, bench, sizes).to(run.device)
+    center = losses.CenterLoss(num_classes=bench.num_ids, dim=model.f_E.out_channels).to(run.device)
     opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
                             *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
     run.register(model=model, center=center, opt=opt, opt_n=opt_n)
-    kw = dict(augment=train_transform(size, jitter=True, erase=0.5), opt=opt, opt_n=opt_n,
-              ce=losses.LabelSmoothingCE(eps=cfg.eps), center=center, cfg=cfg, periods=periods,
-              l_adv=adversarial_losses(cfg, all_labels, sizes))
-
+    kw = dict(augment=train_transform(image_size(train), jitter=True, erase=0.5), opt=opt,
+              opt_n=opt_n, ce=losses.LabelSmoothingCE(eps=cfg.eps), center=center, cfg=cfg,
+              periods=periods, l_adv=adversarial_losses(cfg, all_labels, sizes))
     model.train()                                       # the loop: steps 1-3
     for _step, batch in run.steps(batches, total=cfg.warmup_steps, phase="warmup_id"):  # 1.
         run.log(**train_step(model, batch, phase="identity", **kw))
     for _step, batch in run.steps(batches, total=cfg.nuisance_steps * (cfg.adv != "none"),
                                   phase="warmup_nuisance"):                           # 2.
         run.log(**train_step(model, batch, phase="warmup_nuisance", **kw))
-    e0 = run.cached("e0", lambda: validation_error(model, val, run))
+    vkw = dict(batch_size=run.args.eval_batch_size, device=run.device)  # 1 - R1, held-out ids
+    e0 = run.cached("e0", lambda: validation_error(model, val, **vkw))
     off = e0 if cfg.thresholds == "e0" else 0.0
     schedule = AlternatingSchedule(i_target=off + cfg.i_target, i_trigger=off + cfg.i_trigger,
                                    relative=cfg.thresholds == "best")
@@ -247,7 +230,7 @@ def main(argv=None) -> dict:
             run.print(f"non-finite loss at alternation step {step}: unable to converge")
             break
         if cfg.adv != "none" and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps):
-            schedule.update(validation_error(model, val, run), step=step + 1)         # 3c.
+            schedule.update(validation_error(model, val, **vkw), step=step + 1)         # 3c.
         run.log(adversarial=float(phase == "adversarial"), **logs)
     extra = {"adv": cfg.adv, "e0": e0, "alternation": schedule.state_dict(),
              "diverged_at": diverged, "nuisance_sizes": sizes,
@@ -256,10 +239,10 @@ def main(argv=None) -> dict:
     if run.is_main:                                     # the alternation log, plotted
         extra["alternation_png"] = str(plot_alternation(
             schedule, run.out.with_suffix(".alternation.png"), end=cfg.steps,
-            title=f"ADIN ({cfg.adv}, {cfg.backbone}): alternation"))
+            title=f"ADIN ({cfg.adv}, {cfg.head}): alternation"))
     model.eval()
     return run.finish(encode=model, extra=extra,
-                      title=f"ADIN {cfg.adv} ({cfg.backbone}) on {bench.name}")
+                      title=f"ADIN {cfg.adv} ({cfg.head}) on {bench.name}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from torch import nn
 
 from dgblocks.backbones import BACKBONES, DigitsCNN, build_backbone, load_pretrained
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup, warmup_cosine
+from dgblocks.engine import arg, image_size, normalize_input, setup, warmup_cosine
 from dgblocks.layers import BNNeck
 from dgblocks.losses import LabelSmoothingCE, TripletLoss
 
@@ -63,25 +63,35 @@ class AGG(nn.Module):
         self.neck = BNNeck(dim=backbone.out_channels, num_classes=num_ids)
 
     def forward(self, x):
-        return self.neck(self.backbone(x * 2.0 - 1.0))  # BNNeckOutput in train, f_bn in eval
+        return self.neck(self.backbone(normalize_input(x)))  # BNNeckOutput in train, f_bn in eval
 
     def classify(self, x):
-        return self.neck(self.backbone(x * 2.0 - 1.0), return_all=True).logits
+        return self.neck(self.backbone(normalize_input(x)), return_all=True).logits
 
 
-def make_backbone(cfg: Config, bench) -> nn.Module:
+def make_losses(cfg: Config) -> nn.ModuleDict:
+    """The losses of step 4, by name (``train_step`` reads them by name, never by position)."""
+    return nn.ModuleDict(dict(ce=LabelSmoothingCE(eps=cfg.eps),
+                              triplet=TripletLoss(margin=cfg.margin)))
+
+
+def build_model(cfg: Config, bench) -> AGG:
+    """AGG on ``bench`` (its task, identities; digits: the image shape)."""
     if bench.task == "classification":
-        c, h, w = bench.train.image(0).shape  # works for in-memory and file-backed data
-        return DigitsCNN(out_dim=cfg.digits_dim, in_channels=c, image_size=(h, w))
-    return build_backbone(cfg.backbone, width=cfg.width)
+        c = bench.train.image(0).shape[0]  # works for in-memory and file-backed data
+        backbone = DigitsCNN(out_dim=cfg.digits_dim, in_channels=c,
+                             image_size=image_size(bench.train))
+    else:
+        backbone = build_backbone(cfg.backbone, width=cfg.width)
+    return AGG(backbone, bench.num_ids)
 
 
-def train_step(model, batch, *, augment, ce, triplet, opt, sched, cfg: Config) -> dict:
+def train_step(model, batch, *, augment, losses: nn.ModuleDict, opt, sched, cfg: Config) -> dict:
     x, pid, _cam, _dom, _ts = batch                       # 1. P x K batch
     x = augment(x)                                        # 2. augmentation
     out = model(x)                                        # 3. f, f_bn, z
-    l_id = ce(out.logits, pid)                            # 4. CE_eps(z, y)
-    l_tri = triplet(out.feat_pre_bn, pid)                 #    Triplet_hard(f, y)
+    l_id = losses.ce(out.logits, pid)                     # 4. CE_eps(z, y)
+    l_tri = losses.triplet(out.feat_pre_bn, pid)          #    Triplet_hard(f, y)
     loss = l_id + cfg.lambda_tri * l_tri
     opt.zero_grad(set_to_none=True)                       # 5. Adam + warm-up/cosine
     loss.backward()
@@ -96,7 +106,7 @@ def main(argv=None) -> dict:
     bench = run.benchmark()
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
-    model = AGG(make_backbone(cfg, bench), bench.num_ids)
+    model = build_model(cfg, bench)
     if cfg.pretrained:
         run.print(load_pretrained(model.backbone, torch.load(cfg.pretrained, weights_only=True)))
     model = model.to(run.device)
@@ -105,14 +115,13 @@ def main(argv=None) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
     run.register(model=model, opt=opt, sched=sched)
-    size = tuple(bench.train.image(0).shape[-2:])
-    augment = train_transform(size, jitter=bench.task != "classification",
+    augment = train_transform(image_size(bench.train), jitter=bench.task != "classification",
                               erase=0.0 if bench.task == "classification" else 0.5)
-    ce, triplet = LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin)
+    losses = make_losses(cfg)
 
     model.train()
     for _step, batch in run.steps(batches, total=cfg.steps):
-        logs = train_step(ddp_model, batch, augment=augment, ce=ce, triplet=triplet, opt=opt,
+        logs = train_step(ddp_model, batch, augment=augment, losses=losses, opt=opt,
                           sched=sched, cfg=cfg)
         run.log(**logs)
 

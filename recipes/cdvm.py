@@ -38,7 +38,7 @@ from dgblocks import layers, losses
 from dgblocks.backbones import BACKBONES, ResNet, build_backbone, load_pretrained
 from dgblocks.backbones.stages import named_stages, replace_stage
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup, warmup_cosine
+from dgblocks.engine import arg, image_size, normalize_input, setup, warmup_cosine
 from dgblocks.meta import MetaDomainSplitter, MetaObjective, module_loss, module_params
 from dgblocks.protocols import leave_one_out
 
@@ -46,8 +46,7 @@ from dgblocks.protocols import leave_one_out
 @dataclass
 class Config:
     backbone: str = arg("resnet_small", "resnet_small (IBN-a, 1 block/stage) | resnet50_ibn_a "
-                        "(paper 4) | resnet_tiny | ... (dgblocks.backbones.BACKBONES)",
-                        choices=BACKBONES)
+                        "(paper 4) | resnet_tiny | ...", choices=BACKBONES)
     base_width: int = arg(8, "stem width of resnet_small (second-order steps on 2 CPU cores)")
     pretrained: str = arg("", "torchvision/timm state-dict file for the backbone (optional)")
     steps: int = arg(60, "training steps (paper: 120 epochs; CPU budget here)", smoke=4)
@@ -82,14 +81,15 @@ class CDVMStage(nn.Module):
     """A backbone stage whose last block becomes a global-local block, with the stage's domain
     classifier, style expansion + fusion and subspace hyper-network (steps 3-6)."""
 
-    def __init__(self, stage: nn.Module, *, num_domains: int, cfg: Config) -> None:
+    def __init__(self, stage: nn.Module, *, num_domains: int, dis: bool, aug: bool, attr: bool,
+                 expansion: str, subspaces: int, grl_steps: int) -> None:
         super().__init__()
         blocks = list(stage) if isinstance(stage, nn.Sequential) else [stage]
         self.head, last = nn.Sequential(*blocks[:-1]), blocks[-1]
         c = [m for m in last.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
-        self.cfg, self.num_domains = cfg, num_domains
+        self.expansion, self.num_domains = expansion, num_domains
         self.gl = self.block = self.grl = self.dom_cls = self.style = self.fuse = self.hyper = None
-        if cfg.dis or cfg.aug:  # global = the backbone's block; locals: copies, re-initialised
+        if dis or aug:  # global = the backbone's block; locals: copies, re-initialised
             copies = [copy.deepcopy(last) for _ in range(num_domains)]
             for m in (m for c in copies for m in c.modules() if m is not c):
                 if hasattr(m, "reset_parameters"):
@@ -98,14 +98,14 @@ class CDVMStage(nn.Module):
                                               num_domains=num_domains)
         else:
             self.block = last
-        if cfg.dis:
-            self.grl = layers.GradientReversal(schedule=layers.DannSchedule(max_steps=cfg.steps))
+        if dis:
+            self.grl = layers.GradientReversal(schedule=layers.DannSchedule(max_steps=grl_steps))
             self.dom_cls = nn.Sequential(nn.Linear(c, 64), nn.ReLU(), nn.Linear(64, num_domains))
-        if cfg.aug:
+        if aug:
             self.style = layers.CrossDomainStyle(num_domains=num_domains)
             self.fuse = layers.StyleFusion(channels=c)
-        if cfg.attr:
-            self.hyper = layers.SubspaceHypernet(channels=c, groups=cfg.subspaces)
+        if attr:
+            self.hyper = layers.SubspaceHypernet(channels=c, groups=subspaces)
 
     def forward(self, x: Tensor, domains: Tensor | None, aux: list) -> Tensor:
         x = self.head(x)
@@ -116,7 +116,7 @@ class CDVMStage(nn.Module):
             inv_logits = self.dom_cls(self.grl(f.mean((2, 3))))
             spe_logits = self.dom_cls(spe.mean((2, 3)))
         if self.style is not None:                                             # 5. eq 6-9
-            if self.training and self.cfg.expansion == "determined":
+            if self.training and self.expansion == "determined":
                 zero = spe.new_zeros(self.num_domains, spe.shape[1])
                 sty = DF.cross_domain_style(spe, domains, zero, zero, num_domains=self.num_domains)
             else:
@@ -131,43 +131,41 @@ class CDVMStage(nn.Module):
 class CDVM(nn.Module):
     """Backbone with CDVM stages + BNNeck; eval mode returns the retrieval feature f_bn."""
 
-    def __init__(self, backbone: nn.Module, num_ids: int, num_domains: int, cfg: Config) -> None:
+    def __init__(self, backbone: nn.Module, num_ids: int, *, ws: bool, **stage) -> None:
         super().__init__()
-        self.backbone, self.cfg = backbone, cfg
-        for name, _ in named_stages(backbone) if cfg.dis or cfg.aug or cfg.attr else ():
-            replace_stage(backbone, name, lambda old: CDVMStage(old, num_domains=num_domains,
-                                                                cfg=cfg))
+        self.backbone, self.use_ws = backbone, ws and stage["dis"]
+        for name, _ in named_stages(backbone) if stage["dis"] or stage["aug"] or stage["attr"] else ():
+            replace_stage(backbone, name, lambda old: CDVMStage(old, **stage))
         self.neck = layers.BNNeck(dim=backbone.out_channels, num_classes=num_ids)
         self.ws = losses.ParameterCosine()
 
     def forward(self, x: Tensor, domains: Tensor | None = None):
         b, aux = self.backbone, []
-        x = b.maxpool(b.relu(b.bn1(b.conv1(x * 2.0 - 1.0))))  # ResNet stem (not a stage)
+        x = b.maxpool(b.relu(b.bn1(b.conv1(normalize_input(x)))))  # ResNet stem (not a stage)
         for _, stage in named_stages(b):
             x = stage(x, domains, aux) if isinstance(stage, CDVMStage) else stage(x)
         out = self.neck(b.pool(x).flatten(1))                                  # 7.
         if not self.training:
             return out
         pairs = [p for m in b.modules() if isinstance(m, layers.GlobalLocalBlock)
-                 for p in m.branch_pairs()] if self.cfg.dis and self.cfg.ws else []
+                 for p in m.branch_pairs()] if self.use_ws else []
         return out, aux, self.ws(pairs) if pairs else out.logits.new_zeros(())  # eq 2
 
 
 class Objective(nn.Module):
-    """Step 8 as a module, so the meta step can evaluate it at theta and theta' (functional_call
-    swaps the parameters of the model *and* of the centre loss). The whole batch is forwarded
-    (per-domain style moments and BN see every source); eq 12 is taken on the ``mask`` samples."""
+    """Step 8 as a module: the meta step evaluates it at theta and theta' (functional_call swaps
+    model *and* centres). All samples go forward (style moments, BN); eq 12 on the ``mask`` ones."""
 
     def __init__(self, model: CDVM, num_ids: int, cfg: Config) -> None:
         super().__init__()
-        self.model, self.cfg, self.logs = model, cfg, {}
+        self.model, self.logs = model, {}
+        self.lambda_cent, self.alpha, self.beta = cfg.lambda_cent, cfg.alpha, cfg.beta  # eq 12
         self.ce = losses.LabelSmoothingCE(eps=cfg.eps)
         self.tri = losses.TripletLoss(margin=cfg.margin)
         self.cent = losses.CenterLoss(num_classes=num_ids, dim=model.neck.dim)
         self.l_v, self.l_c = losses.SubspaceDiversity(m1=cfg.m1), losses.SubspaceConsistency(m2=cfg.m2)
 
     def forward(self, x: Tensor, pid: Tensor, dom: Tensor, mask: Tensor) -> Tensor:
-        cfg = self.cfg
         out, aux, l_ws = self.model(x, dom)
         y, d = pid[mask], dom[mask]
         l_ce = self.ce(out.logits[mask], y)
@@ -182,7 +180,19 @@ class Objective(nn.Module):
         l_attr = sum(attr) / len(attr) if attr else zero                       # eq 11
         self.logs = dict(l_ce=l_ce, l_tri=l_tri, l_cent=l_cent, l_ws=l_ws, l_inv=l_inv,
                          l_spe=l_spe, l_attr=l_attr)
-        return l_ce + l_tri + cfg.lambda_cent * l_cent + cfg.alpha * l_dis + cfg.beta * l_attr
+        return l_ce + l_tri + self.lambda_cent * l_cent + self.alpha * l_dis + self.beta * l_attr
+
+
+def build_model(cfg: Config, bench, load=None) -> Objective:
+    """CDVM inside its step-8 objective; ``load(backbone)`` runs before the stage surgery."""
+    backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
+                if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))
+    if load is not None:  # pretrained weights
+        load(backbone)
+    model = CDVM(backbone, bench.num_ids, ws=cfg.ws, num_domains=bench.num_domains, dis=cfg.dis,
+                 aug=cfg.aug, attr=cfg.attr, expansion=cfg.expansion, subspaces=cfg.subspaces,
+                 grl_steps=cfg.steps)
+    return Objective(model, bench.num_ids, cfg)
 
 
 def train_step(objective, batch, *, augment, splitter, meta, opt, sched, cfg) -> dict:
@@ -217,28 +227,19 @@ def main(argv=None) -> dict:
     dk = bench.num_domains * cfg.num_instances  # domain-balanced batches: a multiple of D*K
     batches = run.batches(bench.train, batch_size=max(dk, cfg.batch_size // dk * dk),
                           sampler="domain", num_instances=cfg.num_instances)
-    backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
-                if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))
-    if cfg.pretrained:  # before the stage surgery (dgblocks.backbones.stages)
-        run.print(load_pretrained(backbone, torch.load(cfg.pretrained, weights_only=True)))
-    model = CDVM(backbone, bench.num_ids, bench.num_domains, cfg)
-    objective = Objective(model, bench.num_ids, cfg).to(run.device)
+    load = lambda b: run.print(load_pretrained(b, torch.load(cfg.pretrained, weights_only=True)))  # noqa: E731
+    objective = build_model(cfg, bench, load if cfg.pretrained else None).to(run.device)
     opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
     splitter = MetaDomainSplitter(num_domains=bench.num_domains, seed=run.args.seed)
     run.register(objective=objective, opt=opt, sched=sched, meta_split=splitter.generator)
-    size = bench.train.images.shape[-2:] if bench.train.images is not None else None
-    augment = train_transform(tuple(size or bench.train.image_size), erase=0.5)
-    meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order,
-                         fused_norm=cfg.fused_norm)
+    augment = train_transform(image_size(bench.train), erase=0.5)
+    meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order, fused_norm=cfg.fused_norm)
     objective.train()
     for _step, batch in run.steps(batches, total=cfg.steps):
-        logs = train_step(objective, batch, augment=augment, splitter=splitter, meta=meta,
-                          opt=opt, sched=sched, cfg=cfg)
-        run.log(**logs)
-
-    model.eval()
+        run.log(**train_step(objective, batch, augment=augment, splitter=splitter, meta=meta,
+                             opt=opt, sched=sched, cfg=cfg))
+    model = objective.model.eval()
     parts = "+".join(n for n in ("dis", "aug", "attr") if getattr(cfg, n)) or "baseline"
     return run.finish(encode=model, extra={"holdout": cfg.holdout}, title=f"CDVM ({parts}, "
                       f"{cfg.expansion}, {'meta' if cfg.meta else 'no meta'})")

@@ -24,10 +24,7 @@ Test: the post-BN feature of the ID head I (BNNeck), Euclidean distance.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -37,18 +34,18 @@ from dgblocks.backbones import BACKBONES, build_backbone, replace_stage
 from dgblocks.data.transforms import train_transform
 from dgblocks.domains import METHODS, central_from_distances, wasserstein_matrix
 from dgblocks.engine import arg, derive_seed, seed_everything, setup, warmup_cosine
+from dgblocks.engine.inputs import image_size, normalize_input
+from dgblocks.engine.stage_cache import StageCache
 from dgblocks.eval import encode_dataset
 from dgblocks.layers import BNNeck, CentralDomainDiscriminator, NuisanceHeads
 from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
 from dgblocks.memory import IDPool
 
-ABLATIONS = ("ide", "triplet", "da", "full")  # the rows of Table 5
-
 
 @dataclass
 class Config:
     ablation: str = arg("full", "Table 5 row: ide | triplet (+L_triplet) | da (+L_DA) | full "
-                        "(+L_SE)", choices=ABLATIONS)
+                        "(+L_SE)", choices=("ide", "triplet", "da", "full"))
     central: str = arg("", "central domain name ('' = chosen by --ot; 'all' = pairwise, "
                        "Table 3 last row)")
     ot: str = arg("emd", "OT method choosing the central domain (Table 2)", choices=METHODS)
@@ -62,8 +59,7 @@ class Config:
     cache: str = arg("runs/ddan/cache", "folder caching the stage-1 model and features")
     batch_size: int = arg(64, "P x K images per step (DDAN 4.1: 64, 4 per identity)", smoke=16)
     num_instances: int = arg(4, "K images per identity (DDAN 4.1)")
-    lr: float = arg(3.5e-4, "Adam learning rate (as the AGG baseline; paper: SGD 0.1)",
-                    smoke=1e-3)
+    lr: float = arg(3.5e-4, "Adam learning rate (as AGG; paper: SGD 0.1)", smoke=1e-3)
     weight_decay: float = arg(5e-4, "weight decay")
     warmup: float = arg(0.1, "fraction of steps of linear warm-up, then cosine")
     eps: float = arg(0.1, "label smoothing of L_IDE (BNNeck tricks, DDAN 4.5)")
@@ -91,7 +87,7 @@ class DDANNet(nn.Module):
 
     def features(self, x):
         """F(x) = M(E(x)), the pre-BN feature (stage 1, ID pool, Table 2)."""
-        return self.mapping(self.encoder.forward_features(x * 2.0 - 1.0))
+        return self.mapping(self.encoder.forward_features(normalize_input(x)))
 
     def _d(self, f, params=None):
         out = self.disc(f) if params is None else functional_call(self.disc, params, (f,))
@@ -100,7 +96,7 @@ class DDANNet(nn.Module):
     def forward(self, x):
         if not self.training:
             return self.neck(self.features(x))            # retrieval feature (post-BN)
-        z = self.encoder.forward_features(x * 2.0 - 1.0)
+        z = self.encoder.forward_features(normalize_input(x))
         f = self.mapping(z)                               # 4. F(x) for L1
         out = {"f": f, "neck": self.neck(f)}
         if self.disc is not None:
@@ -110,24 +106,29 @@ class DDANNet(nn.Module):
         return out
 
 
-def train_step(model, batch, *, pool, central, step, cfg: Config, augment, losses, opt, sched,
-               ablation: str) -> dict:
+def make_losses(cfg: Config) -> nn.ModuleDict:
+    """The losses of eq 9 by name: L_IDE, L_triplet, L_DA-T (negative entropy), L_SE."""
+    return nn.ModuleDict(dict(ide=LabelSmoothingCE(eps=cfg.eps), negent=NegEntropy(),
+                              triplet=TripletLoss(margin=cfg.margin), skl=SymmetricKL(tau=cfg.tau)))
+
+
+def train_step(model, batch, *, pool, central, step, cfg: Config, augment,
+               losses: nn.ModuleDict, opt, sched, ablation: str) -> dict:
     x, pid, _cam, dom, _ts = batch
     out = model(augment(x))
-    ce, triplet, negent, skl = losses
-    l_ide = ce(out["neck"].logits, pid)                                   # 5. L1
-    l_tri = triplet(out["f"], pid) if ablation != "ide" else l_ide * 0
+    l_ide = losses.ide(out["neck"].logits, pid)                           # 5. L1
+    l_tri = losses.triplet(out["f"], pid) if ablation != "ide" else l_ide * 0
     loss = l_ide + cfg.lambda1 * l_tri
     logs = {"l_ide": l_ide.detach(), "l_tri": l_tri.detach()}
     if ablation in ("da", "full"):
-        l_dat = negent(out["d_gen"])                                      # 6. L_DA-T
+        l_dat = losses.negent(out["d_gen"])                                  # 6. L_DA-T
         label = dom if central < 0 else (dom == central).long()          # 'all': pairwise
         l_dad = nn.functional.cross_entropy(out["d_disc"], label)         # 8. L_DA-D
         loss = loss + cfg.lambda2 * l_dat + l_dad
         logs |= {"l_da_t": l_dat.detach(), "l_da_d": l_dad.detach()}
     if ablation == "full" and pool is not None and step >= cfg.se_start * cfg.steps:
         nb = pool.topk(out["f"], dom, labels=pid)                         # 7. top-k of the pool
-        l_se = skl(out["f_m"], nb.values.to(out["f_m"]), nb.valid) / out["f_m"].shape[1]
+        l_se = losses.skl(out["f_m"], nb.values.to(out["f_m"]), nb.valid) / out["f_m"].shape[1]
         loss = loss + cfg.lambda3 * l_se
         logs["l_se"] = l_se.detach()
     opt.zero_grad(set_to_none=True)                                       # 9. one step
@@ -139,18 +140,23 @@ def train_step(model, batch, *, pool, central, step, cfg: Config, augment, losse
     return {"loss": loss.detach(), **logs, "lr": sched.get_last_lr()[0]}
 
 
+def build_model(cfg: Config, bench, *, ablation: str = "full", central: int = 0) -> DDANNet:
+    """E, M, I; D for the DA rows: central vs peripheral, or one class per domain (-1, 'all')."""
+    net = DDANNet(build_backbone(cfg.backbone, width=cfg.width), bench.num_ids)
+    if ablation in ("da", "full"):
+        net.disc = (CentralDomainDiscriminator(in_dim=net.neck.dim) if central >= 0 else
+                    NuisanceHeads(in_dim=net.neck.dim, sizes={"domain": bench.num_domains},
+                                  hidden=128))
+    return net
+
+
 def train(cfg: Config, run, bench, *, ablation: str, central: int = -1, pool_central: int = 0,
           phase: str = "train") -> DDANNet:
     """One training phase: model, ID pool, optimiser, schedule, resumable loop."""
-    net = DDANNet(build_backbone(cfg.backbone, width=cfg.width), bench.num_ids)
-    dim, g = net.neck.dim, bench.num_domains
-    if ablation in ("da", "full"):  # central vs peripheral; 'all': one class per domain
-        net.disc = (CentralDomainDiscriminator(in_dim=dim) if central >= 0 else
-                    NuisanceHeads(in_dim=dim, sizes={"domain": g}, hidden=128))
-    pool = None
-    if ablation == "full" and cfg.k > 0:
-        pool = IDPool(num_ids=bench.num_ids, dim=dim, num_domains=g, k=cfg.k, alpha=cfg.alpha,
-                      central=pool_central).to(run.device)
+    net = build_model(cfg, bench, ablation=ablation, central=central)
+    pool = (IDPool(num_ids=bench.num_ids, dim=net.neck.dim, num_domains=bench.num_domains,
+                   k=cfg.k, alpha=cfg.alpha, central=pool_central).to(run.device)
+            if ablation == "full" and cfg.k > 0 else None)
     ddp = run.ddp(net, sync_bn=True)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
@@ -159,13 +165,9 @@ def train(cfg: Config, run, bench, *, ablation: str, central: int = -1, pool_cen
         opt, lambda s: warmup_cosine(s, total=steps, warmup=cfg.warmup))
     run.register(**{f"{phase}_model": net, f"{phase}_opt": opt, f"{phase}_sched": sched},
                  **({f"{phase}_pool": pool} if pool is not None else {}))
-    ds = bench.train  # file-backed real data has no image tensor: use its decode size
-    batches = run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
+    batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
-    augment = train_transform(tuple(ds.images.shape[-2:]) if ds.images is not None
-                              else tuple(ds.image_size))
-    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), NegEntropy(),
-              SymmetricKL(tau=cfg.tau))
+    augment, losses = train_transform(image_size(bench.train)), make_losses(cfg)
     net.train()
     for step, batch in run.steps(batches, total=steps, phase=phase):
         if pool is not None and batches.epoch_started and step > 0:
@@ -179,27 +181,27 @@ def train(cfg: Config, run, bench, *, ablation: str, central: int = -1, pool_cen
 def stage1(cfg: Config, run, bench) -> dict:
     """Steps 1-3: the (cached) baseline, its source features and the W1 matrices."""
     a = run.args
-    key = json.dumps([a.data, a.data_root, a.protocol, a.smoke, a.seed, cfg.backbone, cfg.width,
-                      cfg.stage1_steps, cfg.batch_size, cfg.lr, cfg.eps, cfg.margin])
-    path = Path(cfg.cache) / f"stage1-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
-    if path.exists():                                                     # 1. load
-        run.print(f"stage 1: cached baseline {path}")
-        cached = torch.load(path, weights_only=True)
+    keys = ("backbone", "width", "stage1_steps", "batch_size", "num_instances", "lr",
+            "weight_decay", "warmup", "eps", "margin", "lambda1")  # every setting stage 1 reads
+    cache = StageCache(cfg.cache, "stage1", {k: getattr(a, k) for k in (
+        "data", "data_root", "protocol", "smoke", "seed")} | {k: getattr(cfg, k) for k in keys})
+    cached = cache.load()
+    if cached is not None:                                                # 1. load
+        run.print(f"stage 1: cached baseline {cache.path}")
     else:                                                                 # 1. train
         net = train(cfg, run, bench, ablation="triplet", phase="stage1")
         with torch.no_grad():                                             # 2. F(x) per source
             feats = [encode_dataset(net.features, bench.train, device=run.device,
                                     index=(bench.train.domains == d).nonzero().squeeze(1))
                      for d in range(bench.num_domains)]
-        cached = {"model": net.state_dict(), "features": feats, "key": key}
+        cached = {"model": net.state_dict(), "features": feats}
     if cached.get("ot_samples") != cfg.ot_samples:                        # 2. d_WS, Table 2
         cached["ot"] = {m: wasserstein_matrix(cached["features"], method=m, seed=a.seed,
                                               max_samples=None if m == "sliced" else
                                               cfg.ot_samples).tolist() for m in METHODS}
         cached["ot_samples"] = cfg.ot_samples
         if run.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(cached, path)
+            cache.save(cached)
     return {m: {"distances": d, "central": central_from_distances(d)}    # 3. eq 3
             for m, d in cached["ot"].items()}
 
@@ -235,10 +237,10 @@ def main(argv=None) -> dict:
                     threads=run.args.threads)  # stage 2 starts alike whether stage 1 was cached
     net = train(cfg, run, bench, ablation=cfg.ablation, central=central,
                 pool_central=central if central >= 0 else chosen)
-    extra = {"ablation": cfg.ablation, "central": None if ot is None else names[central]
-             if central >= 0 else "all",
+    extra = {"ablation": cfg.ablation, "domain_names": names,
+             "central": None if ot is None else names[central] if central >= 0 else "all",
              "ot": ({m: {"central": names[v["central"]], "distances": v["distances"]}
-                     for m, v in ot.items()} if ot else None), "domain_names": names}
+                     for m, v in ot.items()} if ot else None)}
     return run.finish(encode=net, extra=extra,
                       title=f"DDAN ({cfg.ablation}, central {extra['central']})")
 

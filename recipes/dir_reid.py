@@ -35,7 +35,7 @@ from torch import nn
 
 from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup
+from dgblocks.engine import arg, image_size, normalize_input, setup
 from dgblocks.layers import DannSchedule, DisentangledEncoders, GradientReversal
 from dgblocks.losses import LabelSmoothingCE, NegEntropy
 from dgblocks.sampling import BackdoorAdjustment, backdoor_linear
@@ -84,7 +84,7 @@ class DIRReID(nn.Module):
         self.grl = GradientReversal(schedule=DannSchedule(max_steps=max(steps, 1)))  # dual DANN
 
     def forward(self, x):
-        return self.enc.encoder_s(x * 2.0 - 1.0)
+        return self.enc.encoder_s(normalize_input(x))
 
     def classify(self, x):
         return self.enc.id_head(self(x))
@@ -110,11 +110,20 @@ def resolve(cfg: Config, digits: bool) -> Config:
     return cfg
 
 
-def build(cfg: Config, bench) -> DIRReID:
+def make_losses(cfg: Config) -> nn.ModuleDict:
+    """The losses of steps 4-5, by name (``train_step`` reads them by name): identity CE_eps,
+    domain CE (plain; mean and per sample), negative entropy."""
+    return nn.ModuleDict(dict(ce_id=LabelSmoothingCE(eps=cfg.eps), ce_dom=LabelSmoothingCE(eps=0.0),
+                              ce_dom_each=LabelSmoothingCE(eps=0.0, reduction="none"),
+                              negent=NegEntropy()))
+
+
+def build_model(cfg: Config, bench) -> DIRReID:
+    """f_S, f_V and the heads for ``bench`` (``cfg`` after :func:`resolve`)."""
     if bench.task == "classification":               # Table 6 CNN for both encoders
-        c, h, w = bench.train.images.shape[1:]
-        enc_s, enc_v = (DigitsCNN(out_dim=cfg.latent_dim, in_channels=c, image_size=(h, w))
-                        for _ in range(2))
+        c = bench.train.images.shape[1]
+        enc_s, enc_v = (DigitsCNN(out_dim=cfg.latent_dim, in_channels=c,
+                                  image_size=image_size(bench.train)) for _ in range(2))
     elif cfg.backbone in ("mobilenetv2", "dualnorm"):  # 4.2: MobileNetV2 (+IN for f_S)
         enc_s = MobileNetV2.dualnorm(width_mult=cfg.width, last_stride=1,
                                      last_channel=cfg.latent_dim)
@@ -125,11 +134,12 @@ def build(cfg: Config, bench) -> DIRReID:
     return DIRReID(enc_s, enc_v, cfg.latent_dim, bench.num_ids, bench.num_domains, cfg.steps)
 
 
-def train_step(model: DIRReID, batch, *, augment, losses, ba, gen, opts, scheds,
+def train_step(model: DIRReID, batch, *, augment, losses: nn.ModuleDict, ba, gen, opts, scheds,
                cfg: Config) -> dict:
-    ce_id, ce_dom, ce_dom_each, negent = losses
+    ce_id, ce_dom, ce_dom_each, negent = (losses[k] for k in ("ce_id", "ce_dom", "ce_dom_each",
+                                                             "negent"))
     x, y, _cam, d, _ts = batch                             # 1. batch from the mixed sources
-    x = augment(x) * 2.0 - 1.0
+    x = normalize_input(augment(x))
     enc, v_ = model.enc, cfg.variant
     s = enc.encoder_s(x)                                   # 2. s = f_S(x)
     v = enc.encoder_v(x) if v_ != "baseline" else None     #    v = f_V(x)
@@ -192,15 +202,14 @@ def main(argv=None) -> dict:
     if run.dist.world_size > 1:  # two optimisers over parts of one model: no DDP wiring yet
         raise SystemExit("dir_reid: single process only (see docs/recipes/dir_reid.md)")
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="random")
-    model = build(cfg, bench).to(run.device)  # single process: see docs/recipes/dir_reid.md
+    model = build_model(cfg, bench).to(run.device)  # single process: see docs/recipes/dir_reid.md
     opts, scheds = make_optimisers(model, cfg, digits)
     gen = torch.Generator(device=run.device).manual_seed(run.args.seed)  # BA's choices
     run.register(model=model, opt1=opts[0], opt2=opts[1], sched1=scheds[0],
                  sched2=scheds[1], ba_generator=gen)
-    size = tuple(bench.train.image(0).shape[-2:])  # real data: images load lazily
-    augment = (lambda x: x) if digits else train_transform(size)  # 4.2: crop, flip, jitter
-    losses = (LabelSmoothingCE(eps=cfg.eps), LabelSmoothingCE(eps=0.0),      # domains: plain CE
-              LabelSmoothingCE(eps=0.0, reduction="none"), NegEntropy())
+    augment = ((lambda x: x) if digits                             # 4.2: crop, flip, jitter
+               else train_transform(image_size(bench.train)))
+    losses = make_losses(cfg)
     ba = BackdoorAdjustment(k=cfg.k, strategy=cfg.ba)
     run.print(f"DIR-ReID variant={cfg.variant} ba={cfg.ba} k={cfg.k} steps={cfg.steps}")
 
@@ -217,7 +226,7 @@ def main(argv=None) -> dict:
 
         sel = torch.arange(0, len(bench.train), max(1, len(bench.train) // 1000))
         with torch.no_grad():
-            out = model.enc(bench.train.images[sel].to(run.device).float() / 127.5 - 1.0)
+            out = model.enc(normalize_input(bench.train.images[sel].to(run.device) / 255.0))
         extra["latents_png"] = str(plot_factors_2d(
             {"v = f_V(x)": out.v, "s = f_S(x)": out.s}, bench.train.domains[sel],
             bench.train.pids[sel], run.out.with_suffix(".latents.png"),

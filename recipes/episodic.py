@@ -26,27 +26,23 @@ E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, setup
-from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
-from dgblocks.engine.seeding import derive_seed, seed_everything
+from dgblocks.engine import arg, derive_seed, seed_everything, setup
+from dgblocks.engine.inputs import image_size, normalize_input
+from dgblocks.engine.stage_cache import StageCache
 from dgblocks.layers import DannSchedule, GradientReversal
 from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
 
 
 @dataclass
 class Config:
-    method: str = arg("episodic", "episodic | baseline | dann (Table IV rows)",
-                      choices=("episodic", "baseline", "dann"))
+    method: str = arg("episodic", "Table IV row", choices=("episodic", "baseline", "dann"))
     triplet: bool = arg(True, "L_tri on E(F_j(x)) (Table V: --no-triplet)")
     consistency: bool = arg(True, "L_consis between E(F_j(x)), E(F_k(x)) (Table V)")
     lambda_tri: float = arg(0.2, "weight of L_tri (section IV-B)")
@@ -75,10 +71,6 @@ class Config:
     margin: float = arg(0.3, "triplet margin m (section IV-B)")
 
 
-STAGE1_FIELDS = ("backbone", "feat_dim", "ext_width", "stage1_steps", "stage1_lr", "batch_size",
-                 "num_instances", "margin", "weight_decay")
-
-
 def extractor(cfg: Config, width: float, size: tuple[int, int]) -> nn.Module:
     if cfg.backbone == "cnn":
         return DigitsCNN(out_dim=cfg.feat_dim, in_channels=3, image_size=size)
@@ -88,38 +80,42 @@ def extractor(cfg: Config, width: float, size: tuple[int, int]) -> nn.Module:
     return nn.Sequential(net, nn.Linear(net.out_channels, cfg.feat_dim))
 
 
-def encoder(feat_dim: int, emb_dim: int) -> nn.Module:  # two FC layers with BN (IV-B)
-    return nn.Sequential(nn.Linear(feat_dim, emb_dim), nn.BatchNorm1d(emb_dim), nn.ReLU(),
-                         nn.Linear(emb_dim, emb_dim), nn.BatchNorm1d(emb_dim))
-
-
 class Episodic(nn.Module):
     """Global extractor F, encoder E, ID classifier C (and the DANN domain head)."""
 
-    def __init__(self, cfg: Config, num_ids: int, num_domains: int, size=(64, 32)) -> None:
+    def __init__(self, f: nn.Module, *, feat_dim: int, emb_dim: int, num_ids: int,
+                 dann_domains: int = 0, dann_steps: int = 1) -> None:
         super().__init__()
-        self.F = extractor(cfg, cfg.width, size)
-        self.E = encoder(cfg.feat_dim, cfg.emb_dim)
-        self.C = nn.Linear(cfg.emb_dim, num_ids, bias=False)
-        self.D = (nn.Sequential(GradientReversal(schedule=DannSchedule(max_steps=cfg.steps)),
-                                nn.Linear(cfg.emb_dim, cfg.emb_dim), nn.ReLU(),
-                                nn.Linear(cfg.emb_dim, num_domains))
-                  if cfg.method == "dann" else None)
+        self.F, self.E = f, nn.Sequential(  # E: two FC layers with BN (IV-B)
+            nn.Linear(feat_dim, emb_dim), nn.BatchNorm1d(emb_dim), nn.ReLU(),
+            nn.Linear(emb_dim, emb_dim), nn.BatchNorm1d(emb_dim))
+        self.C = nn.Linear(emb_dim, num_ids, bias=False)
+        self.D = (nn.Sequential(GradientReversal(schedule=DannSchedule(max_steps=dann_steps)),
+                                nn.Linear(emb_dim, emb_dim), nn.ReLU(),
+                                nn.Linear(emb_dim, dann_domains)) if dann_domains else None)
 
     def forward(self, x):  # test: E(F(x))
-        return self.E(self.F(x * 2.0 - 1.0))
+        return self.E(self.F(normalize_input(x)))
 
 
-def stage1_key(cfg: Config, run, d: int) -> str:
-    """Cache key of F_d (d = -1: the initial F): every setting that determines it."""
+def build_model(cfg: Config, bench) -> Episodic:
+    """F (at ``cfg.width``), E, C and, for ``--method dann``, D."""
+    return Episodic(extractor(cfg, cfg.width, image_size(bench.train)), feat_dim=cfg.feat_dim,
+                    emb_dim=cfg.emb_dim, num_ids=bench.num_ids, dann_steps=cfg.steps,
+                    dann_domains=bench.num_domains if cfg.method == "dann" else 0)
+
+
+def stage1_settings(cfg: Config, run, d: int) -> dict:
+    """Every setting that determines F_d (d = -1: the initial F): its cache key."""
     a = run.args
-    key = {f: getattr(cfg, f) for f in STAGE1_FIELDS} | {
+    key = {f: getattr(cfg, f) for f in ("backbone", "feat_dim", "ext_width", "stage1_steps",
+           "stage1_lr", "batch_size", "num_instances", "margin", "weight_decay")} | {
         "seed": a.seed, "data": a.data, "data_root": a.data_root, "protocol": a.protocol,
         "smoke": a.smoke, "domain": d, "train": len(run.bench.train),
         "domain_name": run.bench.domain_names[d] if d >= 0 else "all"}
     if d < 0:  # F's initialisation: its own width and length, not stage 1's
         key |= {"ext_width": cfg.width, "stage1_steps": cfg.init_steps}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return key
 
 
 def domain_subsets(train):
@@ -133,12 +129,12 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
     (F_d for d >= 0; d = -1: the initial F on all sources)."""
     width, steps = (cfg.ext_width, cfg.stage1_steps) if d >= 0 else (cfg.width, cfg.init_steps)
     name = f"F_{d}" if d >= 0 else "initial F"
-    path = Path(cfg.stage1_cache) / f"F{d if d >= 0 else 'init'}-{stage1_key(cfg, run, d)}.pt"
+    cache = StageCache(cfg.stage1_cache, f"F{d}" if d >= 0 else "Finit", stage1_settings(cfg, run, d))
     torch.manual_seed(derive_seed(run.args.seed, 1, d))
-    net = extractor(cfg, width, tuple(ds[0][0].shape[-2:])).to(run.device)
-    if path.exists():
-        net.load_state_dict(load_checkpoint(path, map_location=run.device)["model"])
-        run.print(f"stage 1: {name} loaded from {path}")
+    net = extractor(cfg, width, image_size(ds)).to(run.device)
+    if (cached := cache.load(map_location=run.device)) is not None:
+        net.load_state_dict(cached["model"])
+        run.print(f"stage 1: {name} loaded from {cache.path}")
         return net
     opt = torch.optim.Adam(net.parameters(), lr=cfg.stage1_lr, weight_decay=cfg.weight_decay)
     batches = run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
@@ -147,15 +143,15 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
     net.train()
     for s in range(steps):
         x, pid, *_ = (t.to(run.device) for t in next(batches))
-        loss = triplet(net(augment(x) * 2.0 - 1.0), pid)
+        loss = triplet(net(normalize_input(augment(x))), pid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if s % run.args.log_every == 0 or s == steps - 1:
             run.logger.log(s, f"stage1-F{d}", l_tri=loss.detach())
     if run.is_main:
-        save_checkpoint(path, {"model": net.state_dict(), "key": stage1_key(cfg, run, d)})
-    run.print(f"stage 1: {name} trained ({steps} steps), cached at {path}")
+        cache.save({"model": net.state_dict()})
+    run.print(f"stage 1: {name} trained ({steps} steps), cached at {cache.path}")
     return net
 
 
@@ -163,33 +159,37 @@ def sample_episode(num_domains: int, g: torch.Generator) -> tuple[int, int, int]
     """Step 2: domains i, j, k; distinct when num_domains >= 3 (with 2 sources one of j, k
     is i; with 1 source all three are the same domain)."""
     p = torch.randperm(num_domains, generator=g).tolist()
-    if num_domains >= 3:
-        return p[0], p[1], p[2]
-    return p[0], p[0 if num_domains == 1 else 1], p[0]
+    return (p[0], p[1], p[2]) if num_domains >= 3 else (p[0], p[0 if num_domains == 1 else 1], p[0])
 
 
-def train_step(model, extractors, batch, episode, *, augment, losses, opt, sched, cfg) -> dict:
-    ce, triplet, consis, dom_ce = losses
+def make_losses(cfg: Config) -> nn.ModuleDict:
+    """The losses of eq 6 (and the DANN row's domain CE), by name."""
+    return nn.ModuleDict(dict(ce=LabelSmoothingCE(eps=cfg.eps), consis=ConsistencyLoss(),
+                              triplet=TripletLoss(margin=cfg.margin), dom_ce=nn.CrossEntropyLoss()))
+
+
+def train_step(model, extractors, batch, episode, *, augment, losses: nn.ModuleDict, opt, sched,
+               cfg) -> dict:
     x, pid, _cam, dom, _ts = batch                           # 7. batch from all sources
     v = model(augment(x))
-    l_cls = ce(model.C(v), pid)                              #    L_cls on C(E(F(x)))
+    l_cls = losses.ce(model.C(v), pid)                           #    L_cls on C(E(F(x)))
     loss, logs = l_cls, {"l_cls": l_cls.detach()}
     if model.D is not None:                                  # DANN: domain CE behind GRL
-        l_dom = dom_ce(model.D(v), dom)
+        l_dom = losses.dom_ce(model.D(v), dom)
         loss = loss + cfg.lambda_dom * l_dom
         logs["l_dom"] = l_dom.detach()
     if episode is not None:
         (xi, pid_i), (j, k) = episode                        # 2-3. D_i batch, domains j, k
-        xi = augment(xi) * 2.0 - 1.0
+        xi = normalize_input(augment(xi))
         with torch.no_grad():                                # 4. frozen F_j, F_k
             f_j, f_k = extractors[j](xi), extractors[k](xi)
         v_j = model.E(f_j)                                   # 5. E on domain-biased features
         if cfg.consistency:
-            l_consis = consis(v_j, model.E(f_k))             #    eq 1
+            l_consis = losses.consis(v_j, model.E(f_k))          #    eq 1
             loss = loss + cfg.lambda_consis * l_consis
             logs["l_consis"] = l_consis.detach()
         if cfg.triplet:
-            l_tri = triplet(v_j, pid_i)                      # 6. eqs 2-4, batch-hard
+            l_tri = losses.triplet(v_j, pid_i)                   # 6. eqs 2-4, batch-hard
             loss = loss + cfg.lambda_tri * l_tri
             logs["l_tri"] = l_tri.detach()
     opt.zero_grad(set_to_none=True)                          # 8. L_total; step on F, E, C
@@ -206,20 +206,18 @@ def main(argv=None) -> dict:
     bench = run.benchmark()
     if bench.task != "reid":
         raise ValueError(f"--data: episodic needs a re-ID benchmark, got task {bench.task!r}")
-    size = bench.train.image_size or tuple(bench.train.images.shape[-2:])
-    augment = train_transform(size)
+    augment = train_transform(image_size(bench.train))
     subsets = domain_subsets(bench.train)
     episodic = cfg.method == "episodic" and (cfg.triplet or cfg.consistency)
     extractors = [triplet_trained(cfg, run, ds, d, augment).eval().requires_grad_(False)
                   for d, ds in enumerate(subsets)] if episodic else []  # 1. frozen F_d
-
     f_init = triplet_trained(cfg, run, bench.train, -1, augment) if cfg.init_steps else None
     seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # same with or without the cache
-    model = Episodic(cfg, bench.num_ids, bench.num_domains, size).to(run.device)
+    model = build_model(cfg, bench).to(run.device)
     if f_init is not None:  # every method starts from the same F (Table IV is fair)
         model.F.load_state_dict(f_init.state_dict())
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-           if cfg.optimizer == "adam" else
+           if cfg.optimizer == "adam" else  # x0.1 after 2/3 of the steps (IV-B)
            torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                            weight_decay=cfg.weight_decay))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2 * cfg.steps // 3], gamma=0.1)
@@ -230,8 +228,7 @@ def main(argv=None) -> dict:
     g = torch.Generator().manual_seed(derive_seed(run.args.seed, 3))
     run.register(model=model, opt=opt, sched=sched, episode_rng=g,
                  **{f"batches_D{d}": b for d, b in enumerate(dom_batches)})
-    losses = (LabelSmoothingCE(eps=cfg.eps), TripletLoss(margin=cfg.margin), ConsistencyLoss(),
-              nn.CrossEntropyLoss())
+    losses = make_losses(cfg)
 
     model.train()
     for _step, batch in run.steps(batches, total=cfg.steps):

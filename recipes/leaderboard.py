@@ -103,8 +103,7 @@ def jobs(args) -> list[Job]:
         script, flags = METHODS[name]
         slug = script.removesuffix(".py")
         folder = "untrained" if name == "untrained (reference)" else slug
-        bb = "--encoder" if slug == "adin" else "--backbone"
-        extra = [str(f) for f in flags(args.steps)] + [bb, args.backbone]
+        extra = [str(f) for f in flags(args.steps)] + ["--backbone", args.backbone]
         if slug == "ddan":
             extra += ["--cache", str(args.out / "cache" / "ddan")]
         if slug == "episodic":

@@ -225,7 +225,7 @@ def test_cpu_messages_unchanged():
 def test_meta_norm_double_backward_on_meta():
     # the double backward of batch_norm_train calls aten.native_batch_norm_backward with a
     # defined weight (None fails on CUDA: "tensor does not have a device")
-    from dgblocks.meta_norm import _BatchNormBackward
+    from dgblocks.meta.norm import _BatchNormBackward
 
     x, w = _t(N, 3, 4, dev="meta"), _t(3, dev="meta")
     g = _t(N, 3, 4, dev="meta")

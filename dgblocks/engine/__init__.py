@@ -18,12 +18,15 @@ from dgblocks.engine.distributed import (
 )
 from dgblocks.engine.evaluation import finish_run, plot_run
 from dgblocks.engine.export import ExportMismatch, export_onnx, export_torchscript, run_onnx
+from dgblocks.engine.inputs import image_size, normalize_input
 from dgblocks.engine.logging import MetricsLogger, read_jsonl
 from dgblocks.engine.lr import warmup_cosine
 from dgblocks.engine.progress import progress_bar
 from dgblocks.engine.results import environment, git_commit, write_json
 from dgblocks.engine.run import Run, setup
 from dgblocks.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
+from dgblocks.engine.stage_cache import StageCache, settings_key
+from dgblocks.engine.validation import validation_error
 
 __all__ = [
     "setup", "Run", "warmup_cosine",
@@ -36,4 +39,6 @@ __all__ = [
     "gathered_encode", "wrap_ddp",
     "finish_run", "plot_run", "write_json", "git_commit", "environment",
     "export_onnx", "export_torchscript", "run_onnx", "ExportMismatch",
+    "normalize_input", "image_size", "StageCache", "settings_key",
+    "validation_error",
 ]

@@ -2,22 +2,16 @@
 step, the alternation switches phase on the validation error and survives --resume, and the
 real-data direct-transfer path end to end on fake dataset trees."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from dgblocks.backbones import DualBranch, MobileNetV2
 from dgblocks.engine import read_jsonl
+from recipes import adin
 from tests.data import fake_trees
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("adin_recipe", ROOT / "recipes" / "adin.py")
-adin = importlib.util.module_from_spec(_spec)
-sys.modules["adin_recipe"] = adin  # dataclasses look the module up
-_spec.loader.exec_module(adin)
 
 TINY = ["--smoke", "--no-plots", "--threads", "1", "--warmup-steps", "2",
         "--nuisance-steps", "2", "--steps", "4", "--val-every", "2", "--log-every", "1"]
@@ -64,9 +58,9 @@ def _setup(tmp_path, argv):
     labels = adin.nuisance_labels(train.camids, train.timestamps, cfg, periods)
     sizes = {k: (int(v.max()) + 1 if k != "time" else periods) for k, v in labels.items()}
     sizes = {k: max(s, 2) for k, s in sizes.items()}
-    f_e = adin.MobileNetV2(width_mult=0.25, last_stride=1)
-    if cfg.backbone == "dual_branch":
-        f_e = adin.DualBranch(backbone=f_e, num_stripes=2, dim=16)
+    f_e = MobileNetV2(width_mult=0.25, last_stride=1)
+    if cfg.head == "dual_branch":
+        f_e = DualBranch(backbone=f_e, num_stripes=2, dim=16)
     model = adin.ADIN(f_e, bench.num_ids, sizes, 32)
     center = adin.losses.CenterLoss(num_classes=bench.num_ids, dim=f_e.out_channels)
     opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
@@ -84,7 +78,7 @@ def _setup(tmp_path, argv):
 @pytest.mark.parametrize("argv", [
     ["--adv", "none"], ["--adv", "rg"], ["--adv", "ne"], ["--adv", "cane"],
     ["--adv", "cane_focal"], ["--nuisance", "camera"], ["--nuisance", "time"],
-    ["--nuisance", "joint"], ["--backbone", "dual_branch", "--adv", "ne"], ["--skew", "0"],
+    ["--nuisance", "joint"], ["--head", "dual_branch", "--adv", "ne"], ["--skew", "0"],
 ])
 def test_each_switch_builds_and_steps(tmp_path, argv):
     model, batch, kw = _setup(tmp_path, argv)

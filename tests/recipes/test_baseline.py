@@ -161,17 +161,12 @@ def test_digits_classification_in_process(tmp_path):
 
 def test_protocol1_real_data_on_a_fake_tree(tmp_path):
     """`--data real --protocol protocol1` goes through the loaders and the shipped splits."""
-    import importlib.util
-
+    from recipes import baseline as recipe
     from tests.data import fake_trees as ft
 
     for make in (ft.market, ft.cuhk02, ft.cuhk03, ft.cuhksysu, ft.viper, ft.prid, ft.grid,
                  ft.ilids):
         make(tmp_path / "data")
-    spec = importlib.util.spec_from_file_location("baseline_recipe", RECIPE)
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_recipe"] = recipe  # dataclasses resolve their module by name
-    spec.loader.exec_module(recipe)
     res = recipe.main(["--smoke", "--threads", "1", "--steps", "2", "--batch-size", "8",
                        "--no-plots", "--data", "real", "--data-root", str(tmp_path / "data"),
                        "--protocol", "protocol1", "--out", str(tmp_path / "r.json")])

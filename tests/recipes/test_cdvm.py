@@ -1,41 +1,26 @@
 """CDVM recipe: smoke run, every ablation switch takes a step, Protocol-1 on a fake real tree,
 leave-one-source-out, and the meta step's gradient against finite differences."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from dgblocks.backbones import ResNet
 from dgblocks.data import SyntheticReIDConfig, synthetic_reid
 from dgblocks.engine import parse_config
 from dgblocks.meta import MetaObjective, meta_objective, module_loss, module_params
 from dgblocks.protocols import leave_one_out
+from recipes import cdvm
 from tests.data import fake_trees as ft
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("cdvm_recipe", ROOT / "recipes" / "cdvm.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["cdvm_recipe"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-cdvm = _load()
 FAST = ["--smoke", "--no-plots", "--threads", "1", "--base-width", "4"]
 
 
 def build(flags, num_domains=2, num_ids=8, base_width=4):
     cfg, _ = parse_config(cdvm.Config, ["--smoke", "--base-width", str(base_width), *flags])
-    model = cdvm.CDVM(ResNet(layers=(1, 1, 1, 1), base_width=base_width, ibn=True), num_ids,
-                      num_domains, cfg)
-    return cfg, model, cdvm.Objective(model, num_ids, cfg)
+    objective = cdvm.build_model(cfg, SimpleNamespace(num_ids=num_ids, num_domains=num_domains))
+    return cfg, objective.model, objective
 
 
 def batch(num_domains=2, per_domain=8, seed=0):

@@ -1,9 +1,7 @@
 """DDAN recipe: smoke run with the cached central-domain stage, every ablation takes a step,
 gradient routing of eq 9, ID-pool domains taken from the data, Protocol-1 on a fake tree."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,8 @@ from dgblocks.engine import read_jsonl, setup
 from dgblocks.layers import CentralDomainDiscriminator
 from dgblocks.losses import NegEntropy
 from dgblocks.protocols import build_benchmark
+from recipes import ddan
 from tests.data import fake_trees as ft
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("ddan_recipe", ROOT / "recipes" / "ddan.py")
-ddan = sys.modules["ddan_recipe"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ddan)
 
 TINY = ["--smoke", "--no-plots", "--threads", "1", "--steps", "3", "--stage1-steps", "2",
         "--log-every", "1", "--eval-batch-size", "64"]

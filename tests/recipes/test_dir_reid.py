@@ -2,23 +2,17 @@
 update touches only its own parameters, the dual-DANN reversal, the Figure 6 latents PNG on
 digits, and Protocol-1 end to end on a fake tree."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from dgblocks.losses import LabelSmoothingCE, NegEntropy
+from dgblocks.losses import LabelSmoothingCE
 from dgblocks.protocols import build_benchmark
 from dgblocks.sampling import BackdoorAdjustment
+from recipes import dir_reid as dr
 from tests.data import fake_trees as ft
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("dir_reid_recipe", ROOT / "recipes" / "dir_reid.py")
-dr = sys.modules["dir_reid_recipe"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(dr)
 
 TINY = ["--smoke", "--no-plots", "--threads", "1", "--steps", "2", "--log-every", "1", "--width", "0.25"]
 
@@ -32,10 +26,9 @@ def _setup(bench, **over):
     cfg = dr.resolve(dr.Config(**({"steps": 4, "batch_size": 12, "k": 3} | over)),
                      bench.task == "classification")
     torch.manual_seed(0)
-    model = dr.build(cfg, bench)
+    model = dr.build_model(cfg, bench)
     opts, scheds = dr.make_optimisers(model, cfg, bench.task == "classification")
-    losses = (LabelSmoothingCE(eps=cfg.eps), LabelSmoothingCE(eps=0.0),
-              LabelSmoothingCE(eps=0.0, reduction="none"), NegEntropy())
+    losses = dr.make_losses(cfg)
     ba = BackdoorAdjustment(k=cfg.k, strategy=cfg.ba)
     g = torch.Generator().manual_seed(0)
     ds = bench.train

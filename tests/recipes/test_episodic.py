@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import tests.data.fake_trees as ft
-from dgblocks.engine import parse_config
+from dgblocks.engine import parse_config, settings_key
 from dgblocks.protocols import build_benchmark
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("recipe_episodic", ROOT / "recipes" / "episodic.py")
-ep = importlib.util.module_from_spec(_spec)
-sys.modules["recipe_episodic"] = ep
-_spec.loader.exec_module(ep)
+from recipes import episodic as ep
 
 TINY = ["--width", "0.25", "--ext-width", "0.25", "--feat-dim", "32", "--emb-dim", "32",
         "--no-plots", "--threads", "1"]
@@ -52,40 +44,43 @@ def _setup(flags):
     return cfg, args, _bench()
 
 
-class _Run:  # the attributes stage1_key reads
+class _Run:  # the attributes stage1_settings reads
     def __init__(self, cfg, args, bench):
         self.args, self.bench = args, bench
 
 
+def _key(cfg, run, d):  # the file name's key of F_d's stage cache
+    return settings_key(ep.stage1_settings(cfg, run, d))
+
+
 def test_cache_key_follows_stage1_config_and_seed():
     cfg, args, bench = _setup([])
-    key = ep.stage1_key(cfg, _Run(cfg, args, bench), 0)
-    init = ep.stage1_key(cfg, _Run(cfg, args, bench), -1)
-    assert len({key, init, ep.stage1_key(cfg, _Run(cfg, args, bench), 1)}) == 3
+    key = _key(cfg, _Run(cfg, args, bench), 0)
+    init = _key(cfg, _Run(cfg, args, bench), -1)
+    assert len({key, init, _key(cfg, _Run(cfg, args, bench), 1)}) == 3
     for flags in (["--stage1-steps", "5"], ["--ext-width", "0.35"], ["--margin", "0.5"],
                   ["--seed", "1"], ["--feat-dim", "16"]):
         c, a, _ = _setup(flags)
-        assert ep.stage1_key(c, _Run(c, a, bench), 0) != key, flags
+        assert _key(c, _Run(c, a, bench), 0) != key, flags
     for flags in (["--lr", "0.1"], ["--steps", "9"], ["--no-consistency"], ["--method", "dann"]):
         c, a, _ = _setup(flags)
-        assert ep.stage1_key(c, _Run(c, a, bench), 0) == key, flags  # stage 2 only: reused
+        assert _key(c, _Run(c, a, bench), 0) == key, flags  # stage 2 only: reused
     for flags in (["--width", "0.5"], ["--init-steps", "7"]):  # F's init, not the F_d
         c, a, _ = _setup(flags)
-        assert ep.stage1_key(c, _Run(c, a, bench), -1) != init, flags
-        assert ep.stage1_key(c, _Run(c, a, bench), 0) == key, flags
+        assert _key(c, _Run(c, a, bench), -1) != init, flags
+        assert _key(c, _Run(c, a, bench), 0) == key, flags
 
 
 def _step(flags, extractors=None):
     cfg, _args, bench = _setup(flags)
     torch.manual_seed(0)
-    model = ep.Episodic(cfg, bench.num_ids, bench.num_domains)
+    model = ep.build_model(cfg, bench)
     if extractors is None:
         extractors = [ep.extractor(cfg, cfg.ext_width, (64, 32)).eval().requires_grad_(False)
                       for _ in range(bench.num_domains)]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [1])
-    losses = (ep.LabelSmoothingCE(eps=0.1), ep.TripletLoss(margin=0.3), ep.ConsistencyLoss(),
-              torch.nn.CrossEntropyLoss())
+    losses = ep.make_losses(cfg)  # eps 0.1, margin 0.3
     subsets = ep.domain_subsets(bench.train)
     idx = torch.arange(8)
     batch = [torch.stack([bench.train[int(i)][0] for i in idx]), bench.train.pids[idx],

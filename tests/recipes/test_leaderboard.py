@@ -1,18 +1,11 @@
 """Leaderboard: every method gets the same backbone, budget, batch, data and seeds; the page
 and plot are written from the runs' JSONs; a real smoke run of every method is `slow`."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("leaderboard_recipe",
-                                               ROOT / "recipes" / "leaderboard.py")
-lb = importlib.util.module_from_spec(_spec)
-sys.modules["leaderboard_recipe"] = lb
-_spec.loader.exec_module(lb)
+from recipes import leaderboard as lb
 
 
 def _flag(flags, name):
@@ -24,8 +17,7 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
     jobs = lb.jobs(args)
     assert len(jobs) == 2 * len(lb.METHODS) and {j.seed for j in jobs} == {3, 4}
     for j in jobs:
-        bb = "--encoder" if j.script.endswith("adin.py") else "--backbone"
-        assert _flag(j.flags, bb) == "resnet_tiny"
+        assert _flag(j.flags, "--backbone") == "resnet_tiny"
         assert _flag(j.flags, "--batch-size") == "32" and _flag(j.flags, "--data") == "synthetic"
         assert _flag(j.flags, "--threads") == "1"
     steps = {Path(j.script).stem: j.flags for j in jobs if j.name != "untrained (reference)"}
