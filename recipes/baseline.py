@@ -9,7 +9,7 @@ Algorithm (one step):
     2. augment the batch (flip, pad + crop, colour jitter, random erasing);
     3. f = backbone(x); BNNeck gives the pre-BN feature f, the post-BN feature f_bn and the
        identity logits z = W f_bn;
-    4. L = CE_eps(z, y) + lambda_tri * Triplet_hard(f, y);
+    4. L = CE_eps(z, y) + lambda_tri * Triplet_hard(f, y) (+ dann * CE(D(GRL(f)), d): DANN);
     5. Adam step; learning rate warmed up linearly, then cosine-annealed.
 Test: the post-BN feature f_bn with Euclidean distance, on the unseen target domains.
 
@@ -30,7 +30,7 @@ from torch import nn
 from dgblocks.backbones import BACKBONES, DigitsCNN, build_backbone, load_pretrained
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, image_size, normalize_input, setup, warmup_cosine
-from dgblocks.layers import BNNeck
+from dgblocks.layers import BNNeck, DannSchedule, GradientReversal
 from dgblocks.losses import LabelSmoothingCE, TripletLoss
 
 
@@ -52,15 +52,21 @@ class Config:
     margin: float = arg(0.3, "triplet margin (DDAN 4.5; BoT)")
     lambda_tri: float = arg(1.0, "triplet weight (DDAN eq 9: l1 = 1)")
     digits_dim: int = arg(64, "feature size of the digits CNN")
+    dann: float = arg(0.0, "weight of a domain classifier behind a GRL on f (the DANN baseline, "
+                      "Ganin et al. 2016, of CDVM Table 2); 0: off (AGG)")
 
 
 class AGG(nn.Module):
     """Backbone + BNNeck; eval mode returns the retrieval feature (what is exported)."""
 
-    def __init__(self, backbone: nn.Module, num_ids: int) -> None:
+    def __init__(self, backbone: nn.Module, num_ids: int, num_domains: int = 0,
+                 steps: int = 1) -> None:
         super().__init__()
         self.backbone = backbone
         self.neck = BNNeck(dim=backbone.out_channels, num_classes=num_ids)
+        self.dann = None if num_domains < 2 else nn.Sequential(  # DANN: GRL + domain classifier
+            GradientReversal(schedule=DannSchedule(max_steps=max(steps, 1))),
+            nn.Linear(backbone.out_channels, 256), nn.ReLU(), nn.Linear(256, num_domains))
 
     def forward(self, x):
         return self.neck(self.backbone(normalize_input(x)))  # BNNeckOutput in train, f_bn in eval
@@ -71,7 +77,7 @@ class AGG(nn.Module):
 
 def make_losses(cfg: Config) -> nn.ModuleDict:
     """The losses of step 4, by name (``train_step`` reads them by name, never by position)."""
-    return nn.ModuleDict(dict(ce=LabelSmoothingCE(eps=cfg.eps),
+    return nn.ModuleDict(dict(ce=LabelSmoothingCE(eps=cfg.eps), ce_dom=nn.CrossEntropyLoss(),
                               triplet=TripletLoss(margin=cfg.margin)))
 
 
@@ -83,21 +89,27 @@ def build_model(cfg: Config, bench) -> AGG:
                              image_size=image_size(bench.train))
     else:
         backbone = build_backbone(cfg.backbone, width=cfg.width)
-    return AGG(backbone, bench.num_ids)
+    return AGG(backbone, bench.num_ids, bench.num_domains if cfg.dann else 0, cfg.steps)
 
 
 def train_step(model, batch, *, augment, losses: nn.ModuleDict, opt, sched, cfg: Config) -> dict:
-    x, pid, _cam, _dom, _ts = batch                       # 1. P x K batch
+    x, pid, _cam, dom, _ts = batch                        # 1. P x K batch
     x = augment(x)                                        # 2. augmentation
     out = model(x)                                        # 3. f, f_bn, z
     l_id = losses.ce(out.logits, pid)                     # 4. CE_eps(z, y)
     l_tri = losses.triplet(out.feat_pre_bn, pid)          #    Triplet_hard(f, y)
     loss = l_id + cfg.lambda_tri * l_tri
+    logs = {"l_id": l_id.detach(), "l_tri": l_tri.detach()}
+    dann = getattr(model, "module", model).dann           #    DANN baseline: + w * CE(D(R(f)), d)
+    if dann is not None:
+        logs["l_dann"] = losses.ce_dom(dann(out.feat_pre_bn), dom)
+        loss = loss + cfg.dann * logs["l_dann"]
+        dann[0].step()
     opt.zero_grad(set_to_none=True)                       # 5. Adam + warm-up/cosine
     loss.backward()
     opt.step()
     sched.step()
-    return {"loss": loss.detach(), "l_id": l_id.detach(), "l_tri": l_tri.detach(),
+    return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()},
             "lr": sched.get_last_lr()[0]}
 
 
@@ -127,7 +139,8 @@ def main(argv=None) -> dict:
 
     model.eval()
     return run.finish(encode=model, classify=model.classify,
-                      title=f"AGG baseline ({cfg.backbone if bench.task == 'reid' else 'digits CNN'})")
+                      title=f"{'DANN' if cfg.dann else 'AGG'} baseline "
+                            f"({cfg.backbone if bench.task == 'reid' else 'digits CNN'})")
 
 
 if __name__ == "__main__":

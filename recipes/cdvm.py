@@ -14,8 +14,9 @@ Algorithm (one step):
     6.   (F_hat, W_s) = subspace hyper-network(F_hat): V group weights per sample (3.4);
     7. f = GAP(F_S); BNNeck gives f_bn and the identity logits;
     8. L = L_ce + L_tri + L_cent + a*L_dis + b*L_attr (eq 12), L_dis = L_ws + L_inv + L_spe
-       (eq 2-5), L_attr = L_v + L_c (eq 10-11); L_mtr = L on the meta-train samples at theta;
-    9. theta' = theta - eta * grad L_mtr(theta); L_mte = L on the meta-test samples at theta';
+       (eq 2-5), L_attr = L_v + L_c (eq 10-11); L_mtr = L on the meta-train domains only;
+    9. theta' = theta - eta * grad L_mtr(theta) (reversed at the GRL); L_mte = L at theta' on the
+       meta-test domain as unseen: mean of the others' local branches, no re-styling or L_dis;
    10. Adam step on L_mtr(theta) + L_mte(theta') (second order, dgblocks.meta); GRL schedule.
 Test (no domain labels): local path = mean of the local branches, no re-styling; f_bn.
 
@@ -82,12 +83,12 @@ class CDVMStage(nn.Module):
     classifier, style expansion + fusion and subspace hyper-network (steps 3-6)."""
 
     def __init__(self, stage: nn.Module, *, num_domains: int, dis: bool, aug: bool, attr: bool,
-                 expansion: str, subspaces: int, grl_steps: int) -> None:
+                 expansion: str, subspaces: int, grl_steps: int, restyle: bool) -> None:
         super().__init__()
         blocks = list(stage) if isinstance(stage, nn.Sequential) else [stage]
         self.head, last = nn.Sequential(*blocks[:-1]), blocks[-1]
         c = [m for m in last.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
-        self.expansion, self.num_domains = expansion, num_domains
+        self.expansion, self.num_domains, self.restyle = expansion, num_domains, restyle
         self.gl = self.block = self.grl = self.dom_cls = self.style = self.fuse = self.hyper = None
         if dis or aug:  # global = the backbone's block; locals: copies, re-initialised
             copies = [copy.deepcopy(last) for _ in range(num_domains)]
@@ -107,20 +108,23 @@ class CDVMStage(nn.Module):
         if attr:
             self.hyper = layers.SubspaceHypernet(channels=c, groups=subspaces)
 
-    def forward(self, x: Tensor, domains: Tensor | None, aux: list) -> Tensor:
-        x = self.head(x)
+    def forward(self, x: Tensor, domains: Tensor | None, aux: list, unseen=None) -> Tensor:
+        x = self.head(x)  # unseen: branches averaged for a domain no local branch has seen
+        route = domains if self.training and unseen is None else None
         f, spe = ((self.block(x), None) if self.gl is None                     # 3. eq 1
-                  else self.gl(x, domains if self.training else None))  # eval: mean of locals
+                  else self.gl(x, route, branches=unseen))  # eval: mean of locals
         inv_logits = spe_logits = w = None
-        if self.dom_cls is not None and self.training:                        # 4. eq 3, 4
+        if self.dom_cls is not None and route is not None:                    # 4. eq 3, 4
             inv_logits = self.dom_cls(self.grl(f.mean((2, 3))))
             spe_logits = self.dom_cls(spe.mean((2, 3)))
         if self.style is not None:                                             # 5. eq 6-9
-            if self.training and self.expansion == "determined":
+            if route is None or not self.restyle:  # unseen / eval / 1 meta-train domain
+                sty = spe  # no re-styling (the expansion needs >= 2 domains: decisions)
+            elif self.expansion == "determined":
                 zero = spe.new_zeros(self.num_domains, spe.shape[1])
                 sty = DF.cross_domain_style(spe, domains, zero, zero, num_domains=self.num_domains)
             else:
-                sty = self.style(spe, domains)  # eval: identity (no re-styling)
+                sty = self.style(spe, domains)
             f = self.fuse(f, sty)
         if self.hyper is not None:                                             # 6. 3.4
             f, w = self.hyper(f)
@@ -139,11 +143,11 @@ class CDVM(nn.Module):
         self.neck = layers.BNNeck(dim=backbone.out_channels, num_classes=num_ids)
         self.ws = losses.ParameterCosine()
 
-    def forward(self, x: Tensor, domains: Tensor | None = None):
+    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None):
         b, aux = self.backbone, []
         x = b.maxpool(b.relu(b.bn1(b.conv1(normalize_input(x)))))  # ResNet stem (not a stage)
         for _, stage in named_stages(b):
-            x = stage(x, domains, aux) if isinstance(stage, CDVMStage) else stage(x)
+            x = stage(x, domains, aux, unseen) if isinstance(stage, CDVMStage) else stage(x)
         out = self.neck(b.pool(x).flatten(1))                                  # 7.
         if not self.training:
             return out
@@ -153,8 +157,7 @@ class CDVM(nn.Module):
 
 
 class Objective(nn.Module):
-    """Step 8 as a module: the meta step evaluates it at theta and theta' (functional_call swaps
-    model *and* centres). All samples go forward (style moments, BN); eq 12 on the ``mask`` ones."""
+    """Step 8 at theta and theta' (functional_call swaps model and centres); unseen: meta-test."""
 
     def __init__(self, model: CDVM, num_ids: int, cfg: Config) -> None:
         super().__init__()
@@ -165,18 +168,15 @@ class Objective(nn.Module):
         self.cent = losses.CenterLoss(num_classes=num_ids, dim=model.neck.dim)
         self.l_v, self.l_c = losses.SubspaceDiversity(m1=cfg.m1), losses.SubspaceConsistency(m2=cfg.m2)
 
-    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, mask: Tensor) -> Tensor:
-        out, aux, l_ws = self.model(x, dom)
-        y, d = pid[mask], dom[mask]
-        l_ce = self.ce(out.logits[mask], y)
-        l_tri = self.tri(out.feat_pre_bn[mask], y)
-        l_cent = self.cent(out.feat_pre_bn[mask], y)
-        zero = l_ce * 0
-        inv = [F.cross_entropy(z[mask], d) for z, _, _ in aux if z is not None]   # eq 3
-        spe = [F.cross_entropy(z[mask], d) for _, z, _ in aux if z is not None]   # eq 4
+    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, unseen=None) -> Tensor:
+        out, aux, l_ws = self.model(x, dom, unseen)
+        l_ce, l_tri = self.ce(out.logits, pid), self.tri(out.feat_pre_bn, pid)
+        l_cent, zero = self.cent(out.feat_pre_bn, pid), out.logits.new_zeros(())
+        inv = [F.cross_entropy(z, dom) for z, _, _ in aux if z is not None]   # eq 3
+        spe = [F.cross_entropy(z, dom) for _, z, _ in aux if z is not None]   # eq 4
         l_inv, l_spe = (sum(v) / len(v) if v else zero for v in (inv, spe))
-        l_dis = l_ws + l_inv + l_spe                                           # eq 5
-        attr = [self.l_v(w[mask]) + self.l_c(w[mask]) for _, _, w in aux if w is not None]
+        l_dis = (l_ws if unseen is None else zero) + l_inv + l_spe             # eq 5
+        attr = [self.l_v(w) + self.l_c(w) for _, _, w in aux if w is not None]
         l_attr = sum(attr) / len(attr) if attr else zero                       # eq 11
         self.logs = dict(l_ce=l_ce, l_tri=l_tri, l_cent=l_cent, l_ws=l_ws, l_inv=l_inv,
                          l_spe=l_spe, l_attr=l_attr)
@@ -191,7 +191,7 @@ def build_model(cfg: Config, bench, load=None) -> Objective:
         load(backbone)
     model = CDVM(backbone, bench.num_ids, ws=cfg.ws, num_domains=bench.num_domains, dis=cfg.dis,
                  aug=cfg.aug, attr=cfg.attr, expansion=cfg.expansion, subspaces=cfg.subspaces,
-                 grl_steps=cfg.steps)
+                 grl_steps=cfg.steps, restyle=bench.num_domains > 2 or not cfg.meta)
     return Objective(model, bench.num_ids, cfg)
 
 
@@ -199,13 +199,14 @@ def train_step(objective, batch, *, augment, splitter, meta, opt, sched, cfg) ->
     x, pid, _cam, dom, _ts = batch                                             # 1.
     x, logs = augment(x), {}
     fn = module_loss(objective, lambda call, b: call(*b))
-    if cfg.meta:
-        tr, te = MetaDomainSplitter.masks(dom, splitter.next())                # 2.
-        out = meta(fn, module_params(objective), (x, pid, dom, tr), (x, pid, dom, te),
+    if cfg.meta:  # meta-train: its domains only; meta-test: the held-out one, as unseen
+        seen, _ = split = splitter.next()
+        tr, te = MetaDomainSplitter.masks(dom, split)                          # 2.
+        out = meta(fn, module_params(objective), (x[tr], pid[tr], dom[tr]), (x[te], pid[te], dom[te], seen.tolist()),
                    inner_lr=cfg.meta_lr * sched.get_last_lr()[0] / cfg.lr)     # 3.-9.
         loss, logs = out.loss, {"l_mtr": out.meta_train.detach(), "l_mte": out.meta_test.detach()}
     else:
-        loss = objective(x, pid, dom, torch.ones_like(dom, dtype=torch.bool))  # 3.-8.
+        loss = objective(x, pid, dom)                                          # 3.-8.
     opt.zero_grad(set_to_none=True)                                            # 10.
     loss.backward()
     opt.step()

@@ -11,7 +11,7 @@ domain, and at inference (no domain labels) uses the mean of the local branches
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -37,6 +37,10 @@ class GlobalLocalBlock(nn.Module):
     Local branches of domains absent from the batch are attached to the graph with a zero, so
     DDP sees every parameter used. :meth:`branch_pairs` yields ``(global, local_k)`` for the
     parameter-cosine loss $L_{ws}$ (CDVM eq 2).
+
+    Without ``domains`` (an unseen domain: inference, or CDVM's meta-test) the local output is
+    the mean of the local branches, all of them or those listed in ``branches`` (the meta-test
+    domain's own branch left out, so that it imitates a domain no branch has seen).
 
     Args:
         make_block: a callable returning a fresh ``nn.Module``; called ``num_domains + 1`` times.
@@ -72,13 +76,21 @@ class GlobalLocalBlock(nn.Module):
         self.global_branch = blocks[0]
         self.local_branches = nn.ModuleList(blocks[1:])
 
-    def forward(self, x: Tensor, domains: Tensor | None = None) -> GlobalLocalOutput:
+    def forward(self, x: Tensor, domains: Tensor | None = None, *,
+                branches: Sequence[int] | None = None) -> GlobalLocalOutput:
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise ShapeError(f"x: expected a tensor of shape (B, *), got {type(x).__name__}")
         inv = self.global_branch(x)
-        if domains is None:
-            spe = torch.stack([branch(x) for branch in self.local_branches]).mean(0)
+        if domains is None:  # an unseen domain: the mean of the local branches
+            ks = range(self.num_domains) if branches is None else list(branches)
+            if not ks or any(not isinstance(k, int) or not 0 <= k < self.num_domains for k in ks):
+                raise ValueRangeError(f"branches: expected a non-empty list of ints in [0, "
+                                      f"{self.num_domains}), got {branches!r}")
+            spe = torch.stack([self.local_branches[k](x) for k in ks]).mean(0)
             return GlobalLocalOutput(inv, spe)
+        if branches is not None:
+            raise ValueRangeError("branches: only used without domains (the unseen-domain "
+                                  "path), got both")
         check_labels(domains, self.num_domains, name="domains", n=x.shape[0], length_from="x")
         k_all = self.num_domains
         grouped = (domains[1:] >= domains[:-1]).all().reshape(1).long()

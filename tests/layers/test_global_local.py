@@ -117,3 +117,22 @@ def test_low_precision(dtype):
     block = GlobalLocalBlock(make_block=lambda: nn.Linear(4, 2), num_domains=2).to(dtype)
     out = block((randn(0, 5, 4) * 100).to(dtype), torch.tensor([0, 1, 1, 0, 1]))
     assert out.spe.dtype == dtype and torch.isfinite(out.spe).all()
+
+
+def test_unseen_domain_path_averages_the_listed_branches():
+    torch.manual_seed(0)
+    block = GlobalLocalBlock(make_block=lambda: nn.Linear(4, 3), num_domains=3)
+    x = torch.randn(5, 4)
+    out = block(x, branches=[0, 2])
+    want = (block.local_branches[0](x) + block.local_branches[2](x)) / 2
+    torch.testing.assert_close(out.spe, want)
+    torch.testing.assert_close(block(x).spe, sum(b(x) for b in block.local_branches) / 3)
+
+
+@pytest.mark.parametrize("branches", [[], [3], [-1], [0.5]])
+def test_bad_branches_name_the_argument(branches):
+    block = GlobalLocalBlock(make_block=lambda: nn.Linear(4, 3), num_domains=3)
+    with pytest.raises(ValueError, match="branches"):
+        block(torch.randn(2, 4), branches=branches)
+    with pytest.raises(ValueError, match="branches"):
+        block(torch.randn(2, 4), torch.tensor([0, 1]), branches=[0])

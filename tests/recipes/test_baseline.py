@@ -173,3 +173,28 @@ def test_protocol1_real_data_on_a_fake_tree(tmp_path):
     assert res["targets"] == ["prid2011", "grid", "viper", "ilids"]
     for m in res["metrics"].values():
         assert 0 <= m["R1"] <= 100 and m["num_splits"] == 10
+
+
+def test_dann_baseline_trains_a_domain_classifier_behind_a_grl():
+    """`--dann W`: the DANN baseline row (CDVM Table 2): a domain classifier on f behind a GRL."""
+    from types import SimpleNamespace
+
+    from dgblocks.engine import parse_config
+    from recipes import baseline as recipe
+
+    cfg, _ = parse_config(recipe.Config, ["--smoke", "--dann", "1", "--steps", "20"])
+    model = recipe.build_model(cfg, SimpleNamespace(task="reid", num_ids=4, num_domains=2))
+    assert model.dann is not None
+    model.dann[0].step(5)  # past the warm start's zero coefficient
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.rand(8, 3, 64, 32, generator=g), torch.arange(8) // 2, torch.zeros(8).long(),
+             torch.arange(8) % 2, torch.zeros(8).long())
+    logs = recipe.train_step(model.train(), batch, augment=lambda x: x,
+                             losses=recipe.make_losses(cfg), opt=opt, sched=sched, cfg=cfg)
+    assert "l_dann" in logs and torch.isfinite(logs["l_dann"])
+    assert model.dann[-1].weight.grad.abs().sum() > 0
+    cfg0, _ = parse_config(recipe.Config, ["--smoke"])
+    assert recipe.build_model(cfg0, SimpleNamespace(task="reid", num_ids=4,
+                                                    num_domains=2)).dann is None

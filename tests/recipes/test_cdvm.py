@@ -1,6 +1,7 @@
 """CDVM recipe: smoke run, every ablation switch takes a step, Protocol-1 on a fake real tree,
 leave-one-source-out, and the meta step's gradient against finite differences."""
 
+import copy
 import json
 from types import SimpleNamespace
 
@@ -70,37 +71,107 @@ def test_each_switch_builds_and_takes_a_step(flags):
     assert model(torch.rand(3, 3, 32, 16)).shape == (3, model.neck.dim)
 
 
-def test_meta_gradient_matches_finite_differences():
-    """The recipe's full objective, second order, against a central difference (float64;
-    no GRL, whose backward is by design not the loss gradient; deterministic expansion; no
-    L_v, whose |w_m - w_n| sits at its kink at initialisation; ReLU and max-pool swapped for
-    smooth SiLU / average pooling: at a kink the inner gradient jumps, so theta' does)."""
-    cfg, model, objective = build(["--no-dis", "--no-attr", "--expansion", "determined"],
-                                  base_width=2)
+def smooth(objective):
+    """ReLU and max-pool swapped for SiLU / average pooling: at a kink the inner gradient jumps,
+    so theta' does, and a central difference straddling it means nothing."""
     for _, parent in list(objective.named_modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, (torch.nn.ReLU, torch.nn.MaxPool2d)):
                 setattr(parent, name, torch.nn.SiLU() if isinstance(child, torch.nn.ReLU)
                         else torch.nn.AvgPool2d(3, 2, 1))
-    objective.double().train()
-    x, pid, _, dom, _ = batch(seed=1)
-    x = x.double()
-    tr, te = dom == 0, dom == 1
+    return objective.double().train()
+
+
+def split_batch(seed=1, num_domains=3):
+    x, pid, _, dom, _ = batch(num_domains=num_domains, seed=seed)
+    tr, te = dom != num_domains - 1, dom == num_domains - 1  # the last domain is held out
+    return (x[tr].double(), pid[tr], dom[tr]), (x[te].double(), pid[te], dom[te],
+                                                list(range(num_domains - 1)))
+
+
+def test_meta_gradient_matches_finite_differences():
+    """The default configuration (L_dis with its GRL on, elastic style expansion, L_ws), second
+    order, three sources: the update direction is the reversed gradient g(theta) of L_mtr plus
+    the derivative of L_mte(theta - eta g(theta)), which a central difference checks (float64).
+    L_attr is off: L_v's |w_m - w_n| sits at its kink at initialisation."""
+    cfg, model, objective = build(["--no-attr", "--steps", "100"], num_domains=3, base_width=2)
+    smooth(objective)
+    for m in objective.modules():
+        if isinstance(m, cdvm.layers.GradientReversal):
+            m.step(10)  # DANN warm start at p = 0.1: c = 0.462, as in the recipe's early steps
+    assert 0.1 < float(next(m for m in objective.modules()
+                             if isinstance(m, cdvm.layers.GradientReversal)).coeff) < 0.9
+    train_b, test_b = split_batch()
     fn = module_loss(objective, lambda call, b: call(*b))
-    params = module_params(objective)
+    params, eta = module_params(objective), 0.05
 
-    def f(p):
-        return meta_objective(fn, p, (x, pid, dom, tr), (x, pid, dom, te), inner_lr=0.05).loss
+    def reversed_grad(p):  # the layer's own first-order backward: g(theta)
+        torch.manual_seed(0)  # the same style noise in every evaluation
+        p = {k: v.detach().requires_grad_() for k, v in p.items()}
+        with torch.enable_grad():
+            return dict(zip(p, torch.autograd.grad(fn(p, train_b), list(p.values()),
+                                                   allow_unused=True)))
 
-    grads = torch.autograd.grad(f(params), list(params.values()))
-    g = torch.Generator().manual_seed(0)
-    v = {k: torch.randn(p.shape, generator=g, dtype=p.dtype) for k, p in params.items()}
+    def meta_test(p):  # L_mte(theta - eta g(theta))
+        g = reversed_grad(p)
+        return fn({k: v - eta * g[k] if g[k] is not None else v for k, v in p.items()}, test_b)
+
+    torch.manual_seed(0)
+    out = meta_objective(fn, params, train_b, test_b, inner_lr=eta)
+    grads = torch.autograd.grad(out.loss, list(params.values()), allow_unused=True)
+    gen = torch.Generator().manual_seed(0)
+    v = {k: torch.randn(p.shape, generator=gen, dtype=p.dtype) for k, p in params.items()}
     h = 1e-5
-    plus = f({k: (p + h * v[k]).detach().requires_grad_() for k, p in params.items()})
-    minus = f({k: (p - h * v[k]).detach().requires_grad_() for k, p in params.items()})
-    fd = (plus - minus).detach() / (2 * h)
-    analytic = sum((gr * v[k]).sum() for gr, k in zip(grads, params))
-    torch.testing.assert_close(analytic, fd, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        plus = meta_test({k: p + h * v[k] for k, p in params.items()})
+        minus = meta_test({k: p - h * v[k] for k, p in params.items()})
+    g0 = reversed_grad(params)
+    expected = (plus - minus) / (2 * h) + sum((g0[k] * v[k]).sum() for k in params
+                                              if g0[k] is not None)
+    analytic = sum((gr * v[k]).sum() for gr, k in zip(grads, params) if gr is not None)
+    torch.testing.assert_close(analytic, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_meta_train_loss_does_not_see_the_meta_test_images():
+    cfg, _, objective = build([], num_domains=3)
+    twin = copy.deepcopy(objective)
+    x, pid, cam, dom, ts = batch(num_domains=3)
+    other = x.clone()
+    other[dom == 2] = torch.rand_like(other[dom == 2])  # only the meta-test domain's images
+    logs = []
+    for obj, images in ((objective, x), (twin, other)):
+        opt = torch.optim.Adam(obj.parameters(), lr=1e-3)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        splitter = cdvm.MetaDomainSplitter(num_domains=3, seed=0)
+        skip = 0  # advance the splitter to a step whose meta-test domain is 2
+        probe = cdvm.MetaDomainSplitter(num_domains=3, seed=0)
+        while probe.next()[1].tolist() != [2]:
+            skip += 1
+        for _ in range(skip):
+            splitter.next()
+        torch.manual_seed(0)
+        logs.append(cdvm.train_step(obj.train(), (images, pid, cam, dom, ts),
+                                    augment=lambda t: t, splitter=splitter,
+                                    meta=MetaObjective(inner_lr=cfg.meta_lr), opt=opt,
+                                    sched=sched, cfg=cfg))
+    assert torch.equal(logs[0]["l_mtr"], logs[1]["l_mtr"])
+    assert not torch.equal(logs[0]["l_mte"], logs[1]["l_mte"])
+
+
+def test_meta_test_takes_the_unseen_domain_path():
+    """No domain classifier and no re-styling on the meta-test domain, whose own local branch
+    is left out of the mean."""
+    _, model, objective = build([], num_domains=3)
+    objective.train()
+    x, pid, dom, seen = split_batch()[1]
+    called = []
+    hooks = [b.register_forward_hook(lambda m, i, o: called.append(m))
+             for st in model.modules() if isinstance(st, cdvm.CDVMStage)
+             for b in (st.dom_cls, st.style, st.gl.local_branches[2])]
+    objective(x.float(), pid, dom, seen)
+    assert called == [] and objective.logs["l_inv"] == 0 and objective.logs["l_spe"] == 0
+    for h in hooks:
+        h.remove()
 
 
 def test_protocol1_on_a_fake_real_tree(tmp_path):
