@@ -33,7 +33,7 @@ from pathlib import Path
 
 from dgblocks.backbones import BACKBONES
 from dgblocks.engine.results import environment, git_commit
-from dgblocks.engine.sweep import Job, format_mean_std, run_grid, table
+from dgblocks.engine.sweep import Job, format_mean_std, paired_table, run_grid, table
 from dgblocks.eval.summary import mean_std
 
 HERE = Path(__file__).resolve().parent
@@ -149,6 +149,17 @@ def plot(results: dict[str, list[dict]], path: Path, title: str) -> Path:
     return path
 
 
+AGG, UNTRAINED = "baseline (AGG)", "untrained (reference)"
+
+
+def untrained_ratio(avg: dict[str, list[float]]) -> str:
+    """One sentence: AGG's average R-1 over the untrained network's (is training doing work?)."""
+    if AGG not in avg or UNTRAINED not in avg:
+        return ""
+    a, u = (sum(avg[k]) / len(avg[k]) for k in (AGG, UNTRAINED))
+    return f"AGG reaches {a / u:.1f}x the untrained network's average R-1 ({a:.1f} vs {u:.1f})."
+
+
 def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) -> str:
     first = next(iter(results.values()))[0]
     env = environment()
@@ -183,6 +194,10 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         f"- commit {git_commit()}, {env.get('machine')}, {os.cpu_count()} CPUs, torch "
         f"{env.get('torch')}, CUDA: {env.get('cuda')}", "",
         "## Ranking (by average R-1 over the unseen domains)", "", *cost, "",
+        "## Paired difference to AGG (same seeds)", "",
+        "Each method minus AGG per seed, averaged, with a 95% t interval; `*`: the interval "
+        "excludes 0, a significant gap at this budget. " + untrained_ratio(avg), "",
+        paired_table(results, AGG, label="method") if AGG in results else "(AGG not run)", "",
         "## Per unseen domain (R-1 / mAP, %, mean ± std over seeds)", "",
         table(results, ["R1", "mAP"], label="method"), "",
     ]

@@ -3,7 +3,8 @@
 Each run writes its own results JSON (``<out>/<variant>/seed<k>.json``); a run whose JSON is
 already there is skipped, so an interrupted sweep continues where it stopped. The table has,
 per variant, the mean and standard deviation over seeds of each metric per target domain, the
-average over targets and the worst target.
+average over targets and the worst target, then each variant's paired difference to the
+``--reference`` variant (default: the first) over the same seeds with a 95% t interval.
 
     python scripts/sweep.py recipes/baseline.py --seeds 0 1 2 --out runs/agg \\
         --variant agg="" --variant agg_dualnorm="--backbone dualnorm" \\
@@ -22,7 +23,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from dgblocks.engine.sweep import Job, provenance, run_grid, table, write_md
+from dgblocks.engine.sweep import Job, paired_table, provenance, run_grid, table, write_md
 
 __all__ = ["parse_variants", "table", "write_md", "main"]
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--md", type=Path, help="markdown file to write the table into")
     p.add_argument("--name", default=None, help="table id inside --md (default: out folder)")
     p.add_argument("--title", default="Results")
+    p.add_argument("--reference", default=None,
+                   help="variant the others are compared with (paired difference over the "
+                        "same seeds, 95%% interval); default: the first variant")
     args = p.parse_args(argv)
     variants = parse_variants(args.variant) or {"default": []}
     common = shlex.split(args.common)
@@ -59,7 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     results = run_grid(jobs, parallel=args.parallel)
     if not results:
         raise SystemExit("no run finished")
-    body = table(results, args.metrics) + "\n\n" + provenance(results)
+    reference = args.reference or next(iter(results))
+    body = (table(results, args.metrics) + "\n\nAverage over the targets and paired difference "
+            f"to `{reference}` (same seeds; `*`: the 95% interval excludes 0):\n\n"
+            + paired_table(results, reference, metrics=args.metrics) + "\n\n"
+            + provenance(results))
     print(body)
     if args.md:
         command = shlex.join([sys.argv[0] if argv is None else "scripts/sweep.py",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dgblocks._checks import check_int
+from dgblocks.eval.paired import paired_difference
 from dgblocks.eval.summary import mean_std
 
 BEGIN = "<!-- sweep:{name}:begin -->"
@@ -116,6 +117,31 @@ def table(results: dict[str, list[dict[str, Any]]], metrics: Sequence[str],
         for part in ("average", "worst"):
             row += [format_mean_std([r["summary"][part][m] for r in runs
                                      if m in r["summary"][part]]) for m in metrics]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(results: dict[str, list[dict[str, Any]]], reference: str, *,
+                 metrics: Sequence[str] = ("R1", "mAP"), part: str = "average",
+                 label: str = "variant") -> str:
+    """Markdown: per name, the ``summary[part]`` metrics (mean ± std over seeds) and the paired
+    difference to ``reference`` over the seeds both have (:func:`dgblocks.eval.paired_difference`,
+    95% t interval; ``*``: the interval excludes 0)."""
+    if reference not in results:
+        raise ValueError(f"reference: expected one of {list(results)}, got {reference!r}")
+
+    def by_seed(runs: list[dict[str, Any]], m: str) -> dict[int, float]:
+        return {int(r.get("seed", i)): r["summary"][part][m] for i, r in enumerate(runs)}
+
+    head = [label, "seeds", *(f"{part} {m}" for m in metrics),
+            *(f"{m} - {reference} (95% CI)" for m in metrics)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, runs in results.items():
+        row = [name, str(len(runs))]
+        row += [format_mean_std(list(by_seed(runs, m).values())) for m in metrics]
+        row += ["-" if name == reference else
+                paired_difference(by_seed(runs, m), by_seed(results[reference], m)).format()
+                for m in metrics]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@
 - :func:`evaluate_benchmark`, :func:`format_table`, :func:`worst_domain` (WDA)
 - :func:`summarize` (average and worst over targets), :func:`mean_std` (sample std): the one
   metric summary behind the results JSON, the printed table and the sweep tables
+- :func:`paired_difference`: a method against a reference over the same seeds, with a t interval
 
 The protocols (what trains, what is evaluated) are in :mod:`dgblocks.protocols`.
 """
@@ -15,6 +16,7 @@ from dgblocks.eval.evaluate import (
     summarize_splits,
     worst_domain,
 )
+from dgblocks.eval.paired import PairedDifference, paired_difference
 from dgblocks.eval.ranking import RankingResult, cmc_curve, evaluate_ranking
 from dgblocks.eval.summary import mean_std, summarize
 
@@ -29,4 +31,6 @@ __all__ = [
     "worst_domain",
     "summarize",
     "mean_std",
+    "paired_difference",
+    "PairedDifference",
 ]
