@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch.utils import benchmark as tb
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("DGBLOCKS_RESULTS_DIR", "")
+               or Path(__file__).resolve().parent / "results")  # scripts/gpu_check.sh sets it
 
 
 def metadata() -> dict[str, Any]:
@@ -41,6 +42,12 @@ def metadata() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        meta["gpu"] = {"name": props.name, "capability": list(torch.cuda.get_device_capability(0)),
+                       "memory_gib": round(props.total_memory / 2**30, 1),
+                       "cuda_runtime": torch.version.cuda,
+                       "cudnn": torch.backends.cudnn.version(), "count": torch.cuda.device_count()}
     try:
         import ot
 

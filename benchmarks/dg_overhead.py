@@ -25,6 +25,11 @@ two-encoder step read +47 % instead of +19 % (``--system-allocator`` measures th
     OMP_NUM_THREADS=2 python -m benchmarks.dg_overhead --system-allocator --out dg_overhead_system
     python -m benchmarks.dg_overhead --quick                     # tiny sizes, seconds
     python -m benchmarks.dg_overhead --recipes ddan adin         # a subset
+    python -m benchmarks.dg_overhead --gpu                       # CUDA, bf16 autocast
+
+``--gpu`` (CUDA only) times every recipe at the papers' size twice, on MobileNetV2 1.0 and on
+ResNet-50 (CDVM on ResNet-50 both times), 256 x 128, B = 64, under bf16 autocast, and writes
+``dg_overhead_gpu.json``.
 
 Writes ``benchmarks/results/dg_overhead.json`` (``dg_overhead_quick.json`` with ``--quick``).
 """
@@ -43,7 +48,7 @@ from typing import Any
 import torch
 
 from benchmarks._meta import keep_freed_memory, write_results
-from benchmarks.dg_overhead_cases import ISSUE, QUICK, RECIPES, Case, Setting
+from benchmarks.dg_overhead_cases import GPU, ISSUE, QUICK, RECIPES, Case, Setting
 from benchmarks.dg_overhead_recipes import BUILDERS
 
 GOAL = 0.10  # overhead beyond the method's own backbone passes (issue 11)
@@ -133,9 +138,17 @@ def run_case(case: Case, *, min_run_time: float, warmup: int = 1,
             "load_1min_before": load, "load_1min_after": os.getloadavg()[0]}
 
 
+def _amp(step: Any) -> Any:
+    def wrapped() -> Any:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return step()
+    return wrapped
+
+
 def run(recipes: Sequence[str], setting: Setting, *, min_run_time: float, warmup: int = 1,
-        rounds: int = 5, verbose: bool = False) -> list[dict[str, Any]]:
-    """Build and time every recipe in ``recipes`` at ``setting``; one row each."""
+        rounds: int = 5, verbose: bool = False, gpu: bool = False) -> list[dict[str, Any]]:
+    """Build and time every recipe in ``recipes`` at ``setting``; one row each (``gpu``: on
+    CUDA under bf16 autocast)."""
     unknown = [r for r in recipes if r not in BUILDERS]
     if unknown:
         raise ValueError(f"recipes: expected names from {', '.join(RECIPES)}, got {unknown}")
@@ -144,8 +157,13 @@ def run(recipes: Sequence[str], setting: Setting, *, min_run_time: float, warmup
     rows = []
     for name in recipes:
         torch.manual_seed(0)
-        case = BUILDERS[name](setting)
-        rows.append(run_case(case, min_run_time=min_run_time, warmup=warmup, rounds=rounds))
+        with torch.device("cuda" if gpu else "cpu"):
+            case = BUILDERS[name](setting)
+            if gpu:
+                case.plain_step, case.dg_step = _amp(case.plain_step), _amp(case.dg_step)
+                case.ablations = {k: _amp(v) for k, v in case.ablations.items()}
+            rows.append(run_case(case, min_run_time=min_run_time, warmup=warmup, rounds=rounds)
+                        | {"device": "cuda" if gpu else "cpu", "amp": "bf16" if gpu else "none"})
         if verbose:
             print(format_row(rows[-1]), flush=True)
         del case
@@ -181,7 +199,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--system-allocator", action="store_true",
                    help="leave glibc malloc as it is (default: keep freed memory, see "
                         "benchmarks/_meta.py keep_freed_memory)")
+    p.add_argument("--gpu", action="store_true", help="CUDA, papers' size, bf16 autocast")
     a = p.parse_args(argv)
+    if a.gpu and not torch.cuda.is_available():
+        raise SystemExit("dg_overhead --gpu: no CUDA device")
     if a.threads < 1:
         raise ValueError(f"--threads: expected >= 1, got {a.threads}")
     torch.set_num_threads(a.threads)
@@ -192,14 +213,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ValueError(f"--warmup: expected >= 0, got {warmup}")
     if rounds < 1:
         raise ValueError(f"--rounds: expected >= 1, got {rounds}")
-    setting = QUICK if a.quick else ISSUE
-    mrt = a.min_run_time if a.min_run_time is not None else (0.05 if a.quick else 10.0)
+    settings = [QUICK] if a.quick else list(GPU) if a.gpu else [ISSUE]
+    mrt = a.min_run_time if a.min_run_time is not None else (
+        0.05 if a.quick else 1.0 if a.gpu else 10.0)
     load0, t0 = list(os.getloadavg()), time.perf_counter()
     print(f"{'recipe':<9} {'backbone':<12} {'plain s':>9} {'DG s':>9} {'ratio':>6} "
           f"{'passes':>6} {'excl.':>8}  <= {GOAL:.0%}")
-    rows = run(a.recipes, setting, min_run_time=mrt, warmup=warmup, rounds=rounds,
-               verbose=True)
-    extra = {"setting": {**asdict(setting), "name": "quick" if a.quick else "issue"},
+    rows = [r for s in settings for r in run(a.recipes, s, min_run_time=mrt, warmup=warmup,
+                                              rounds=rounds, verbose=True, gpu=a.gpu)]
+    name = "quick" if a.quick else "gpu" if a.gpu else "issue"
+    extra = {"setting": {**asdict(settings[0]), "name": name},
+             "settings": [asdict(s) for s in settings],
              "goal_overhead_excl_passes": GOAL, "min_run_time_s": mrt,
              "warmup_calls": warmup, "min_rounds": rounds, "allocator": allocator,
              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -207,8 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
              "wall_s": time.perf_counter() - t0, "load_average_1_5_15min_at_start": load0,
              "load_average_1_5_15min_at_end": list(os.getloadavg()),
              "recipes_meeting_goal": [r["recipe"] for r in rows if r["meets_goal"]]}
-    path = write_results(a.out or ("dg_overhead_quick" if a.quick else "dg_overhead"), rows,
-                         extra)
+    path = write_results(a.out or ("dg_overhead" if name == "issue" else f"dg_overhead_{name}"),
+                         rows, extra)
     print(f"load average {os.getloadavg()}; {extra['wall_s']:.0f} s; wrote {path}")
 
 

@@ -46,6 +46,8 @@ class Setting:
 
 
 ISSUE = Setting()
+GPU = (Setting(cdvm_backbone="resnet50"),  # MobileNetV2 1.0 and ResNet-50 at 256 x 128, B = 64
+       Setting(backbone="resnet50", cdvm_backbone="resnet50"))
 QUICK = Setting(width=0.35, batch=8, size=(32, 16), num_ids=40, num_domains=2)
 
 
@@ -79,19 +81,21 @@ def bench_of(s: Setting) -> Any:
 
 
 def make_batch(s: Setting, seed: int = 0) -> tuple[Tensor, ...]:
-    """(x, pid, cam, domain, period): P x K identities, equally many per domain."""
+    """(x, pid, cam, domain, period): P x K identities, equally many per domain, drawn on the
+    CPU and put on the default device (``with torch.device("cuda")``: the GPU mode)."""
     if s.batch % (K_INST * s.num_domains):
         raise ValueError(f"batch: expected a multiple of {K_INST * s.num_domains}, got {s.batch}")
     g = torch.Generator().manual_seed(seed)
     p = s.batch // K_INST
-    ids = torch.randperm(s.num_ids, generator=g)[:p]
+    ids = torch.randperm(s.num_ids, generator=g, device="cpu")[:p]
     pid = ids.repeat_interleave(K_INST)
-    dom = (torch.arange(p) % s.num_domains).repeat_interleave(K_INST)
+    dom = (torch.arange(p, device="cpu") % s.num_domains).repeat_interleave(K_INST)
     order = torch.argsort(dom, stable=True)  # grouped by domain, like the domain sampler
-    x = torch.rand(s.batch, 3, *s.size, generator=g)
-    cam = torch.randint(0, 6, (s.batch,), generator=g)
-    period = torch.randint(0, 3, (s.batch,), generator=g)
-    return x, pid[order], cam, dom[order], period
+    x = torch.rand(s.batch, 3, *s.size, generator=g, device="cpu")
+    cam = torch.randint(0, 6, (s.batch,), generator=g, device="cpu")
+    period = torch.randint(0, 3, (s.batch,), generator=g, device="cpu")
+    dev = torch.get_default_device()
+    return tuple(t.to(dev) for t in (x, pid[order], cam, dom[order], period))
 
 
 def plain_step(backbone: nn.Module, num_ids: int, x: Tensor, y: Tensor) -> Callable[[], Tensor]:

@@ -52,7 +52,8 @@ def dir_reid_case(s: Setting) -> Case:
     opts, scheds = r.make_optimisers(model, cfg, digits=False)
     kw = dict(augment=identity, losses=r.make_losses(cfg),
               ba=BackdoorAdjustment(k=cfg.k, strategy=cfg.ba),
-              gen=torch.Generator().manual_seed(0), opts=opts, scheds=scheds, cfg=cfg)
+              gen=torch.Generator(torch.get_default_device()).manual_seed(0), opts=opts,
+              scheds=scheds, cfg=cfg)
     batch = make_batch(s)
     last = cfg.latent_dim if s.backbone in ("mobilenetv2", "dualnorm") else None
     plain = build_backbone(s.backbone, width=s.width, last_channel=last)
@@ -77,7 +78,8 @@ def ddan_case(s: Setting) -> Case:
     pool = IDPool(num_ids=s.num_ids, dim=dim, num_domains=s.num_domains, k=cfg.k,
                   alpha=cfg.alpha, central=0)
     g = torch.Generator().manual_seed(1)  # every identity seen once: L_SE has its neighbours
-    pool.update(torch.rand(s.num_ids, dim, generator=g), labels=torch.arange(s.num_ids),
+    feats = torch.rand(s.num_ids, dim, generator=g, device="cpu").to(torch.get_default_device())
+    pool.update(feats, labels=torch.arange(s.num_ids),
                 domains=torch.arange(s.num_ids) % s.num_domains)
     pool.end_epoch()
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
@@ -211,8 +213,8 @@ def adin_case(s: Setting) -> Case:
                             *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(2)  # CaNE's prior from (random) training labels
-    labels = {"camera": torch.randint(0, 6, (1000,), generator=g),
-              "time": torch.randint(0, r.PERIODS, (1000,), generator=g)}
+    labels = {"camera": torch.randint(0, 6, (1000,), generator=g, device="cpu"),
+              "time": torch.randint(0, r.PERIODS, (1000,), generator=g, device="cpu")}
     batch = make_batch(s)
     kw = dict(phase="adversarial", augment=identity, ce=losses.LabelSmoothingCE(eps=cfg.eps),
               center=center, l_adv=r.adversarial_losses(cfg, labels, sizes), opt=opt,

@@ -19,6 +19,10 @@ GPU; these are CPU numbers).
     OMP_NUM_THREADS=2 python -m benchmarks.throughput             # N = 30 steps, ~3-8 min
     OMP_NUM_THREADS=1 python -m benchmarks.throughput --threads 1   # the recorded run
     python -m benchmarks.throughput --steps 10 --methods DDAN     # a subset
+    python -m benchmarks.throughput --device cuda --amp bf16 --out throughput_gpu
+    python -m benchmarks.throughput --device cuda --amp bf16 --compile --out throughput_gpu_compile
+
+On a GPU the recipes augment on the device (``dgblocks.data.transforms`` on CUDA tensors).
 
 Writes ``benchmarks/results/throughput.json``.
 """
@@ -97,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help=f"subset of: {', '.join(lb.METHODS)}")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--out", default="throughput", help="results name under benchmarks/results/")
+    p.add_argument("--device", default="cpu", help="passed to every recipe (cuda: a GPU run)")
+    p.add_argument("--amp", default="none", choices=("none", "bf16"))
+    p.add_argument("--compile", action="store_true", help="every recipe with --compile "
+                   "(CDVM with --first-order: torch.compile has no double backward)")
     a = p.parse_args(argv)
     if a.threads < 1:
         raise ValueError(f"--threads: expected >= 1, got {a.threads}")
@@ -111,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for job in lb.jobs(args):
             cmd = job.command()
             cmd[cmd.index("--threads") + 1] = str(a.threads)
+            cmd += ["--device", a.device, "--amp", a.amp] + (["--compile"] if a.compile else [])
+            cmd += ["--first-order"] if a.compile and job.name == "CDVM" else []
             w0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             wall = time.perf_counter() - w0
@@ -129,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "flags": {n: [str(f) for f in lb.METHODS[n][1](a.steps)]
                                    for n in a.methods},
                          "extra_compute": {n: lb.EXTRA[n] for n in a.methods}},
-             "data_seconds": data_s, "goal_ratio_vs_baseline_gpu": GOAL, "device": "cpu",
+             "data_seconds": data_s, "goal_ratio_vs_baseline_gpu": GOAL, "device": a.device,
+             "amp": a.amp, "compile": a.compile,
              "failed": failed, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
              "wall_s": time.perf_counter() - t0, "load_average_1_5_15min_at_start": load0,
              "load_average_1_5_15min_at_end": list(os.getloadavg())}

@@ -198,7 +198,7 @@ def main(argv=None) -> dict:
     sizes = {k: {"camera": cams, "time": periods, "joint": cams * periods}[k] for k in all_labels}
     batches = run.batches(train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
-    model = build_model(cfg, bench, sizes).to(run.device)
+    model = run.prepare(build_model(cfg, bench, sizes))
     center = losses.CenterLoss(num_classes=bench.num_ids, dim=model.f_E.out_channels).to(run.device)
     opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
                             *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -225,7 +225,7 @@ def main(argv=None) -> dict:
         phase = "identity" if cfg.adv == "none" else schedule.phase
         logs = train_step(model, batch, phase=phase, **kw)
         schedule.tick(int(cfg.adv != "none"))           # the baseline never alternates
-        if not torch.isfinite(logs["loss"]):
+        if step % run.args.log_every == 0 and not torch.isfinite(logs["loss"]):  # a host sync
             diverged = step
             run.print(f"non-finite loss at alternation step {step}: unable to converge")
             break

@@ -229,7 +229,7 @@ def main(argv=None) -> dict:
     batches = run.batches(bench.train, batch_size=max(dk, cfg.batch_size // dk * dk),
                           sampler="domain", num_instances=cfg.num_instances)
     load = lambda b: run.print(load_pretrained(b, torch.load(cfg.pretrained, weights_only=True)))  # noqa: E731
-    objective = build_model(cfg, bench, load if cfg.pretrained else None).to(run.device)
+    objective = run.prepare(build_model(cfg, bench, load if cfg.pretrained else None))
     opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
     splitter = MetaDomainSplitter(num_domains=bench.num_domains, seed=run.args.seed)

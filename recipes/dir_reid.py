@@ -202,7 +202,7 @@ def main(argv=None) -> dict:
     if run.dist.world_size > 1:  # two optimisers over parts of one model: no DDP wiring yet
         raise SystemExit("dir_reid: single process only (see docs/recipes/dir_reid.md)")
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="random")
-    model = build_model(cfg, bench).to(run.device)  # single process: see docs/recipes/dir_reid.md
+    model = run.prepare(build_model(cfg, bench), "enc.encoder_s", "enc.encoder_v")
     opts, scheds = make_optimisers(model, cfg, digits)
     gen = torch.Generator(device=run.device).manual_seed(run.args.seed)  # BA's choices
     run.register(model=model, opt1=opts[0], opt2=opts[1], sched1=scheds[0],

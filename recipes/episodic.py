@@ -142,7 +142,7 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
     triplet = TripletLoss(margin=cfg.margin)
     net.train()
     for s in range(steps):
-        x, pid, *_ = (t.to(run.device) for t in next(batches))
+        x, pid, *_ = run.to_device(next(batches))
         loss = triplet(net(normalize_input(augment(x))), pid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -213,7 +213,7 @@ def main(argv=None) -> dict:
                   for d, ds in enumerate(subsets)] if episodic else []  # 1. frozen F_d
     f_init = triplet_trained(cfg, run, bench.train, -1, augment) if cfg.init_steps else None
     seed_everything(derive_seed(run.args.seed, 2) % 2**31)  # same with or without the cache
-    model = build_model(cfg, bench).to(run.device)
+    model = run.prepare(build_model(cfg, bench))
     if f_init is not None:  # every method starts from the same F (Table IV is fair)
         model.F.load_state_dict(f_init.state_dict())
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -236,7 +236,7 @@ def main(argv=None) -> dict:
         if episodic:
             i, j, k = sample_episode(bench.num_domains, g)
             xi, pid_i, *_ = next(dom_batches[i])
-            episode = ((xi.to(run.device), pid_i.to(run.device)), (j, k))
+            episode = (run.to_device((xi, pid_i)), (j, k))
         run.log(**train_step(model, extractors, batch, episode, augment=augment,
                              losses=losses, opt=opt, sched=sched, cfg=cfg))
 

@@ -30,7 +30,7 @@ def _batch(x: Tensor) -> tuple[Tensor, bool]:
 
 
 def _rand(n: int, gen: torch.Generator | None, device) -> Tensor:
-    return torch.rand(n, generator=gen).to(device)
+    return torch.rand(n, generator=gen).to(device, non_blocking=True)  # no host sync
 
 
 class Compose:
@@ -90,8 +90,8 @@ class PadCrop:
         padded = F.pad(b, (p, p, p, p))
         oy = (_rand(n, self.generator, "cpu") * (2 * p + 1)).long().clamp(max=2 * p)
         ox = (_rand(n, self.generator, "cpu") * (2 * p + 1)).long().clamp(max=2 * p)
-        rows = (oy.view(n, 1) + torch.arange(h)).to(b.device)  # (n, h)
-        cols = (ox.view(n, 1) + torch.arange(w)).to(b.device)  # (n, w)
+        rows = (oy.view(n, 1) + torch.arange(h)).to(b.device, non_blocking=True)  # (n, h)
+        cols = (ox.view(n, 1) + torch.arange(w)).to(b.device, non_blocking=True)  # (n, w)
         out = padded.gather(2, rows.view(n, 1, h, 1).expand(n, b.shape[1], h, padded.shape[3]))
         out = out.gather(3, cols.view(n, 1, 1, w).expand(n, b.shape[1], h, w))
         return out[0] if single else out
@@ -174,7 +174,7 @@ class RandomErasing:
         xx = torch.arange(w).view(1, 1, w)
         m = ((yy >= y0.view(-1, 1, 1)) & (yy < (y0 + eh).view(-1, 1, 1))
              & (xx >= x0.view(-1, 1, 1)) & (xx < (x0 + ew).view(-1, 1, 1)) & on.view(-1, 1, 1))
-        out = b.masked_fill(m.unsqueeze(1).to(b.device), self.value)
+        out = b.masked_fill(m.unsqueeze(1).to(b.device, non_blocking=True), self.value)
         return out[0] if single else out
 
     def __repr__(self) -> str:

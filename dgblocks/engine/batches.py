@@ -46,6 +46,7 @@ class Batches:
         world_size: number of processes sharing each batch.
         workers: DataLoader workers (0 loads in the main process: exact resume).
         drop_last: drop the last incomplete batch of an epoch (default).
+        pin_memory: page-locked batches (fast, asynchronous copies to a GPU).
 
     Attributes:
         epoch: current epoch (0-based); position: batches already consumed in it;
@@ -54,7 +55,8 @@ class Batches:
 
     def __init__(self, dataset: Dataset, *, batch_size: int, sampler: SamplerFn, seed: int = 0,
                  rank: int = 0, world_size: int = 1, workers: int = 0,
-                 drop_last: bool = True, collate_fn: Callable[[list], Any] | None = None) -> None:
+                 drop_last: bool = True, collate_fn: Callable[[list], Any] | None = None,
+                 pin_memory: bool = False) -> None:
         check_int(batch_size, name="batch_size", minimum=1)
         if batch_size % world_size:
             raise ValueError(f"batch_size: expected a multiple of the world size {world_size}, "
@@ -62,6 +64,7 @@ class Batches:
         self.dataset, self.batch_size, self.sampler = dataset, batch_size, sampler
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.workers, self.drop_last, self.collate_fn = workers, drop_last, collate_fn
+        self.pin_memory = pin_memory
         self.epoch, self.position, self.epoch_started = 0, 0, False
         self._order: list[list[int]] | None = None
         self._it: Iterator[Any] | None = None
@@ -87,7 +90,8 @@ class Batches:
         g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, self.position, 7))
         kwargs = {"collate_fn": self.collate_fn} if self.collate_fn is not None else {}
         return iter(DataLoader(self.dataset, batch_sampler=mine, num_workers=self.workers,
-                               generator=g, persistent_workers=False, **kwargs))
+                               generator=g, persistent_workers=False,
+                               pin_memory=self.pin_memory, **kwargs))
 
     def __iter__(self) -> Batches:
         return self

@@ -68,6 +68,10 @@ class SharedArgs:
     workers: int = arg(0, "DataLoader worker processes (exact resume needs 0)")
     plots: bool = arg(True, "write t-SNE, retrieval-grid, CMC and training-curve PNGs")
     eval_batch_size: int = arg(128, "batch size of evaluation")
+    amp: str = arg("none", "mixed precision of the training steps: none | bf16 (autocast; "
+                   "CUDA or CPU)", choices=("none", "bf16"))
+    compile: bool = arg(False, "torch.compile the modules the recipe hands to run.prepare")
+    compile_backend: str = arg("inductor", "torch.compile backend (aot_eager: a quick check)")
 
 
 def _flag_type(tp: Any) -> tuple[Any, dict[str, Any]]:

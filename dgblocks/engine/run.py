@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dgblocks.engine.accel import autocast, compile_module, sync_debug, sync_debug_step
 from dgblocks.engine.batches import Batches, random_sampler
 from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
 from dgblocks.engine.config import SharedArgs, config_dict, parse_config
@@ -121,13 +122,31 @@ class Run:
         domain), ``"random"``, or ``sampler(generator) -> indices`` called each epoch."""
         if not callable(sampler):
             sampler = _sampler(sampler, dataset, batch_size, num_instances)
+        kwargs.setdefault("pin_memory", self.device.type == "cuda")
         return Batches(dataset, batch_size=batch_size, sampler=sampler, seed=self.args.seed,
                        rank=self.dist.rank, world_size=self.dist.world_size,
                        workers=self.args.workers, **kwargs)
 
+    def prepare(self, module: nn.Module, *submodules: str) -> nn.Module:
+        """``module`` on the device; with ``--compile`` its forward (or, when named, the
+        forwards of ``submodules``, e.g. ``"enc.encoder_s"``) compiled in place."""
+        module = module.to(self.device)
+        if self.args.compile:
+            for m in [module.get_submodule(n) for n in submodules] or [module]:
+                compile_module(m, backend=self.args.compile_backend)
+        return module
+
     def ddp(self, module: nn.Module, **kwargs: Any) -> nn.Module:
-        """The module moved to the device and wrapped in DDP when distributed."""
-        return wrap_ddp(module.to(self.device), device=self.device, **kwargs)
+        """The module prepared (:meth:`prepare`) and wrapped in DDP when distributed."""
+        return wrap_ddp(self.prepare(module), device=self.device, **kwargs)
+
+    def autocast(self) -> Any:
+        """The ``--amp`` autocast context (``run.steps`` runs every step inside it)."""
+        return autocast(self.device, self.args.amp)
+
+    def to_device(self, batch: Any) -> Any:
+        """Tensors of ``batch`` (nested lists, tuples, dicts) on the device, asynchronously."""
+        return _to(batch, self.device)
 
     def register(self, **objects: Any) -> None:
         """Objects whose ``state_dict`` a checkpoint holds: modules, optimisers, schedulers,
@@ -160,7 +179,8 @@ class Run:
 
     def steps(self, batches: Batches, total: int, *, phase: str = "train"
               ) -> Iterator[tuple[int, Any]]:
-        """Yield ``(step, batch)`` for ``step`` in ``[start, total)``, batches on the device."""
+        """Yield ``(step, batch)`` for ``step`` in ``[start, total)``, batches on the device; the
+        loop body runs under the ``--amp`` autocast."""
         start = 0
         ck = self._ckpt
         if ck is not None and ck["phase"] == phase:  # the checkpoint was taken in this phase
@@ -174,10 +194,12 @@ class Run:
         self.phase, self.total = phase, total
         bar = progress_bar(total=total, initial=start, desc=f"{self.name}:{phase}",
                            enabled=self.is_main)
+        debug = sync_debug_step()
         for step in range(start, total):
             self.step = step
             batch = _to(next(batches), self.device)
-            yield step, batch
+            with self.autocast(), sync_debug(self.device, step == debug):
+                yield step, batch
             if _SLEEP:
                 time.sleep(_SLEEP)
             done = step + 1
