@@ -27,7 +27,6 @@ Test (no domain labels): local path = mean of the local branches, no re-styling;
     python recipes/cdvm.py --data real --data-root DIR --protocol protocol1 --backbone resnet50_ibn_a
 """
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -90,13 +89,8 @@ class CDVMStage(nn.Module):
         c = [m for m in last.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
         self.expansion, self.num_domains, self.restyle = expansion, num_domains, restyle
         self.gl = self.block = self.grl = self.dom_cls = self.style = self.fuse = self.hyper = None
-        if dis or aug:  # global = the backbone's block; locals: copies, re-initialised
-            copies = [copy.deepcopy(last) for _ in range(num_domains)]
-            for m in (m for c in copies for m in c.modules() if m is not c):
-                if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()  # same structure, different initialisation (eq 1)
-            self.gl = layers.GlobalLocalBlock(make_block=iter([last, *copies]).__next__,
-                                              num_domains=num_domains)
+        if dis or aug:  # global = the backbone's block; locals: re-initialised copies (eq 1)
+            self.gl = layers.GlobalLocalBlock.from_block(last, num_domains=num_domains)
         else:
             self.block = last
         if dis:
@@ -108,11 +102,12 @@ class CDVMStage(nn.Module):
         if attr:
             self.hyper = layers.SubspaceHypernet(channels=c, groups=subspaces)
 
-    def forward(self, x: Tensor, domains: Tensor | None, aux: list, unseen=None) -> Tensor:
+    def forward(self, x: Tensor, domains: Tensor | None, aux: list, unseen=None, counts=None):
         x = self.head(x)  # unseen: branches averaged for a domain no local branch has seen
         route = domains if self.training and unseen is None else None
         f, spe = ((self.block(x), None) if self.gl is None                     # 3. eq 1
-                  else self.gl(x, route, branches=unseen))  # eval: mean of locals
+                  else self.gl(x, route, branches=unseen, counts=counts if route is not None
+                               else None))  # eval: mean of locals
         inv_logits = spe_logits = w = None
         if self.dom_cls is not None and route is not None:                    # 4. eq 3, 4
             inv_logits = self.dom_cls(self.grl(f.mean((2, 3))))
@@ -143,11 +138,11 @@ class CDVM(nn.Module):
         self.neck = layers.BNNeck(dim=backbone.out_channels, num_classes=num_ids)
         self.ws = losses.ParameterCosine()
 
-    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None):
+    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None, counts=None):
         b, aux = self.backbone, []
         x = b.maxpool(b.relu(b.bn1(b.conv1(normalize_input(x)))))  # ResNet stem (not a stage)
         for _, stage in named_stages(b):
-            x = stage(x, domains, aux, unseen) if isinstance(stage, CDVMStage) else stage(x)
+            x = stage(x, domains, aux, unseen, counts) if isinstance(stage, CDVMStage) else stage(x)
         out = self.neck(b.pool(x).flatten(1))                                  # 7.
         if not self.training:
             return out
@@ -168,8 +163,8 @@ class Objective(nn.Module):
         self.cent = losses.CenterLoss(num_classes=num_ids, dim=model.neck.dim)
         self.l_v, self.l_c = losses.SubspaceDiversity(m1=cfg.m1), losses.SubspaceConsistency(m2=cfg.m2)
 
-    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, unseen=None) -> Tensor:
-        out, aux, l_ws = self.model(x, dom, unseen)
+    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, unseen=None, counts=None) -> Tensor:
+        out, aux, l_ws = self.model(x, dom, unseen, counts)
         l_ce, l_tri = self.ce(out.logits, pid), self.tri(out.feat_pre_bn, pid)
         l_cent, zero = self.cent(out.feat_pre_bn, pid), out.logits.new_zeros(())
         inv = [F.cross_entropy(z, dom) for z, _, _ in aux if z is not None]   # eq 3
@@ -199,14 +194,15 @@ def train_step(objective, batch, *, augment, splitter, meta, opt, sched, cfg) ->
     x, pid, _cam, dom, _ts = batch                                             # 1.
     x, logs = augment(x), {}
     fn = module_loss(objective, lambda call, b: call(*b))
-    if cfg.meta:  # meta-train: its domains only; meta-test: the held-out one, as unseen
-        seen, _ = split = splitter.next()
-        tr, te = MetaDomainSplitter.masks(dom, split)                          # 2.
-        out = meta(fn, module_params(objective), (x[tr], pid[tr], dom[tr]), (x[te], pid[te], dom[te], seen.tolist()),
-                   inner_lr=cfg.meta_lr * sched.get_last_lr()[0] / cfg.lr)     # 3.-9.
+    d, per = splitter.num_domains, x.shape[0] // splitter.num_domains  # grouped by domain
+    if cfg.meta:  # 2. meta-train: its domains only; meta-test: the held-out one, as unseen
+        seen, held = (s.tolist() for s in splitter.next())
+        tr, te = (MetaDomainSplitter.select_grouped((x, pid, dom), ds, per_domain=per) for ds in (seen, held))
+        out = meta(fn, module_params(objective), (*tr, None, [per * (k in seen) for k in range(d)]),
+                   (*te, seen), inner_lr=cfg.meta_lr * sched.get_last_lr()[0] / cfg.lr)  # 3.-9.
         loss, logs = out.loss, {"l_mtr": out.meta_train.detach(), "l_mte": out.meta_test.detach()}
     else:
-        loss = objective(x, pid, dom)                                          # 3.-8.
+        loss = objective(x, pid, dom, None, [per] * d)                         # 3.-8.
     opt.zero_grad(set_to_none=True)                                            # 10.
     loss.backward()
     opt.step()

@@ -11,13 +11,20 @@ domain, and at inference (no domain labels) uses the mean of the local branches
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_int, check_labels
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_int,
+    check_labels,
+    values_on_host,
+)
 
 __all__ = ["GlobalLocalBlock", "GlobalLocalOutput"]
 
@@ -40,7 +47,9 @@ class GlobalLocalBlock(nn.Module):
 
     Without ``domains`` (an unseen domain: inference, or CDVM's meta-test) the local output is
     the mean of the local branches, all of them or those listed in ``branches`` (the meta-test
-    domain's own branch left out, so that it imitates a domain no branch has seen).
+    domain's own branch left out, so that it imitates a domain no branch has seen). A caller
+    that knows the batch is grouped by domain in domain order passes ``counts`` (samples per
+    domain) and the routing reads nothing from the device (no host sync on CUDA).
 
     Args:
         make_block: a callable returning a fresh ``nn.Module``; called ``num_domains + 1`` times.
@@ -77,7 +86,8 @@ class GlobalLocalBlock(nn.Module):
         self.local_branches = nn.ModuleList(blocks[1:])
 
     def forward(self, x: Tensor, domains: Tensor | None = None, *,
-                branches: Sequence[int] | None = None) -> GlobalLocalOutput:
+                branches: Sequence[int] | None = None,
+                counts: Sequence[int] | None = None) -> GlobalLocalOutput:
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise ShapeError(f"x: expected a tensor of shape (B, *), got {type(x).__name__}")
         inv = self.global_branch(x)
@@ -93,11 +103,15 @@ class GlobalLocalBlock(nn.Module):
                                   "path), got both")
         check_labels(domains, self.num_domains, name="domains", n=x.shape[0], length_from="x")
         k_all = self.num_domains
-        grouped = (domains[1:] >= domains[:-1]).all().reshape(1).long()
-        counts = (domains[:, None] == torch.arange(k_all, device=domains.device)).sum(0)
-        stats = torch.cat([counts, grouped]).tolist()  # routing: one host sync
-        counts, unused = stats[:k_all], [k for k in range(k_all) if stats[k] == 0]
-        if stats[k_all]:  # grouped by domain (domain samplers): slices, no gather / scatter
+        if counts is not None:  # the caller knows the grouping: no host sync
+            counts, grouped = self._grouped_counts(counts, domains), True
+        else:
+            is_grouped = (domains[1:] >= domains[:-1]).all().reshape(1).long()
+            found = (domains[:, None] == torch.arange(k_all, device=domains.device)).sum(0)
+            stats = torch.cat([found, is_grouped]).tolist()  # routing: one host sync
+            counts, grouped = stats[:k_all], bool(stats[k_all])
+        unused = [k for k in range(k_all) if counts[k] == 0]
+        if grouped:  # grouped by domain (domain samplers): slices, no gather / scatter
             parts = torch.split(x, counts)
             spe = torch.cat([self.local_branches[k](p) for k, p in enumerate(parts) if counts[k]])
         else:
@@ -111,6 +125,39 @@ class GlobalLocalBlock(nn.Module):
                        spe.new_zeros(()))
             spe = spe + zero
         return GlobalLocalOutput(inv, spe)
+
+    @classmethod
+    def from_block(cls, block: nn.Module, *, num_domains: int) -> GlobalLocalBlock:
+        """``block`` itself as the global branch (pretrained weights survive) and ``num_domains``
+        deep copies with every sub-layer re-initialised as the local branches: the same
+        structure with different initialisations (CDVM eq 1).
+
+        Example:
+            >>> gl = GlobalLocalBlock.from_block(nn.Linear(4, 3), num_domains=2)
+            >>> gl.local_branches[0].weight.shape, gl.local_branches[0] is gl.global_branch
+            (torch.Size([3, 4]), False)
+        """
+        copies = [copy.deepcopy(block) for _ in range(check_int(num_domains, name="num_domains",
+                                                                minimum=1))]
+        for m in (m for c in copies for m in c.modules()):
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        return cls(make_block=iter([block, *copies]).__next__, num_domains=num_domains)
+
+    def _grouped_counts(self, counts: Sequence[int], domains: Tensor) -> list[int]:
+        """``counts`` checked: K ints >= 0 summing to the batch; on the CPU also that
+        ``domains`` is grouped that way (elsewhere it is trusted: reading it would sync)."""
+        c = list(counts)
+        if (len(c) != self.num_domains or any(not isinstance(n, int) or n < 0 for n in c)
+                or sum(c) != domains.shape[0]):
+            raise ValueRangeError(f"counts: expected {self.num_domains} ints >= 0 summing to "
+                                  f"the batch size {domains.shape[0]}, got {counts!r}")
+        if values_on_host(domains):
+            want = torch.repeat_interleave(torch.arange(self.num_domains), torch.tensor(c))
+            if not torch.equal(domains.cpu(), want):
+                raise ValueRangeError("counts: expected domains grouped in domain order with "
+                                      f"these counts, got domains {domains.tolist()}")
+        return c
 
     def branch_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """``(global_branch, local_branch_k)`` for every k, for $L_{ws}$ (CDVM eq 2)."""

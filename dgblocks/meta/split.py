@@ -8,10 +8,12 @@ independent draws), then a new permutation starts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ValueRangeError, check_int, check_shape
+from dgblocks._checks import ShapeError, ValueRangeError, check_int, check_shape
 
 __all__ = ["MetaDomainSplitter"]
 
@@ -74,6 +76,33 @@ class MetaDomainSplitter:
         if bool((tr & te).any()):
             raise ValueRangeError("split: expected disjoint meta-train and meta-test domains")
         return tr, te
+
+    @staticmethod
+    def select_grouped(tensors: Sequence[Tensor], domains: Sequence[int], *,
+                       per_domain: int) -> list[Tensor]:
+        """The samples of ``domains`` from a batch grouped by domain in domain order with
+        ``per_domain`` samples each (as :class:`~dgblocks.data.DomainBalancedSampler` draws
+        it), by slicing: unlike boolean masks, nothing is read from the device.
+
+        Shape:
+            tensors: each (N, *) with N = num_domains * per_domain; outputs: each
+            (len(domains) * per_domain, *).
+
+        Example:
+            >>> d = torch.tensor([0, 0, 1, 1, 2, 2])
+            >>> MetaDomainSplitter.select_grouped([d], [0, 2], per_domain=2)[0].tolist()
+            [0, 0, 2, 2]
+        """
+        check_int(per_domain, name="per_domain", minimum=1)
+        ds = [int(d) for d in domains]
+        if not ds:
+            raise ValueRangeError("domains: expected at least one domain, got none")
+        for t in tensors:
+            if t.shape[0] < (max(ds) + 1) * per_domain or min(ds) < 0:
+                raise ShapeError(f"tensors: expected a batch of >= {(max(ds) + 1) * per_domain}"
+                                 f" samples grouped by domain, got {t.shape[0]}")
+        return [torch.cat([t.narrow(0, d * per_domain, per_domain) for d in ds])
+                for t in tensors]
 
     def __repr__(self) -> str:
         return f"MetaDomainSplitter(num_domains={self.num_domains}, num_test={self.num_test})"

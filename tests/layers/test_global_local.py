@@ -136,3 +136,22 @@ def test_bad_branches_name_the_argument(branches):
         block(torch.randn(2, 4), branches=branches)
     with pytest.raises(ValueError, match="branches"):
         block(torch.randn(2, 4), torch.tensor([0, 1]), branches=[0])
+
+
+def test_known_counts_route_like_the_inferred_grouping_without_reading_domains():
+    torch.manual_seed(0)
+    block = GlobalLocalBlock(make_block=lambda: nn.Linear(4, 3), num_domains=3)
+    x, dom = torch.randn(5, 4), torch.tensor([0, 0, 2, 2, 2])
+    torch.testing.assert_close(block(x, dom, counts=[2, 0, 3]).spe, block(x, dom).spe)
+    for bad in ([2, 3], [2, 1, 3], [5, 0, 0], [2, 0, -3]):
+        with pytest.raises(ValueError, match="counts"):
+            block(x, dom, counts=bad)
+
+
+def test_from_block_keeps_the_block_as_global_and_reinitialises_the_copies():
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 3)
+    gl = GlobalLocalBlock.from_block(lin, num_domains=2)
+    assert gl.global_branch is lin and len(gl.local_branches) == 2
+    assert not torch.equal(gl.local_branches[0].weight, lin.weight)
+    assert not torch.equal(gl.local_branches[0].weight, gl.local_branches[1].weight)
