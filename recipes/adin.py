@@ -18,8 +18,8 @@ Algorithm:
 
     python recipes/adin.py --smoke
     python recipes/adin.py                          # CaNE, plain CNN, ~1-2 min on 2 cores
-    python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->M+D" \\
-        --backbone mobilenetv2 --image-size 256 128 # "direct:veri776->vehicleid": camera
+    python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->D+M" \\
+        --backbone mobilenetv2 --image-size 256 128  # Table 3 (Tables 2, 4: recipe page)
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.viz import plot_alternation
 
 PERIODS = 3  # time periods of the time nuisance: morning / afternoon / evening (ADIN 4.2)
+AUTO_SKEW = 0.75  # --skew -1 on one synthetic source: camera prior 4/7, 2/7, 1/7 (3 cameras)
+THRESHOLDS = {"best": (0.02, 0.05), "e0": (0.02, 0.05), "absolute": (0.3, 0.4)}  # defaults
 
 
 @dataclass
@@ -53,11 +55,12 @@ class Config:
     adv: str = arg("cane", "L_adv: none (baseline) | rg (eq 4) | ne (eq 5) | cane (eq 6) | "
                    "cane_focal", choices=("none", "rg", "ne", "cane", "cane_focal"))
     nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (ADIN 4.2) | "
-                        "joint (camera x period)", choices=("camera", "time", "camera+time", "joint"))
+                        "joint (camera x period)", choices=dt.NUISANCES)
     source: int = arg(0, "synthetic source dataset trained on (the others are targets); -1: all "
                       "sources merged, validated on held-out ids (the leaderboard's protocol)")
-    skew: float = arg(0.5, "keep an image of camera c with prob (1-skew)^c: imbalanced "
-                      "nuisances, ADIN 1.1 (0: the balanced synthetic cameras)")
+    skew: float = arg(-1.0, "camera imbalance (ADIN 1.1): the camera of rank r of C keeps "
+                      "(1-skew)^(r/(C-1)) of its images, at least 1; 0: off; -1 (auto): "
+                      f"{AUTO_SKEW} for --data synthetic with --source >= 0, else 0")
     val_ids: int = arg(100, "real data: identities held out of the source for validation")
     stripes: int = arg(4, "dual-branch horizontal stripes")
     branch_dim: int = arg(64, "dual-branch channels per branch")
@@ -76,8 +79,10 @@ class Config:
     val_every: int = arg(10, "steps between identity validations", smoke=3)
     thresholds: str = arg("best", "i_target/i_trigger are offsets from the best error so far "
                           "| from e_0 | absolute", choices=("best", "e0", "absolute"))
-    i_target: float = arg(0.02, "identity -> adversarial below this validation error")
-    i_trigger: float = arg(0.05, "adversarial -> identity above this validation error")
+    i_target: float | None = arg(None, "identity -> adversarial below this validation error "
+                                 "(default per --thresholds: best/e0 0.02, absolute 0.3)")
+    i_trigger: float | None = arg(None, "adversarial -> identity above this validation error "
+                                  "(default per --thresholds: best/e0 0.05, absolute 0.4)")
 
 
 class ADIN(nn.Module):
@@ -95,8 +100,7 @@ class ADIN(nn.Module):
 
 
 def build_model(cfg: Config, bench, sizes: dict[str, int]) -> ADIN:
-    """f_E (the small CNN, MobileNetV2 or a ResNet; optionally under the dual-branch head), f_I
-    and one f_N head per nuisance of ``sizes``."""
+    """f_E (small CNN | MobileNetV2 | ResNet, optionally dual-branch), f_I, one f_N per head."""
     if cfg.backbone != "cnn":
         net = build_backbone(cfg.backbone)  # MobileNetV2 at width 0.5, last stride 1
     else:
@@ -127,21 +131,12 @@ def build_data(run, cfg: Config):
     else:
         raise ValueError(f"--data: expected synthetic | real (camera/time labels), got "
                          f"{run.args.data!r}")
-    train.camids = torch.unique(train.camids, return_inverse=True)[1]
-    # f_N's time-period label (0 .. PERIODS-1) replaces the timestamp: the batch's last slot
-    train.timestamps = (torch.zeros_like(train.camids) if cfg.nuisance == "camera" else
-                        dt.time_periods(train.timestamps, synthetic=run.args.data != "real",
-                                        periods=PERIODS))
-    train = dt.skew_by(train, train.camids, cfg.skew, generator=g)
+    auto = AUTO_SKEW if run.args.data == "synthetic" and cfg.source >= 0 else 0.0
+    train, bench.info["skew"] = dt.prepare_nuisances(   # time period written over timestamps
+        train, kind=cfg.nuisance, skew=auto if cfg.skew == -1 else cfg.skew, generator=g,
+        synthetic=run.args.data != "real", periods=PERIODS)
     bench.train, bench.num_ids = train, train.num_ids
     return bench, val, PERIODS
-
-
-def nuisance_labels(cam, period, cfg: Config, periods: int) -> dict[str, torch.Tensor]:
-    """The f_N targets of a batch, by head name."""
-    return {"camera": {"camera": cam}, "time": {"time": period},
-            "camera+time": {"camera": cam, "time": period},
-            "joint": {"joint": cam * periods + period}}[cfg.nuisance]
 
 
 def adversarial_losses(cfg: Config, labels: dict[str, torch.Tensor], sizes: dict[str, int]):
@@ -167,7 +162,7 @@ def retrain_nuisance(model, f, y_n, ce, opt_n) -> torch.Tensor:
 def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, cfg,
                periods) -> dict:
     x, pid, cam, _dom, period = batch
-    y_n = nuisance_labels(cam, period, cfg, periods)
+    y_n = dt.nuisance_labels(cfg.nuisance, cam, period, periods=periods)
     if phase == "warmup_nuisance":                                            # 2. frozen f_E
         with torch.no_grad():
             f = model(augment(x))
@@ -193,9 +188,10 @@ def main(argv=None) -> dict:
     cfg, run = setup(Config, argv, name="adin", description=__doc__)
     bench, val, periods = build_data(run, cfg)
     run.bench, train = bench, bench.train               # single-source direct transfer
-    cams = int(train.camids.max()) + 1
-    all_labels = nuisance_labels(train.camids, train.timestamps, cfg, periods)
-    sizes = {k: {"camera": cams, "time": periods, "joint": cams * periods}[k] for k in all_labels}
+    kept = bench.info["skew"]                           # what --skew kept, per camera
+    run.print(f"--skew {kept['skew']:g}: images per camera {kept['camera']}")
+    all_labels = dt.nuisance_labels(cfg.nuisance, train.camids, train.timestamps, periods=periods)
+    sizes = dt.nuisance_sizes(cfg.nuisance, int(train.camids.max()) + 1, periods)
     batches = run.batches(train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
     model = run.prepare(build_model(cfg, bench, sizes))
@@ -216,7 +212,9 @@ def main(argv=None) -> dict:
     vkw = dict(batch_size=run.args.eval_batch_size, device=run.device)  # 1 - R1, held-out ids
     e0 = run.cached("e0", lambda: validation_error(model, val, **vkw))
     off = e0 if cfg.thresholds == "e0" else 0.0
-    schedule = AlternatingSchedule(i_target=off + cfg.i_target, i_trigger=off + cfg.i_trigger,
+    lo, hi = (d if v is None else v for v, d in zip((cfg.i_target, cfg.i_trigger),
+                                                     THRESHOLDS[cfg.thresholds]))
+    schedule = AlternatingSchedule(i_target=off + lo, i_trigger=off + hi,
                                    relative=cfg.thresholds == "best")
     schedule.update(e0, step=0)                         # e_0: the first reference (3c.)
     run.register(schedule=schedule)
@@ -233,7 +231,7 @@ def main(argv=None) -> dict:
             schedule.update(validation_error(model, val, **vkw), step=step + 1)         # 3c.
         run.log(adversarial=float(phase == "adversarial"), **logs)
     extra = {"adv": cfg.adv, "e0": e0, "alternation": schedule.state_dict(),
-             "diverged_at": diverged, "nuisance_sizes": sizes,
+             "diverged_at": diverged, "nuisance_sizes": sizes, "skew": kept,
              "nuisance_prior": {k: DF.class_prior(v, sizes[k]).tolist()
                                 for k, v in all_labels.items()}}
     if run.is_main:                                     # the alternation log, plotted

@@ -8,8 +8,9 @@
 - embedded benchmarks (:mod:`dgblocks.protocols.embedded`): :func:`leave_one_out` (the
   Protocol-2/3 layout), :func:`single_source` (direct transfer), :func:`hold_out_identities`
   (an identity validation split), :func:`relabel_identities`
-- nuisance labels for direct transfer (:mod:`dgblocks.protocols.nuisance`): :func:`skew_by`,
-  :func:`time_periods`
+- nuisance labels for direct transfer (:mod:`dgblocks.protocols.nuisance`):
+  :func:`nuisance_labels` / :func:`nuisance_sizes` (ADIN's heads), :func:`prepare_nuisances`,
+  :func:`skew_by` (:func:`skew_fractions`, :func:`kept_per_class`), :func:`time_periods`
 """
 
 from dgblocks.protocols.build import build_benchmark
@@ -19,7 +20,16 @@ from dgblocks.protocols.embedded import (
     relabel_identities,
     single_source,
 )
-from dgblocks.protocols.nuisance import skew_by, time_periods
+from dgblocks.protocols.nuisance import (
+    NUISANCES,
+    kept_per_class,
+    nuisance_labels,
+    nuisance_sizes,
+    prepare_nuisances,
+    skew_by,
+    skew_fractions,
+    time_periods,
+)
 from dgblocks.protocols.real import (
     ProtocolSpec,
     build_protocol,
@@ -39,6 +49,12 @@ __all__ = [
     "single_source",
     "hold_out_identities",
     "relabel_identities",
+    "NUISANCES",
+    "nuisance_labels",
+    "nuisance_sizes",
+    "prepare_nuisances",
     "skew_by",
+    "skew_fractions",
+    "kept_per_class",
     "time_periods",
 ]

@@ -4,13 +4,15 @@ nuisance skew, time periods, several real targets (fake trees)."""
 import pytest
 import torch
 
-from dgblocks import ValueRangeError
+from dgblocks import ShapeError, ValueRangeError
 from dgblocks.data import ReIDDataset, synthetic_reid
 from dgblocks.protocols import (
     hold_out_identities,
+    kept_per_class,
     real_direct,
     single_source,
     skew_by,
+    skew_fractions,
     time_periods,
 )
 from tests.data import fake_trees
@@ -66,14 +68,50 @@ def test_holdout_identities_disjoint_and_shaped():
 def test_skew_by_makes_imbalance_and_is_seeded():
     ds = ReIDDataset(torch.zeros(3000, 3, 4, 2, dtype=torch.uint8),
                      pids=torch.arange(3000) // 10, camids=torch.arange(3000) % 3)
-    out = skew_by(ds, ds.camids, 0.5, generator=torch.Generator().manual_seed(0))
-    frac = torch.bincount(out.camids, minlength=3).double() / len(out)
-    assert torch.allclose(frac, torch.tensor([4, 2, 1], dtype=torch.float64) / 7, atol=0.04)
-    again = skew_by(ds, ds.camids, 0.5, generator=torch.Generator().manual_seed(0))
+    out = skew_by(ds, ds.camids, 0.75, generator=torch.Generator().manual_seed(0))
+    # f_c = 0.25 ** (c / 2): 1, 1/2, 1/4 of the 1000 images of each camera, exactly
+    assert torch.bincount(out.camids).tolist() == [1000, 500, 250]
+    again = skew_by(ds, ds.camids, 0.75, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out.origin[1], again.origin[1])
+    other = skew_by(ds, ds.camids, 0.75, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(out.origin[1], other.origin[1])
+    assert out.pids.unique().tolist() == list(range(out.num_ids))
     assert skew_by(ds, ds.camids, 0.0) is ds
     with pytest.raises(ValueRangeError, match="skew"):
         skew_by(ds, ds.camids, 1.0)
+    with pytest.raises(ShapeError, match="labels"):
+        skew_by(ds, ds.camids[:5], 0.5)
+
+
+def test_skew_by_never_empties_a_camera_and_bounds_the_ratio():
+    """15 cameras (MSMT17): the old rule kept 0.5 ** 14 of the last one, i.e. nothing."""
+    n = 15 * 40
+    ds = ReIDDataset(torch.zeros(n, 3, 4, 2, dtype=torch.uint8), pids=torch.arange(n) // 4,
+                     camids=torch.arange(n) % 15)
+    for skew in (0.5, 0.9, 0.99):
+        out = skew_by(ds, ds.camids, skew, generator=torch.Generator().manual_seed(0))
+        kept = torch.bincount(out.camids, minlength=15)
+        assert (kept >= 1).all() and kept[0] == 40 and kept.diff().le(0).all()
+        assert kept[-1] == max(1, round((1 - skew) * 40))
+    classes, frac = skew_fractions(ds.camids, 0.5)
+    assert classes.tolist() == list(range(15))
+    assert frac.max() / frac.min() == pytest.approx(2.0)
+    report = kept_per_class(ds.camids, out.camids)
+    assert report["of"] == [40] * 15 and report["kept"] == kept.tolist()
+
+
+def test_skew_by_keeps_domain_labels():
+    """Multi-source: the old skew_by relabelled every image to domain 0."""
+    n = 240
+    ds = ReIDDataset(torch.zeros(n, 3, 4, 2, dtype=torch.uint8), pids=torch.arange(n) // 4,
+                     camids=torch.arange(n) % 6, domains=torch.arange(n) // 60,
+                     timestamps=torch.arange(n))
+    out = skew_by(ds, ds.camids, 0.5, generator=torch.Generator().manual_seed(0))
+    idx = out.origin[1]
+    assert out.domains.unique().tolist() == [0, 1, 2, 3]
+    assert torch.equal(out.domains, ds.domains[idx])
+    assert torch.equal(out.camids, ds.camids[idx])
+    assert torch.equal(out.timestamps, ds.timestamps[idx])
 
 
 def test_time_periods():

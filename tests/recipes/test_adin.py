@@ -1,6 +1,7 @@
 """ADIN recipe: in-process smoke run, every --adv / --nuisance / --backbone switch takes a
-step, the alternation switches phase on the validation error and survives --resume, and the
-real-data direct-transfer path end to end on fake dataset trees."""
+step, the alternation switches phase on the validation error and survives --resume, the
+bounded camera skew, and the real-data direct-transfer path of the paper's Tables 2-4 end to
+end on fake dataset trees."""
 
 import json
 from pathlib import Path
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from dgblocks import protocols as dt
 from dgblocks.backbones import DualBranch, MobileNetV2
 from dgblocks.engine import read_jsonl
+from dgblocks.layers.alternation import AlternatingSchedule
 from recipes import adin
 from tests.data import fake_trees
 
@@ -28,8 +31,11 @@ def test_smoke_run_writes_results_and_alternation_log(tmp_path):
     assert Path(saved["alternation_png"]).exists()
     prior = saved["nuisance_prior"]
     assert set(prior) == {"camera", "time"} and abs(sum(prior["camera"]) - 1) < 1e-6
-    # --skew 0.5 makes camera 0 the most frequent nuisance class
+    # --skew -1 (auto) is 0.75 on one synthetic source: camera 0 the most frequent class
     assert prior["camera"][0] > prior["camera"][2]
+    kept = saved["skew"]
+    assert kept["skew"] == 0.75 and min(kept["camera"]["kept"]) >= 1
+    assert kept["camera"]["kept"][0] == kept["camera"]["of"][0]
 
 
 def test_alternation_switches_and_resume_restores_phase(tmp_path):
@@ -55,7 +61,7 @@ def _setup(tmp_path, argv):
                           name="adin")
     bench, val, periods = adin.build_data(run, cfg)
     train = bench.train
-    labels = adin.nuisance_labels(train.camids, train.timestamps, cfg, periods)
+    labels = dt.nuisance_labels(cfg.nuisance, train.camids, train.timestamps, periods=periods)
     sizes = {k: (int(v.max()) + 1 if k != "time" else periods) for k, v in labels.items()}
     sizes = {k: max(s, 2) for k, s in sizes.items()}
     f_e = MobileNetV2(width_mult=0.25, last_stride=1)
@@ -102,7 +108,7 @@ def test_rg_gives_the_encoder_the_reversed_nuisance_gradient(tmp_path):
     model, batch, kw = _setup(tmp_path, ["--adv", "rg"])
     model.eval()                                    # deterministic forward (BN running stats)
     x, _, cam, _, period = batch
-    y = adin.nuisance_labels(cam, period, kw["cfg"], kw["periods"])
+    y = dt.nuisance_labels(kw["cfg"].nuisance, cam, period, periods=kw["periods"])
     grads = []
     for loss_fn in (lambda k, z: kw["l_adv"][k](z, y[k]),
                     lambda k, z: torch.nn.functional.cross_entropy(z, y[k])):
@@ -114,18 +120,97 @@ def test_rg_gives_the_encoder_the_reversed_nuisance_gradient(tmp_path):
     torch.testing.assert_close(grads[0], -grads[1])
 
 
-def test_real_data_direct_transfer_on_fake_trees(tmp_path):
-    root = tmp_path / "data"
-    for make in (fake_trees.market, fake_trees.duke):
+REAL = ["--data", "real", "--val-ids", "1", "--batch-size", "4", "--num-instances", "2",
+        "--image-size", "32", "16"]
+
+
+def _more_ids(root):
+    """Three more 3-image training identities in the fake MSMT17, Duke and VeRi trees (and
+    MSMT17's 1-image identities unlisted), so that the held-out validation identity has a
+    gallery image whatever the draw."""
+    ms = root / "MSMT17_V1"
+    lines = []
+    for pid in (20, 21, 22):
+        for k, (cam, t) in enumerate(((1, "morning"), (14, "noon"), (15, "afternoon"))):
+            rel = f"{pid:04d}/{pid:04d}_{k:03d}_{cam:02d}_0303{t}_0015_0.jpg"
+            fake_trees.touch(ms / "train" / rel)
+            lines.append(f"{rel} {pid}")
+    old = (ms / "list_train.txt").read_text().splitlines()      # pid 0's two images kept
+    (ms / "list_train.txt").write_text("\n".join([*old[:2], *lines]) + "\n")
+    (ms / "list_val.txt").write_text("")                           # its 1-image identity
+    for i in (30, 31, 32):
+        for cam, frame in ((1, 100), (7, 5000), (20, 90000)):
+            fake_trees.touch(root / "VeRi" / "image_train" / f"{i:04d}_c{cam:03d}_{frame:08d}_0.jpg")
+            fake_trees.touch(root / "DukeMTMC-reID" / "bounding_box_train" /
+                             f"{i:04d}_c{1 + cam % 8}_f{frame:07d}.jpg")
+
+
+@pytest.fixture(scope="module")
+def real_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for make in (fake_trees.market, fake_trees.duke, fake_trees.msmt17, fake_trees.veri,
+                 fake_trees.vehicleid):
         make(root)
-    out = tmp_path / "real.json"
-    res = adin.main([*TINY, "--out", str(out), "--data", "real", "--data-root", str(root),
-                     "--protocol", "direct:M->D", "--nuisance", "camera", "--val-ids", "1",
-                     "--batch-size", "4", "--num-instances", "2", "--skew", "0",
-                     "--image-size", "32", "16"])
-    assert res["targets"] == ["dukemtmc"] and res["benchmark"] == "direct:M->D"
-    assert res["nuisance_sizes"] == {"camera": 2}
-    assert 0 <= res["metrics"]["dukemtmc"]["mAP"] <= 100
+    _more_ids(root)
+    return root
+
+
+@pytest.mark.parametrize("protocol, nuisance, targets", [
+    ("direct:D->M", "camera", ["market1501"]),                           # Table 2
+    ("direct:MS->D+M", "camera+time", ["dukemtmc", "market1501"]),        # Table 3
+    ("direct:veri776->vehicleid-1600+vehicleid-3200", "camera",          # Table 4
+     ["vehicleid-1600", "vehicleid-3200"]),
+])
+def test_real_data_paper_tables_on_fake_trees(tmp_path, real_root, protocol, nuisance, targets):
+    res = adin.main([*TINY, *REAL, "--out", str(tmp_path / "real.json"), "--data-root",
+                     str(real_root), "--protocol", protocol, "--nuisance", nuisance])
+    assert res["targets"] == targets and res["benchmark"] == protocol
+    for t in targets:
+        assert set(res["metrics"][t]) >= {"R1", "R5", "R10", "mAP"}
+        assert 0 <= res["metrics"][t]["mAP"] <= 100
+    kept = res["skew"]                         # --skew auto is off on real data: all kept
+    assert kept["skew"] == 0 and kept["camera"]["kept"] == kept["camera"]["of"]
+    assert set(res["nuisance_sizes"]) == set(nuisance.split("+"))
+
+
+def test_skew_on_real_data_keeps_every_msmt17_camera(tmp_path, real_root):
+    """An explicit --skew on real data: cameras 1, 14, 15 skewed, none emptied (the old rule
+    kept 0.5 ** 14 of MSMT17's 15th camera, i.e. nothing; see the protocol tests)."""
+    cfg, run = adin.setup(adin.Config, [*TINY, *REAL, "--out", str(tmp_path / "x.json"),
+                                        "--data-root", str(real_root), "--protocol",
+                                        "direct:MS->D", "--skew", "0.5"], name="adin")
+    bench, _, _ = adin.build_data(run, cfg)
+    kept = bench.info["skew"]["camera"]
+    assert kept["class"] == [0, 1, 2] and min(kept["kept"]) >= 1
+    assert kept["kept"][0] == kept["of"][0] and kept["kept"][2] < kept["of"][2]
+    assert torch.bincount(bench.train.camids).min() >= 1
+
+
+def test_table2_camera_only_prints_r1_r5_r10_map(tmp_path, capsys):
+    res = adin.main([*TINY, "--nuisance", "camera", "--adv", "ne",
+                     "--out", str(tmp_path / "t2.json")])
+    assert "| target | R1 | R5 | R10 | mAP |" in capsys.readouterr().out
+    assert res["nuisance_sizes"] == {"camera": 3}
+
+
+def test_absolute_thresholds_enter_the_adversarial_phase(tmp_path):
+    """Before, absolute i_target 0.02 / i_trigger 0.05 sent every run to the identity phase
+    at e_0 for good (validation errors are 0.1-0.6 here)."""
+    res = adin.main([*TINY, "--thresholds", "absolute", "--out", str(tmp_path / "a.json")])
+    alt = res["alternation"]
+    assert (alt["checks"][0]["i_target"], alt["checks"][0]["i_trigger"]) == (0.3, 0.4)
+    assert alt["steps"]["adversarial"] > 0
+
+
+def test_absolute_threshold_defaults_alternate_on_a_measured_error_curve():
+    """The validation errors of a default synthetic CaNE run (seed 0, adversarial throughout,
+    checks every 10 steps): the defaults switch both ways; the old 0.02 / 0.05 only once."""
+    errors = [0.367, 0.413, 0.287, 0.313, 0.257, 0.25, 0.237, 0.24, 0.223, 0.153, 0.233]
+    for (lo, hi), both in ((adin.THRESHOLDS["absolute"], True), ((0.02, 0.05), False)):
+        s = AlternatingSchedule(i_target=lo, i_trigger=hi)
+        for k, e in enumerate(errors):
+            s.update(e, step=10 * k)
+        assert ({w["to"] for w in s.switches} == {"identity", "adversarial"}) == both
 
 
 def test_digits_is_refused(tmp_path):
@@ -134,6 +219,16 @@ def test_digits_is_refused(tmp_path):
 
 
 def test_multi_source_trains_on_all_sources_and_tests_on_unseen_targets(tmp_path):
-    res = adin.main([*TINY, "--source", "-1", "--skew", "0", "--nuisance", "camera",
+    res = adin.main([*TINY, "--source", "-1", "--nuisance", "camera",
                      "--out", str(tmp_path / "r.json")])
     assert all(t.startswith("tgt-") for t in res["targets"]) and len(res["targets"]) == 2
+    assert res["skew"]["skew"] == 0                # auto: off with several sources
+
+
+def test_multi_source_skew_keeps_domains_and_every_camera(tmp_path):
+    cfg, run = adin.setup(adin.Config, [*TINY, "--source", "-1", "--skew", "0.5",
+                                        "--out", str(tmp_path / "x.json")], name="adin")
+    bench, _, _ = adin.build_data(run, cfg)
+    train = bench.train
+    assert train.domains.unique().numel() == bench.num_domains > 1
+    assert torch.bincount(train.camids).min() >= 1 and train.camids.max() >= 3
