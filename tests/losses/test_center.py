@@ -136,9 +136,11 @@ def test_finite_in_low_precision(dtype):
     for scale in (1e-3, 1.0, 10.0):  # the loss itself must fit fp16 (< 65504)
         f = randn(4, 6, 64, scale=scale).to(dtype).requires_grad_()
         v = loss(f, y)
-        assert v.dtype == dtype and torch.isfinite(v)
+        assert v.dtype == (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype) and torch.isfinite(v)
         v.float().backward()
         assert torch.isfinite(f.grad).all() and torch.isfinite(loss.centers.grad).all()
     half = DF.center_loss(randn(5, 6, 64).to(dtype), y, loss.centers.detach())
+    big = DF.center_loss(1e4 * randn(5, 6, 64).to(dtype), y, loss.centers.detach().to(dtype))
+    assert torch.isfinite(big), "loss values are returned in float32 for half inputs"
     full = DF.center_loss(randn(5, 6, 64), y, loss.centers.detach().double())
     torch.testing.assert_close(half.double(), full, rtol=0.02, atol=0.02)
