@@ -153,6 +153,9 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
         ('R1', 'R10', 'R10_std')
     """
     out = {}
+    if isinstance(targets, TargetDomain) or not targets:
+        raise ValueRangeError(f"targets: expected a non-empty sequence of TargetDomain, got"
+                              f" {targets!r}")
     for t in targets:
         if t.task == "classification":
             out[t.name] = _evaluate_cls(classify, t, batch_size, device, progress)
@@ -199,8 +202,9 @@ def format_table(results: dict[str, dict[str, float]], *, title: str = "",
         | average | 85.0 |
         | worst (b) | 80.0 |
     """
-    if not results:
+    if isinstance(results, dict) and not results:
         raise ValueRangeError("results: expected at least one target, got none")
+    check_metric_table(results, name="results")
     first = next(iter(results.values()))
     keys = [k for k in (*METRICS, "acc") if k in first]
     lines = [f"**{title}**", ""] if title else []

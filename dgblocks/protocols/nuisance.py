@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ValueRangeError, check_probability
+from dgblocks._checks import ValueRangeError, check_int, check_probability
 from dgblocks.data.base import ReIDDataset
 from dgblocks.protocols.embedded import relabel_identities
 
@@ -28,6 +28,9 @@ def time_periods(timestamps: Tensor, *, synthetic: bool, periods: int = 3) -> Te
     """Time-period label per image: the synthetic minute-of-day -> 0/1/2; real timestamps
     already in ``[0, periods)`` (MSMT17's morning/noon/afternoon) kept; frame numbers (Duke,
     VeRi) cut into ``periods`` equal-count bins. Unknown timestamps (-1) raise."""
+    check_int(periods, name="periods", minimum=1)
+    if not isinstance(timestamps, torch.Tensor) or timestamps.dim() != 1:
+        raise ValueRangeError(f"timestamps: expected a 1-D tensor, got {timestamps!r}")
     if synthetic:
         from dgblocks.data.synthetic_reid import time_period
 
