@@ -21,7 +21,7 @@ from dgblocks._checks import (
     check_nonnegative,
     check_reduction,
 )
-from dgblocks.distances import grad_safe_eps, pairwise_distance
+from dgblocks.distances import cosine_distance, grad_safe_eps, pairwise_distance
 from dgblocks.losses._reduction import attached_zero, loss_dtype
 
 __all__ = ["batch_hard_mining", "triplet_loss", "TripletLoss"]
@@ -130,9 +130,10 @@ def triplet_loss(features: Tensor, labels: Tensor, *, margin: float = 0.3,
         return features.sum(dim=1) * 0 if reduction == "none" else zero
     # fp16/bf16: distances and the hinge in float32, result cast back to the input dtype.
     x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
-    if metric == "cosine":  # normalised with a floor whose gradient fits the input dtype
-        x = nn.functional.normalize(x, dim=1, eps=grad_safe_eps(1e-8, features.dtype))
-    dist = pairwise_distance(x, metric=metric)
+    if metric == "cosine":  # the norm floor keeps the gradient finite in the input dtype
+        dist = cosine_distance(x, eps=grad_safe_eps(1e-8, features.dtype))
+    else:
+        dist = pairwise_distance(x, metric=metric)
     pos_idx, neg_idx, valid = batch_hard_mining(dist, labels)
     d_ap = dist.gather(1, pos_idx[:, None]).squeeze(1)
     d_an = dist.gather(1, neg_idx[:, None]).squeeze(1)

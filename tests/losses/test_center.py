@@ -144,3 +144,10 @@ def test_finite_in_low_precision(dtype):
     assert torch.isfinite(big), "loss values are returned in float32 for half inputs"
     full = DF.center_loss(randn(5, 6, 64), y, loss.centers.detach().double())
     torch.testing.assert_close(half.double(), full, rtol=0.02, atol=0.02)
+
+
+def test_half_inputs_at_scale_1e4_return_finite_float32():  # fp16 used to give inf
+    f, y = 1e4 * randn(7, 6, 64), torch.tensor([0, 1, 2, 3, 0, 1])
+    loss = CenterLoss(num_classes=4, dim=64).half()
+    v = loss(f.half(), y)
+    assert v.dtype == torch.float32 and torch.isfinite(v)

@@ -208,3 +208,11 @@ def test_finite_in_low_precision(dtype):
     W = randn(3, 8, 4, scale=0.2)
     torch.testing.assert_close(DF.subspace_consistency(W.to(dtype)).double(),
                                DF.subspace_consistency(W), atol=2e-3, rtol=0.05)
+
+
+def test_half_consistency_at_scale_1e4_returns_finite_float32():  # fp16 used to give inf
+    W = (1e4 * randn(8, 8, 4)).half()
+    v = DF.subspace_consistency(W)
+    assert v.dtype == torch.float32 and torch.isfinite(v)
+    v = SubspaceConsistency()(W, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+    assert v.dtype == torch.float32 and torch.isfinite(v)

@@ -209,3 +209,10 @@ def test_finite_under_autocast_bf16_cpu():
     assert torch.isfinite(v)
     v.float().backward()
     assert torch.isfinite(lin.weight.grad).all()
+
+
+def test_cosine_gradient_finite_for_tiny_half_vectors():  # norm ~6e-8 gave inf gradients
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    f = torch.cat([torch.full((4, 16), 1.5e-8), randn(9, 4, 16)]).half().requires_grad_()
+    DF.triplet_loss(f, y, metric="cosine").backward()
+    assert torch.isfinite(f.grad).all()
