@@ -27,25 +27,11 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "DGBlocksError",
-    "ShapeError",
-    "ValueRangeError",
-    "Reduction",
-    "checks",
-    "values_checked",
-    "nan_checked",
-    "check_shape",
-    "check_same_length",
-    "check_labels",
-    "check_reduction",
-    "check_finite",
-    "check_positive",
-    "check_nonnegative",
-    "check_probability",
-    "check_choice",
-    "check_int",
-    "check_async",
-    "values_on_host",
+    "DGBlocksError", "ShapeError", "ValueRangeError", "Reduction", "checks", "values_checked",
+    "nan_checked", "check_shape", "check_same_length", "check_labels", "check_reduction",
+    "check_finite", "check_float", "check_features", "check_nonnegative_values",
+    "check_positive", "check_nonnegative", "check_probability", "check_choice", "check_int",
+    "check_async", "values_on_host",
 ]
 
 Reduction = Literal["mean", "sum", "none"]
@@ -91,10 +77,7 @@ def checks(*, values: bool | None = None, nan: bool | None = None) -> Iterator[N
 
 
 def values_checked() -> bool:
-    """Whether value checks that need a host sync run now.
-
-    True while they are on (:func:`checks`) and no ``torch.compile`` trace is in progress.
-    """
+    """Whether host-sync value checks run now: on (:func:`checks`), no compile trace."""
     return _state["values"] and not torch.compiler.is_compiling()
 
 
@@ -230,14 +213,47 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
-def check_finite(x: Tensor, *, name: str) -> Tensor:
-    """Raise if ``x`` holds NaN or Inf, when NaN checks are enabled (``dgblocks.checks``)."""
-    if not (nan_checked() and x.is_floating_point()):
+def check_finite(x: Tensor, *, name: str, always: bool = False) -> Tensor:
+    """Raise if ``x`` holds NaN or Inf, when NaN checks are on (``dgblocks.checks``) or
+    ``always`` (a NaN that would silently change a decision, e.g. the central domain)."""
+    on = (always and not torch.compiler.is_compiling()) or nan_checked()
+    if not (on and x.is_floating_point()):
         return x
     if not values_on_host(x):  # CUDA: a device assertion, no host sync
         check_async(torch.isfinite(x), f"{name}: expected finite values, got NaN or Inf")
     elif not bool(torch.isfinite(x).all()):
         raise ValueRangeError(f"{name}: expected finite values, got NaN or Inf")
+    return x
+
+
+def check_float(x: Tensor, *, name: str) -> Tensor:
+    """Check ``x`` has a floating-point dtype (integer features would be silently truncated)."""
+    if not x.is_floating_point():
+        raise ValueRangeError(f"{name}: expected a floating-point dtype, got {x.dtype}")
+    return x
+
+
+def check_features(x: Any, pattern: str, *, name: str, **known: int) -> dict[str, int]:
+    """:func:`check_shape`, a floating-point dtype and :func:`check_finite` in one call."""
+    sizes = check_shape(x, pattern, name=name, **known)
+    check_float(x, name=name)
+    check_finite(x, name=name)
+    return sizes
+
+
+def check_nonnegative_values(x: Tensor, *, name: str, always: bool = False) -> Tensor:
+    """Raise if ``x`` holds a negative, NaN or Inf value (priors, weights, distances): a
+    value check (:func:`values_checked`, or ``always``); off the CPU a device assertion."""
+    check_float(x, name=name)
+    on = (always and not torch.compiler.is_compiling()) or values_checked()
+    if not on or x.numel() == 0:
+        return x
+    ok = torch.isfinite(x) & (x >= 0)
+    if not values_on_host(x):
+        check_async(ok, f"{name}: expected finite values >= 0")
+    elif not bool(ok.all()):
+        raise ValueRangeError(f"{name}: expected finite values >= 0,"
+                              f" got {x[~ok].flatten()[0].item()}")
     return x
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, check_choice, check_shape
+from dgblocks._checks import ShapeError, check_choice, check_features
 
 __all__ = [
     "Metric",
@@ -33,6 +33,12 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def grad_safe_eps(eps: float, dtype: torch.dtype) -> float:
+    """The floor under a norm that keeps ``x / max(||x||, eps)``'s gradient (about 1 / eps)
+    finite in ``dtype``: ``eps`` raised to ``4 / finfo(dtype).max`` (6e-5 for float16)."""
+    return max(eps, 4.0 / torch.finfo(dtype).max) if dtype.is_floating_point else eps
+
+
 def _no_autocast(x: Tensor) -> contextlib.AbstractContextManager:
     # Distances are computed in float32 even inside an autocast region (its bf16/fp16 matmul
     # loses the precision the expansion ||x||^2 + ||y||^2 - 2xy needs).
@@ -42,10 +48,10 @@ def _no_autocast(x: Tensor) -> contextlib.AbstractContextManager:
 
 
 def _pair(x: Tensor, y: Tensor | None, name_x: str, name_y: str) -> tuple[Tensor, Tensor]:
-    sx = check_shape(x, "N D", name=name_x)
+    sx = check_features(x, "N D", name=name_x)  # integer inputs: a float distance is meant
     if y is None:
         return x, x
-    check_shape(y, "M D", name=name_y, D=sx["D"])
+    check_features(y, "M D", name=name_y, D=sx["D"])
     if y.device != x.device:
         raise ShapeError(f"{name_y}: expected device {x.device} (from {name_x}), got {y.device}")
     return x, y
@@ -127,6 +133,7 @@ def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float =
     """
     x, y = _pair(x, y, "x", "y")
     ct = _compute_dtype(x.dtype)
+    eps = grad_safe_eps(eps, x.dtype)  # half inputs: a gradient that fits in half
     with _no_autocast(x):
         xn = torch.nn.functional.normalize(x.to(ct), dim=1, eps=eps)
         yn = xn if y is x else torch.nn.functional.normalize(y.to(ct), dim=1, eps=eps)

@@ -28,7 +28,16 @@ import ot
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, check_choice, check_int, check_positive, check_shape
+from dgblocks._checks import (
+    ShapeError,
+    check_choice,
+    check_features,
+    check_finite,
+    check_int,
+    check_nonnegative_values,
+    check_positive,
+    check_shape,
+)
 from dgblocks.distances import squared_euclidean_distance
 
 __all__ = [
@@ -62,7 +71,9 @@ def _prepare(features_by_domain: Sequence[Tensor], max_samples: int | None,
     for g, x in enumerate(features_by_domain):
         x = torch.as_tensor(x)
         known = {} if dim is None else {"D": dim}
-        sizes = check_shape(x, "N D", name=f"features_by_domain[{g}]", **known)
+        name = f"features_by_domain[{g}]"
+        sizes = check_features(x, "N D", name=name, **known)
+        check_finite(x, name=name, always=True)  # a NaN would silently pick another domain
         dim = sizes["D"]
         if sizes["N"] == 0:
             raise ShapeError(f"features_by_domain[{g}]: expected at least one sample,"
@@ -200,8 +211,11 @@ def central_from_distances(distances: Tensor | Sequence[Sequence[float]] | np.nd
     g = check_shape(d, "G G", name="distances")["G"]
     if g == 0:
         raise ShapeError("distances: expected at least one domain, got shape (0, 0)")
+    if d.is_complex() or d.dtype == torch.bool:
+        raise ShapeError(f"distances: expected real distances, got {d.dtype}")
     d = d.to(torch.float64).clone()
     d.fill_diagonal_(0.0)
+    check_nonnegative_values(d, name="distances", always=True)  # NaN or < 0: not a distance
     return int(d.sum(dim=1).argmin())
 
 

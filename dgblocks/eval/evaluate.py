@@ -21,7 +21,7 @@ from dgblocks._checks import ShapeError, ValueRangeError, check_int
 from dgblocks.data.base import ReIDDataset, TargetDomain
 from dgblocks.distances import pairwise_distance
 from dgblocks.eval.ranking import evaluate_ranking
-from dgblocks.eval.summary import mean_std, summarize
+from dgblocks.eval.summary import check_metric_table, mean_std, summarize
 
 __all__ = ["encode_dataset", "evaluate_benchmark", "format_table", "worst_domain",
            "summarize_splits"]
@@ -69,8 +69,14 @@ def summarize_splits(rows: Sequence[dict[str, float]]) -> dict[str, float]:
         >>> summarize_splits([{"R1": 10.0}, {"R1": 14.0}])
         {'R1': 12.0, 'R1_std': 2.8284271247461903, 'num_splits': 2}
     """
+    if isinstance(rows, (str, dict)) or not isinstance(rows, Sequence):
+        raise ValueRangeError(f"rows: expected a sequence of {{metric: value}}, got {rows!r}")
     if not rows:
         raise ValueRangeError("rows: expected at least one split, got none")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or set(r) != set(rows[0]):
+            raise ValueRangeError(f"rows[{i}]: expected a dict with the metrics of rows[0]"
+                                  f" {sorted(rows[0])}, got {r!r}")
     out: dict[str, float] = {}
     for k in rows[0]:
         out[k], out[f"{k}_std"] = mean_std(r[k] for r in rows)
@@ -147,6 +153,9 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
         ('R1', 'R10', 'R10_std')
     """
     out = {}
+    if isinstance(targets, TargetDomain) or not targets:
+        raise ValueRangeError(f"targets: expected a non-empty sequence of TargetDomain, got"
+                              f" {targets!r}")
     for t in targets:
         if t.task == "classification":
             out[t.name] = _evaluate_cls(classify, t, batch_size, device, progress)
@@ -165,8 +174,11 @@ def worst_domain(results: dict[str, dict[str, float]], key: str | None = None
         >>> worst_domain({"a": {"R1": 50.0}, "b": {"R1": 20.0}})
         ('b', 20.0)
     """
-    if not results:
+    if isinstance(results, dict) and not results:
         raise ValueRangeError("results: expected at least one target, got none")
+    check_metric_table(results, name="results")
+    if key is not None and not isinstance(key, str):
+        raise ValueRangeError(f"key: expected a metric name, got {key!r}")
     key = key or ("acc" if "acc" in next(iter(results.values())) else "R1")
     s = summarize(results, (key,))
     if key not in s["worst"]:
@@ -190,8 +202,9 @@ def format_table(results: dict[str, dict[str, float]], *, title: str = "",
         | average | 85.0 |
         | worst (b) | 80.0 |
     """
-    if not results:
+    if isinstance(results, dict) and not results:
         raise ValueRangeError("results: expected at least one target, got none")
+    check_metric_table(results, name="results")
     first = next(iter(results.values()))
     keys = [k for k in (*METRICS, "acc") if k in first]
     lines = [f"**{title}**", ""] if title else []

@@ -75,6 +75,7 @@ class RankingResult:
 
     def rank(self, k: int) -> float:
         """CMC at rank ``k`` (1-based), e.g. ``result.rank(1)`` for R-1."""
+        check_int(k, name="k", minimum=1, maximum=len(self.cmc))  # 0 and -1 index from the end
         return float(self.cmc[k - 1])
 
     def as_dict(self, ranks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
@@ -258,5 +259,7 @@ def cmc_curve(result: RankingResult) -> tuple[np.ndarray, np.ndarray]:
         >>> cmc_curve(r)
         (array([1, 2]), array([100., 100.]))
     """
+    if not isinstance(result, RankingResult):
+        raise ValueRangeError(f"result: expected a RankingResult, got {type(result).__name__}")
     ranks = np.arange(1, len(result.cmc) + 1)
     return ranks, 100.0 * result.cmc

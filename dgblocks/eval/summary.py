@@ -26,6 +26,26 @@ __all__ = ["mean_std", "summarize", "METRIC_KEYS"]
 METRIC_KEYS = ("R1", "R5", "R10", "mAP", "acc")
 
 
+def _number(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
+        raise ValueRangeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
+    x = float(v)
+    if not math.isfinite(x):  # a NaN would be skipped by min() and poison the mean silently
+        raise ValueRangeError(f"{name}: expected a finite number, got {x}")
+    return x
+
+
+def check_metric_table(metrics: Any, *, name: str = "metrics") -> None:
+    """Check ``{target: {metric: value}}``: a non-empty mapping of mappings."""
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise ValueRangeError(f"{name}: expected a non-empty mapping {{target: {{metric: value}}}},"
+                              f" got {metrics!r}")
+    for t, m in metrics.items():
+        if not isinstance(m, Mapping):
+            raise ValueRangeError(f"{name}[{t!r}]: expected a mapping {{metric: value}},"
+                                  f" got {type(m).__name__}")
+
+
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     r"""Mean and sample standard deviation of ``values``.
 
@@ -45,7 +65,7 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
         >>> mean_std([5.0])
         (5.0, 0.0)
     """
-    xs = [float(v) for v in values]
+    xs = [_number(v, "values") for v in values]
     if not xs:
         raise ValueRangeError("values: expected at least one value, got none")
     mean = math.fsum(xs) / len(xs)
@@ -86,13 +106,16 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
         {'average': {'R1': 60.0, 'mAP': 25.0}, 'worst': {'R1': 50.0, 'mAP': 20.0},
          'worst_domain': {'R1': 'a', 'mAP': 'b'}}
     """
-    if not metrics:
+    if isinstance(metrics, Mapping) and not metrics:
         raise ValueRangeError("metrics: expected at least one target, got none")
+    check_metric_table(metrics)
+    if isinstance(keys, str) or keys is not None and not all(isinstance(k, str) for k in keys):
+        raise ValueRangeError(f"keys: expected a sequence of metric names, got {keys!r}")
     if keys is None:
         keys = [k for k in METRIC_KEYS if any(k in m for m in metrics.values())]
     out: dict[str, Any] = {"average": {}, "worst": {}, "worst_domain": {}}
     for k in keys:
-        vals = {t: float(m[k]) for t, m in metrics.items() if k in m}
+        vals = {t: _number(m[k], f"metrics[{t!r}][{k!r}]") for t, m in metrics.items() if k in m}
         if vals:
             worst = min(vals, key=vals.__getitem__)
             out["average"][k] = mean_std(vals.values())[0]

@@ -13,7 +13,11 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
-from dgblocks._checks import ShapeError, check_int, check_shape
+from dgblocks._checks import (
+    ShapeError,
+    check_features,
+    check_int,
+)
 
 __all__ = ["BNNeck", "BNNeckOutput"]
 
@@ -82,7 +86,7 @@ class BNNeck(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.001)
 
     def forward(self, x: Tensor, *, return_all: bool | None = None) -> BNNeckOutput | Tensor:
-        sizes = check_shape(x, "N D", name="x", D=self.dim)
+        sizes = check_features(x, "N D", name="x", D=self.dim)
         if self.training and sizes["N"] < 2:
             raise ShapeError("x: expected N >= 2 in training mode (batch statistics),"
                              f" got {tuple(x.shape)}")

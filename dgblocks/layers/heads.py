@@ -8,7 +8,11 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from dgblocks._checks import ValueRangeError, check_int, check_shape
+from dgblocks._checks import (
+    ValueRangeError,
+    check_features,
+    check_int,
+)
 
 __all__ = ["CentralDomainDiscriminator", "NuisanceHeads"]
 
@@ -42,7 +46,7 @@ class CentralDomainDiscriminator(nn.Module):
         self.net = _mlp(in_dim, hidden, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_shape(x, "B D", name="x", D=self.in_dim)
+        check_features(x, "B D", name="x", D=self.in_dim)
         return self.net(x)
 
     def extra_repr(self) -> str:
@@ -88,7 +92,7 @@ class NuisanceHeads(nn.Module):
         self.heads = nn.ModuleList(_mlp(in_dim, hidden, n) for n in self.sizes)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...] | dict[str, Tensor]:
-        check_shape(x, "B D", name="x", D=self.in_dim)
+        check_features(x, "B D", name="x", D=self.in_dim)
         outs = tuple(head(x) for head in self.heads)
         return outs if self.names is None else dict(zip(self.names, outs))
 

@@ -17,7 +17,13 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_int
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_finite,
+    check_float,
+    check_int,
+)
 
 __all__ = ["SubspaceHypernet", "SubspaceOutput"]
 
@@ -66,6 +72,8 @@ class SubspaceHypernet(nn.Module):
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ShapeError(f"x: expected shape (B, C, H, W) or (B, C) with C={self.channels},"
                              f" got {shape}")
+        check_float(x, name="x")
+        check_finite(x, name="x")
         pooled = x.mean((2, 3)) if x.dim() == 4 else x
         w = self.net(pooled).sigmoid()  # (B, V)
         per_channel = w.repeat_interleave(self.channels // self.groups, dim=1)

@@ -56,6 +56,8 @@ def dann_coeff(p: float | Tensor, *, hi: float = 1.0, lo: float = 0.0,
     for value, name in ((hi, "hi"), (lo, "lo"), (gamma, "gamma")):
         _check_value(value, name=name)
     check_positive(gamma, name="gamma")
+    if isinstance(p, bool) or not isinstance(p, (int, float, Tensor)):
+        raise ValueRangeError(f"p: expected a float or a tensor of progress, got {p!r}")
     t = torch.as_tensor(p)
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())

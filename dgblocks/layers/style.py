@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     ShapeError,
     check_async,
+    check_features,
     check_int,
     check_labels,
     check_nonnegative,
@@ -66,7 +67,7 @@ def domain_style_moments(x: Tensor, domains: Tensor, *, num_domains: int,
         >>> mu.flatten().tolist(), n.tolist()
         ([1.5, 5.5], [1.0, 1.0])
     """
-    b, c = check_shape(x, "B C H W", name="x")["B"], x.shape[1]
+    b, c = check_features(x, "B C H W", name="x")["B"], x.shape[1]
     check_int(num_domains, name="num_domains", minimum=1)
     check_labels(domains, num_domains, name="domains", n=b, length_from="x")
     ct = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -113,9 +114,9 @@ def expand_style_moments(mu: Tensor, sigma: Tensor, present: Tensor, eps_mu: Ten
         >>> expand_style_moments(mu, sigma, torch.tensor([True, True]), z, z)[0].flatten()
         tensor([2., 0.])
     """
-    g = check_shape(mu, "G C", name="mu")
+    g = check_features(mu, "G C", name="mu")
     for name, t in (("sigma", sigma), ("eps_mu", eps_mu), ("eps_sigma", eps_sigma)):
-        check_shape(t, "G C", name=name, **g)
+        check_features(t, "G C", name=name, **g)
     check_shape(present, "G", name="present", G=g["G"])
     w = present.to(mu.dtype).unsqueeze(1)  # (G, 1)
     k = w.sum()
@@ -227,7 +228,7 @@ class CrossDomainStyle(nn.Module):
             return x
         if domains is None:
             raise ShapeError("domains: required in training mode, got None")
-        c = check_shape(x, "B C H W", name="x")["C"]
+        c = check_features(x, "B C H W", name="x")["C"]
         gdev = generator.device if generator is not None else x.device
         noise = torch.randn(2, self.num_domains, c, generator=generator, device=gdev)
         noise = broadcast(noise.to(x.device))
@@ -263,8 +264,8 @@ class StyleFusion(nn.Module):
         self.fc = nn.Conv2d(2 * channels, channels, kernel_size=1)
 
     def forward(self, f_inv: Tensor, f_sty: Tensor) -> Tensor:
-        s = check_shape(f_inv, "B C H W", name="f_inv", C=self.channels)
-        check_shape(f_sty, "B C H W", name="f_sty", **s)
+        s = check_features(f_inv, "B C H W", name="f_inv", C=self.channels)
+        check_features(f_sty, "B C H W", name="f_sty", **s)
         return self.fc(torch.cat([f_inv, f_sty], dim=1))
 
     def extra_repr(self) -> str:

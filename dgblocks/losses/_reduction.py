@@ -6,11 +6,12 @@ DDP sees every parameter used.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from dgblocks._checks import _REDUCTIONS, ValueRangeError
 
-__all__ = ["reduce", "attached_zero"]
+__all__ = ["reduce", "attached_zero", "loss_dtype"]
 
 
 def reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -27,6 +28,12 @@ def reduce(loss: Tensor, reduction: str) -> Tensor:
             return loss.sum() * 0
         return loss.mean()
     raise ValueRangeError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def loss_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of an unbounded loss value (a distance): float32 for half inputs, whose
+    float16 range (65504) a squared distance at feature scale 1e3 already exceeds."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def attached_zero(*tensors: Tensor) -> Tensor:

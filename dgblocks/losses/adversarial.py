@@ -23,10 +23,10 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
+    check_features,
     check_finite,
     check_labels,
     check_reduction,
-    check_shape,
 )
 from dgblocks.layers.grl import GradientReversal, grad_reverse
 from dgblocks.losses._reduction import reduce
@@ -64,7 +64,7 @@ def reverse_cross_entropy(logits: Tensor, labels: Tensor, coeff: float | Tensor 
         >>> loss.backward(); z.grad[0]
         tensor([ 0.3750, -0.1250, -0.1250, -0.1250])
     """
-    sizes = check_shape(logits, "N K", name="logits")
+    sizes = check_features(logits, "N K", name="logits")
     check_labels(labels, sizes["K"], name="labels", n=sizes["N"], length_from="logits")
     check_reduction(reduction)
     check_finite(logits, name="logits")

@@ -16,13 +16,12 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     ShapeError,
-    check_finite,
+    check_features,
     check_int,
     check_labels,
     check_reduction,
-    check_shape,
 )
-from dgblocks.losses._reduction import reduce
+from dgblocks.losses._reduction import loss_dtype, reduce
 
 __all__ = ["center_loss", "CenterLoss"]
 
@@ -44,7 +43,7 @@ def center_loss(features: Tensor, labels: Tensor, centers: Tensor, *,
 
     Shape:
         features: (N, D); labels: (N,); centers: (K, D); output: () or (N,), dtype of
-        ``features``.
+        ``features`` (float32 for half inputs: the value can overflow float16).
 
     Invariants:
         - non-negative; zero when every feature equals the centre of its class
@@ -57,11 +56,10 @@ def center_loss(features: Tensor, labels: Tensor, centers: Tensor, *,
         ...             reduction="none")
         tensor([12.5000,  0.0000])
     """
-    sizes = check_shape(features, "N D", name="features")
-    csizes = check_shape(centers, "K D", name="centers", D=sizes["D"])
+    sizes = check_features(features, "N D", name="features")
+    csizes = check_features(centers, "K D", name="centers", D=sizes["D"])
     check_labels(labels, csizes["K"], name="labels", n=sizes["N"], length_from="features")
     check_reduction(reduction)
-    check_finite(features, name="features")
     if centers.device != features.device:
         raise ShapeError(f"centers: expected device {features.device} (from features),"
                          f" got {centers.device}")
@@ -70,7 +68,7 @@ def center_loss(features: Tensor, labels: Tensor, centers: Tensor, *,
         ct = torch.float32
     diff = features.to(ct) - centers.to(ct)[labels]
     loss = 0.5 * diff.pow(2).sum(dim=1)
-    return reduce(loss, reduction).to(features.dtype)
+    return reduce(loss, reduction).to(loss_dtype(features.dtype))
 
 
 class CenterLoss(nn.Module):

@@ -15,11 +15,10 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     ShapeError,
-    check_finite,
+    check_features,
     check_reduction,
-    check_shape,
 )
-from dgblocks.losses._reduction import reduce
+from dgblocks.losses._reduction import loss_dtype, reduce
 
 __all__ = ["consistency_loss", "ConsistencyLoss"]
 
@@ -39,7 +38,8 @@ def consistency_loss(v_ij: Tensor, v_ik: Tensor, *, reduction: Reduction = "mean
         reduction: ``"mean" | "sum" | "none"`` over the anchors.
 
     Shape:
-        v_ij: (N, D); v_ik: (N, D); output: () or (N,) for "none", dtype of ``v_ij``.
+        v_ij: (N, D); v_ik: (N, D); output: () or (N,) for "none", dtype of ``v_ij``
+        (float32 for half inputs).
 
     Invariants:
         - non-negative; zero exactly where the two encodings are equal
@@ -51,22 +51,20 @@ def consistency_loss(v_ij: Tensor, v_ik: Tensor, *, reduction: Reduction = "mean
         ...                  torch.tensor([[3., 4.], [1., 1.]]), reduction="none")
         tensor([5., 0.])
     """
-    sizes = check_shape(v_ij, "N D", name="v_ij")
-    check_shape(v_ik, "N D", name="v_ik", **sizes)
+    sizes = check_features(v_ij, "N D", name="v_ij")
+    check_features(v_ik, "N D", name="v_ik", **sizes)
     if v_ik.device != v_ij.device:
         raise ShapeError(f"v_ik: expected device {v_ij.device} (from v_ij), got {v_ik.device}")
     check_reduction(reduction)
-    check_finite(v_ij, name="v_ij")
-    check_finite(v_ik, name="v_ik")
     ct = torch.promote_types(v_ij.dtype, v_ik.dtype)
     if ct in (torch.float16, torch.bfloat16):
         ct = torch.float32
     sq = (v_ij.to(ct) - v_ik.to(ct)).pow(2).sum(dim=1)
-    positive = sq > 0
-    # sqrt only of positive values (the other branch gets sqrt(1)): no 0 * inf = NaN gradient
-    dist = torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(),
-                       torch.zeros_like(sq))
-    return reduce(dist, reduction).to(v_ij.dtype)
+    zero = sq == 0  # not `sq > 0`: a NaN row must give NaN, not 0
+    # sqrt of the non-zero values only (zeros get sqrt(1)): no 0 * inf = NaN gradient
+    dist = torch.where(zero, torch.zeros_like(sq),
+                       torch.where(zero, torch.ones_like(sq), sq).sqrt())
+    return reduce(dist, reduction).to(loss_dtype(v_ij.dtype))  # a distance: float32 for half
 
 
 class ConsistencyLoss(nn.Module):

@@ -16,12 +16,12 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     ValueRangeError,
+    check_features,
     check_finite,
     check_int,
     check_labels,
     check_probability,
     check_reduction,
-    check_shape,
 )
 from dgblocks.losses._reduction import reduce
 
@@ -63,7 +63,7 @@ def label_smoothing_ce(logits: Tensor, labels: Tensor, *, eps: float = 0.1,
         >>> label_smoothing_ce(torch.zeros(2, 4), torch.tensor([0, 3]))
         tensor(1.3863)
     """
-    sizes = check_shape(logits, "N K", name="logits")
+    sizes = check_features(logits, "N K", name="logits")
     check_labels(labels, sizes["K"], name="labels", n=sizes["N"], length_from="logits")
     check_reduction(reduction)
     eps = _check_eps(eps)

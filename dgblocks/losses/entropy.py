@@ -16,9 +16,10 @@ from dgblocks._checks import (
     Reduction,
     ShapeError,
     ValueRangeError,
-    check_finite,
+    check_features,
     check_int,
     check_labels,
+    check_nonnegative_values,
     check_reduction,
     check_shape,
 )
@@ -63,12 +64,14 @@ def neg_entropy(logits: Tensor, *, weights: Tensor | None = None,
         >>> neg_entropy(torch.zeros(4, 10))
         tensor(-2.3026)
     """
-    sizes = check_shape(logits, "N K", name="logits")
+    sizes = check_features(logits, "N K", name="logits")
+    if sizes["K"] == 0:
+        raise ShapeError("logits: expected at least one class (K >= 1), got K=0")
     check_reduction(reduction)
-    check_finite(logits, name="logits")
     per_class = _per_class(logits)
     if weights is not None:
         check_shape(weights, "K", name="weights", K=sizes["K"])
+        check_nonnegative_values(weights, name="weights")
         per_class = per_class * weights.to(per_class.device, per_class.dtype)  # moved on use
     loss = per_class.sum(dim=-1)
     return reduce(loss, reduction).to(logits.dtype if logits.is_floating_point() else loss.dtype)
@@ -128,8 +131,9 @@ def calibrated_neg_entropy(logits: Tensor, prior: Tensor, *, labels: Tensor | No
         >>> calibrated_neg_entropy(torch.zeros(2, 4), torch.full((4,), 0.25))
         tensor(-0.3466)
     """
-    sizes = check_shape(logits, "N K", name="logits")
+    sizes = check_features(logits, "N K", name="logits")
     check_shape(prior, "K", name="prior", K=sizes["K"])
+    check_nonnegative_values(prior, name="prior")  # the module's rule: negative, NaN refused
     prior = prior.to(logits.device)  # a prior counted on the CPU works with CUDA logits
     if not focal:
         if labels is not None:
@@ -197,10 +201,11 @@ class CalibratedNegEntropy(nn.Module):
     def __init__(self, *, prior: Tensor, focal: bool = False,
                  reduction: Reduction = "mean") -> None:
         super().__init__()
-        check_shape(prior, "K", name="prior")
-        if not prior.is_floating_point() or bool((prior < 0).any()):
-            raise ValueRangeError("prior: expected non-negative floating class frequencies,"
-                                  f" got {prior.tolist()}")
+        if check_shape(prior, "K", name="prior")["K"] == 0:
+            raise ShapeError("prior: expected at least one class, got shape (0,)")
+        if not prior.is_floating_point() or not bool((torch.isfinite(prior) & (prior >= 0)).all()):
+            raise ValueRangeError("prior: expected non-negative (finite) floating class"
+                                  f" frequencies, got {prior.tolist()}")
         self.register_buffer("prior", prior.detach().clone())
         self.focal = bool(focal)
         self.reduction = check_reduction(reduction)

@@ -13,7 +13,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import Reduction, ShapeError, check_reduction
+from dgblocks._checks import Reduction, ShapeError, check_finite, check_reduction
+from dgblocks.distances import grad_safe_eps
 from dgblocks.losses._reduction import reduce
 
 __all__ = ["parameter_cosine", "ParameterCosine"]
@@ -132,7 +133,12 @@ def parameter_cosine(params_a: ParamSet | Sequence[ParamSet],
             ia, ib = (0 if len(items_a) == 1 else i), (0 if len(items_b) == 1 else i)
             raise ShapeError(f"params_b[{ib}]: expected parameter shapes {_shapes(a)} (from"
                              f" params_a[{ia}]), got {_shapes(b)}")
-        cosines.append(_cosine(_flatten(a, cache), _flatten(b, cache), eps))
+        fa, fb = _flatten(a, cache), _flatten(b, cache)
+        check_finite(fa[0], name=f"params_a[{0 if len(items_a) == 1 else i}]")
+        check_finite(fb[0], name=f"params_b[{0 if len(items_b) == 1 else i}]")
+        # the floor under the norms keeps the gradient finite in the parameters' own dtype
+        narrow = min((a[0].dtype, b[0].dtype), key=lambda t: torch.finfo(t).max)
+        cosines.append(_cosine(fa, fb, grad_safe_eps(eps, narrow)))
     return reduce(torch.stack(cosines), reduction)
 
 

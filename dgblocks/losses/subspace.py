@@ -19,14 +19,13 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
-    check_finite,
+    check_features,
     check_labels,
     check_nonnegative,
     check_reduction,
-    check_shape,
 )
 from dgblocks.distances import euclidean_distance
-from dgblocks.losses._reduction import attached_zero, reduce
+from dgblocks.losses._reduction import attached_zero, loss_dtype, reduce
 
 __all__ = ["subspace_diversity", "subspace_consistency", "SubspaceDiversity",
            "SubspaceConsistency"]
@@ -64,10 +63,9 @@ def subspace_diversity(W: Tensor, *, m1: float = 0.1, reduction: Reduction = "me
         ...                    reduction="none")
         tensor([0.0000, 0.0050])
     """
-    b, v = check_shape(W, "B V", name="W").values()
+    b, v = check_features(W, "B V", name="W").values()
     check_nonnegative(m1, name="m1")
     check_reduction(reduction)
-    check_finite(W, name="W")
     if v < 2 or b == 0:
         return W.sum(dim=1) * 0 if reduction == "none" else attached_zero(W)
     w = _compute(W)
@@ -113,19 +111,18 @@ def subspace_consistency(W: Tensor, labels: Tensor | None = None, *, m2: float =
         >>> subspace_consistency(W, torch.tensor([0, 1, 0]), reduction="none")
         tensor([0., 0., 0.])
     """
-    b = check_shape(W, "B V", name="W")["B"]
+    b = check_features(W, "B V", name="W")["B"]
     if labels is not None:
         check_labels(labels, None, name="labels", n=b, length_from="W")
     check_nonnegative(m2, name="m2")
     check_reduction(reduction)
-    check_finite(W, name="W")
     if b < 2:
         return W.sum(dim=1) * 0 if reduction == "none" else attached_zero(W)
     w = _compute(W)
     dist = euclidean_distance(w)  # (B, B), finite gradient at equal rows
     if labels is None:  # every sample pairs with the B - 1 others: no masks, no counts
         hinge = (dist - m2).clamp_min(0).pow(2).fill_diagonal_(0.0)
-        return reduce(hinge.sum(dim=1) / (b - 1), reduction).to(W.dtype)
+        return reduce(hinge.sum(dim=1) / (b - 1), reduction).to(loss_dtype(W.dtype))
     pair = ~torch.eye(b, dtype=torch.bool, device=W.device)
     pair = pair & (labels[:, None] == labels[None, :])
     hinge = (dist - m2).clamp_min(0).pow(2) * pair
@@ -135,7 +132,7 @@ def subspace_consistency(W: Tensor, labels: Tensor | None = None, *, m2: float =
         out = per_sample.sum() / (count > 0).sum().clamp_min(1).to(hinge.dtype)
     else:
         out = reduce(per_sample, reduction)
-    return out.to(W.dtype)
+    return out.to(loss_dtype(W.dtype))  # float32 for half W: a squared distance can overflow
 
 
 class SubspaceDiversity(nn.Module):

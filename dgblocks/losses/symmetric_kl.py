@@ -30,6 +30,7 @@ from dgblocks._checks import (
     Reduction,
     ShapeError,
     ValueRangeError,
+    check_features,
     check_finite,
     check_positive,
     check_reduction,
@@ -84,9 +85,9 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None 
         >>> symmetric_kl(a, torch.tensor([[0.0, 1.0]]))
         tensor(0.9242)
     """
-    sizes = check_shape(a, "N D", name="a")
+    sizes = check_features(a, "N D", name="a")
     if isinstance(b, Tensor) and b.dim() == 3:
-        check_shape(b, "N k D", name="b", **sizes)
+        check_features(b, "N k D", name="b", **sizes)
         if b.shape[1] == 0:
             raise ShapeError(f"b: expected at least one neighbour (k >= 1), got {tuple(b.shape)}")
         if mask is not None:
@@ -94,7 +95,7 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None 
             if mask.dtype != torch.bool:
                 raise ValueRangeError(f"mask: expected a bool tensor, got {mask.dtype}")
     else:
-        check_shape(b, "N D", name="b", **sizes)
+        check_features(b, "N D", name="b", **sizes)
         if mask is not None:
             raise ShapeError("mask: only used when b is (N, k, D), got b of shape"
                              f" {tuple(b.shape)}")

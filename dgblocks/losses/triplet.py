@@ -16,14 +16,13 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     check_choice,
-    check_finite,
+    check_features,
     check_labels,
     check_nonnegative,
     check_reduction,
-    check_shape,
 )
-from dgblocks.distances import pairwise_distance
-from dgblocks.losses._reduction import attached_zero
+from dgblocks.distances import cosine_distance, grad_safe_eps, pairwise_distance
+from dgblocks.losses._reduction import attached_zero, loss_dtype
 
 __all__ = ["batch_hard_mining", "triplet_loss", "TripletLoss"]
 
@@ -64,7 +63,7 @@ def batch_hard_mining(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
         >>> batch_hard_mining(d, torch.tensor([0, 0, 1, 1]))
         (tensor([1, 0, 3, 2]), tensor([2, 2, 1, 1]), tensor([True, True, True, True]))
     """
-    n = check_shape(dist, "N N", name="dist")["N"]
+    n = check_features(dist, "N N", name="dist")["N"]
     check_labels(labels, None, name="labels", n=n, length_from="dist")
     with torch.no_grad():
         d = dist.detach()
@@ -104,7 +103,8 @@ def triplet_loss(features: Tensor, labels: Tensor, *, margin: float = 0.3,
         reduction: ``"mean"`` (over valid anchors) | ``"sum"`` | ``"none"``.
 
     Shape:
-        features: (N, D); labels: (N,); output: () or (N,) for "none", dtype of ``features``.
+        features: (N, D); labels: (N,); output: () or (N,) for "none", dtype of
+        ``features`` (float32 for half inputs).
 
     Invariants:
         - non-negative
@@ -120,18 +120,20 @@ def triplet_loss(features: Tensor, labels: Tensor, *, margin: float = 0.3,
         >>> triplet_loss(f, torch.tensor([0, 1, 0, 1]), reduction="none")
         tensor([2.3000, 2.3000, 2.3000, 2.3000])
     """
-    n = check_shape(features, "N D", name="features")["N"]
+    n = check_features(features, "N D", name="features")["N"]
     check_labels(labels, None, name="labels", n=n, length_from="features")
     check_nonnegative(margin, name="margin")
     check_choice(metric, _METRICS, name="metric")
     check_reduction(reduction)
-    check_finite(features, name="features")
     if n <= 1:
         zero = attached_zero(features)
         return features.sum(dim=1) * 0 if reduction == "none" else zero
     # fp16/bf16: distances and the hinge in float32, result cast back to the input dtype.
     x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
-    dist = pairwise_distance(x, metric=metric)
+    if metric == "cosine":  # the norm floor keeps the gradient finite in the input dtype
+        dist = cosine_distance(x, eps=grad_safe_eps(1e-8, features.dtype))
+    else:
+        dist = pairwise_distance(x, metric=metric)
     pos_idx, neg_idx, valid = batch_hard_mining(dist, labels)
     d_ap = dist.gather(1, pos_idx[:, None]).squeeze(1)
     d_an = dist.gather(1, neg_idx[:, None]).squeeze(1)
@@ -144,7 +146,7 @@ def triplet_loss(features: Tensor, labels: Tensor, *, margin: float = 0.3,
         out = per_anchor.sum()
     else:  # no host sync: an empty valid set divides 0 by 1
         out = per_anchor.sum() / valid.sum().clamp_min(1).to(per_anchor.dtype)
-    return out.to(features.dtype)
+    return out.to(loss_dtype(features.dtype))  # distances: float32 for half inputs
 
 
 class TripletLoss(nn.Module):

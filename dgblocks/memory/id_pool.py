@@ -28,10 +28,11 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     ValueRangeError,
     check_async,
+    check_features,
     check_int,
     check_labels,
     check_probability,
-    check_shape,
+    values_checked,
     values_on_host,
 )
 from dgblocks._dist import all_gather_cat
@@ -127,7 +128,7 @@ class IDPool(nn.Module):
         self.central.fill_(central)
 
     def _check(self, features: Tensor, labels: Tensor | None, domains: Tensor) -> None:
-        n = check_shape(features, "B D", name="features", D=self.dim)["B"]
+        n = check_features(features, "B D", name="features", D=self.dim)["B"]
         check_labels(domains, self.num_domains, name="domains", n=n, length_from="features")
         if labels is not None:
             check_labels(labels, self.num_ids, name="labels", n=n, length_from="features")
@@ -139,6 +140,13 @@ class IDPool(nn.Module):
         Exact for repeated identities inside a batch; no host synchronisation.
         """
         self._check(features, labels, domains)
+        if values_checked():  # a NaN row would stay in the bank through every end_epoch
+            if not values_on_host(features):  # CUDA: a device assertion, no host sync
+                check_async(torch.isfinite(features), "features: expected finite values to"
+                            " update the pool")
+            elif not bool(torch.isfinite(features).all()):
+                raise ValueRangeError("features: expected finite values to update the pool,"
+                                      " got NaN or Inf (pool unchanged)")
         f = all_gather_cat(features.detach()).to(self.bank.dtype)
         labels, domains = all_gather_cat(labels), all_gather_cat(domains)
         ones = torch.ones_like(labels)

@@ -42,7 +42,14 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.overrides import TorchFunctionMode
 
-from dgblocks._checks import ShapeError, check_nonnegative
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_finite,
+    check_float,
+    check_nonnegative,
+    check_probability,
+)
 
 __all__ = ["batch_norm_train", "FusedNormDoubleBackward"]
 
@@ -205,6 +212,21 @@ def batch_norm_train(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tens
             raise ShapeError(f"{name}: expected shape ({c},) from x, got {got}")
     if weight is None or bias is None:
         raise ShapeError("weight: expected affine parameters (weight and bias), got None")
+    if x.numel() // max(c, 1) <= 1:  # as F.batch_norm: one value per channel has no variance
+        raise ShapeError(f"x: expected more than 1 value per channel in training mode, got"
+                         f" shape {tuple(x.shape)}")
+    check_float(x, name="x")
+    wide = {x.dtype, torch.float32} if x.dtype in (torch.float16, torch.bfloat16) else {x.dtype}
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and t.dtype not in wide:
+            raise ValueRangeError(f"{name}: expected dtype {x.dtype} (from x), got {t.dtype}")
+    check_finite(x, name="x")
+    check_finite(weight, name="weight")
+    check_finite(bias, name="bias")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+        raise ValueRangeError(f"momentum: expected a float in [0, 1], got {momentum!r}")
+    check_probability(momentum, name="momentum")
     check_nonnegative(eps, name="eps")
     return _BatchNormTrain.apply(x, weight, bias, running_mean, running_var, float(momentum),
                                  float(eps))

@@ -157,6 +157,8 @@ def module_params(module: nn.Module) -> dict[str, Tensor]:
         >>> sorted(module_params(torch.nn.Linear(2, 1)))
         ['bias', 'weight']
     """
+    if not isinstance(module, nn.Module):
+        raise ValueRangeError(f"module: expected an nn.Module, got {type(module).__name__}")
     return {n: p for n, p in module.named_parameters() if p.requires_grad}
 
 
@@ -172,6 +174,11 @@ def module_loss(module: nn.Module, loss: Callable[..., Tensor]) -> LossFn:
         >>> bool(fn(module_params(lin), torch.ones(3, 2)) >= 0)
         True
     """
+    if not isinstance(module, nn.Module):
+        raise ValueRangeError(f"module: expected an nn.Module, got {type(module).__name__}")
+    if not callable(loss):
+        raise ValueRangeError(f"loss: expected a callable loss(call, batch), got {loss!r}")
+
     def loss_fn(params: dict[str, Tensor], batch: Any) -> Tensor:
         def call(*args: Any, **kwargs: Any) -> Any:
             return torch.func.functional_call(module, params, args, kwargs, strict=False)

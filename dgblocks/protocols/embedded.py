@@ -105,6 +105,8 @@ def hold_out_identities(ds: ReIDDataset, num_ids: int, *,
 
 def relabel_identities(ds: ReIDDataset) -> ReIDDataset:
     """``ds`` with contiguous identities ``0..n-1`` and every image in domain 0 (in place)."""
+    if not isinstance(ds, ReIDDataset):
+        raise ValueRangeError(f"ds: expected a ReIDDataset, got {type(ds).__name__}")
     ds.pids = torch.unique(ds.pids, return_inverse=True)[1]
     ds.domains = torch.zeros_like(ds.pids)
     return ds

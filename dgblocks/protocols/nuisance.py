@@ -10,6 +10,7 @@ from dgblocks._checks import (
     ShapeError,
     ValueRangeError,
     check_choice,
+    check_int,
     check_probability,
     check_shape,
 )
@@ -45,6 +46,8 @@ def nuisance_sizes(kind: str, cameras: int, periods: int) -> dict[str, int]:
         {'camera': 6, 'time': 3}
     """
     check_choice(kind, NUISANCES, name="kind")
+    check_int(cameras, name="cameras", minimum=1)
+    check_int(periods, name="periods", minimum=1)
     sizes = {"camera": cameras, "time": periods, "joint": cameras * periods}
     return {k: sizes[k] for k in kind.split("+")}
 
@@ -128,6 +131,8 @@ def kept_per_class(before: Tensor, after: Tensor) -> dict[str, list[int]]:
         >>> kept_per_class(torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1]))
         {'class': [0, 1], 'kept': [2, 1], 'of': [2, 2]}
     """
+    check_shape(before, "N", name="before")
+    check_shape(after, "M", name="after")
     classes = before.unique()
     return {"class": classes.tolist(), "kept": [int((after == c).sum()) for c in classes],
             "of": [int((before == c).sum()) for c in classes]}
@@ -165,6 +170,9 @@ def time_periods(timestamps: Tensor, *, synthetic: bool, periods: int = 3) -> Te
     """Time-period label per image: the synthetic minute-of-day -> 0/1/2; real timestamps
     already in ``[0, periods)`` (MSMT17's morning/noon/afternoon) kept; frame numbers (Duke,
     VeRi) cut into ``periods`` equal-count bins. Unknown timestamps (-1) raise."""
+    check_int(periods, name="periods", minimum=1)
+    if not isinstance(timestamps, torch.Tensor) or timestamps.dim() != 1:
+        raise ValueRangeError(f"timestamps: expected a 1-D tensor, got {timestamps!r}")
     if synthetic:
         from dgblocks.data.synthetic_reid import time_period
 

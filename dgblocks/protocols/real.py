@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dgblocks._checks import ValueRangeError
+from dgblocks._checks import ValueRangeError, check_int
 from dgblocks.data.base import Benchmark, TargetDomain
 from dgblocks.data.datasets import (
     ALIASES,
@@ -102,6 +102,10 @@ def _parse_name(p: str, protocol: str) -> ProtocolSpec:
 
 def target_domain(ds: DatasetSplits, *, domain: int, image_size=None) -> TargetDomain:
     """A :class:`TargetDomain`: the 10 Protocol-1 splits, or the single query/gallery pair."""
+    if not isinstance(ds, DatasetSplits):
+        raise ValueRangeError(f"ds: expected a DatasetSplits (load_dataset),"
+                              f" got {type(ds).__name__}")
+    check_int(domain, name="domain", minimum=0)
     pairs = ds.protocol_splits or [(ds.query, ds.gallery)]
     if not pairs[0][0]:
         raise ValueRangeError(f"target: {ds.name} has no test split (training-only dataset)")

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     ValueRangeError,
     check_choice,
+    check_features,
     check_int,
     check_probability,
     check_same_length,
@@ -86,10 +87,10 @@ def backdoor_pairs(s: Tensor, v: Tensor, index: Tensor, weight: Tensor) -> Tenso
         <BLANKLINE>
                 [[0., 3.]]])
     """
-    b = check_shape(s, "B S", name="s")["B"]
-    check_shape(v, "B V", name="v", B=b)
+    b = check_features(s, "B S", name="s")["B"]
+    check_features(v, "B V", name="v", B=b)
     k = check_shape(index, "B K 2", name="index", B=b)["K"]
-    check_shape(weight, "B K", name="weight", B=b, K=k)
+    check_features(weight, "B K", name="weight", B=b, K=k)
     if index.dtype != torch.long:
         raise ValueRangeError(f"index: expected dtype torch.int64, got {index.dtype}")
     w = weight.to(v.dtype).unsqueeze(-1)
@@ -136,14 +137,14 @@ def backdoor_linear(s: Tensor, v: Tensor, index: Tensor, weight: Tensor, head_we
         >>> torch.allclose(out, head(backdoor_pairs(s, v, index, weight)), atol=1e-6)
         True
     """
-    shape = check_shape(s, "B S", name="s")
+    shape = check_features(s, "B S", name="s")
     b, ds = shape["B"], shape["S"]
-    dv = check_shape(v, "B V", name="v", B=b)["V"]
+    dv = check_features(v, "B V", name="v", B=b)["V"]
     k = check_shape(index, "B K 2", name="index", B=b)["K"]
-    check_shape(weight, "B K", name="weight", B=b, K=k)
-    c = check_shape(head_weight, "C D", name="head_weight", D=ds + dv)["C"]
+    check_features(weight, "B K", name="weight", B=b, K=k)
+    c = check_features(head_weight, "C D", name="head_weight", D=ds + dv)["C"]
     if head_bias is not None:
-        check_shape(head_bias, "C", name="head_bias", C=c)
+        check_features(head_bias, "C", name="head_bias", C=c)
     if index.dtype != torch.long:
         raise ValueRangeError(f"index: expected dtype torch.int64, got {index.dtype}")
     z_s = nn.functional.linear(s, head_weight[:, :ds], head_bias)     # (B, C)
@@ -182,8 +183,8 @@ def backdoor_adjustment(s: Tensor, v: Tensor, *, k: int, strategy: Strategy = "m
         >>> out.pairs.shape, out.index.shape, out.weight.shape
         (torch.Size([8, 2, 7]), torch.Size([8, 2, 2]), torch.Size([8, 2]))
     """
-    check_shape(s, "B S", name="s")
-    check_shape(v, "B V", name="v")
+    check_features(s, "B S", name="s")
+    check_features(v, "B V", name="v")
     check_same_length(("s", s), ("v", v))
     index, weight = backdoor_indices(v, k=k, strategy=strategy, alpha=alpha, generator=generator)
     return BackdoorResult(backdoor_pairs(s, v, index, weight), index, weight)

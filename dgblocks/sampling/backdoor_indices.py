@@ -17,9 +17,9 @@ from dgblocks._checks import (
     ShapeError,
     ValueRangeError,
     check_choice,
+    check_features,
     check_int,
     check_probability,
-    check_shape,
 )
 from dgblocks.distances import squared_euclidean_distance
 
@@ -90,7 +90,7 @@ def backdoor_indices(v: Tensor, *, k: int, strategy: Strategy = "mixup",
         >>> index[:, 0, 0].tolist(), weight[:, 0].tolist()
         ([2, 2, 0], [1.0, 1.0, 1.0])
     """
-    b = check_shape(v, "B D", name="v")["B"]
+    b = check_features(v, "B D", name="v")["B"]
     check_choice(strategy, STRATEGIES, name="strategy")
     check_int(k, name="k", minimum=1)
     if alpha is not None:

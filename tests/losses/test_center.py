@@ -136,9 +136,18 @@ def test_finite_in_low_precision(dtype):
     for scale in (1e-3, 1.0, 10.0):  # the loss itself must fit fp16 (< 65504)
         f = randn(4, 6, 64, scale=scale).to(dtype).requires_grad_()
         v = loss(f, y)
-        assert v.dtype == dtype and torch.isfinite(v)
+        assert v.dtype == (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype) and torch.isfinite(v)
         v.float().backward()
         assert torch.isfinite(f.grad).all() and torch.isfinite(loss.centers.grad).all()
     half = DF.center_loss(randn(5, 6, 64).to(dtype), y, loss.centers.detach())
+    big = DF.center_loss(1e4 * randn(5, 6, 64).to(dtype), y, loss.centers.detach().to(dtype))
+    assert torch.isfinite(big), "loss values are returned in float32 for half inputs"
     full = DF.center_loss(randn(5, 6, 64), y, loss.centers.detach().double())
     torch.testing.assert_close(half.double(), full, rtol=0.02, atol=0.02)
+
+
+def test_half_inputs_at_scale_1e4_return_finite_float32():  # fp16 used to give inf
+    f, y = 1e4 * randn(7, 6, 64), torch.tensor([0, 1, 2, 3, 0, 1])
+    loss = CenterLoss(num_classes=4, dim=64).half()
+    v = loss(f.half(), y)
+    assert v.dtype == torch.float32 and torch.isfinite(v)

@@ -151,3 +151,10 @@ def test_finite_in_low_precision(dtype):
         assert all(torch.isfinite(t.grad).all() for t in a + b)
         same = DF.parameter_cosine([a], [[t.detach().clone() for t in a]])
         torch.testing.assert_close(same.detach(), torch.tensor(1.0), atol=1e-3, rtol=0)
+
+
+def test_gradient_finite_for_tiny_half_parameters():  # norm ~6e-8 gave inf gradients
+    a = torch.full((16,), 1.5e-8).half().requires_grad_()
+    b = torch.randn(16, generator=torch.Generator().manual_seed(0)).half().requires_grad_()
+    ParameterCosine()(a, b).backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()

@@ -200,10 +200,19 @@ def test_consistency_degenerate_is_attached_zero(b, labels):
 def test_finite_in_low_precision(dtype):
     for scale in (1e-3, 1.0, 10.0):  # the loss itself must fit fp16 (< 65504)
         W = randn(2, 8, 4, scale=scale).to(dtype).requires_grad_()
-        for v in (DF.subspace_diversity(W), DF.subspace_consistency(W, m2=0.0)):
-            assert v.dtype == dtype and torch.isfinite(v)
+        for v, wide in ((DF.subspace_diversity(W), dtype),
+                        (DF.subspace_consistency(W, m2=0.0), (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype))):
+            assert v.dtype == wide and torch.isfinite(v)
             (g,) = torch.autograd.grad(v.float(), W)
             assert torch.isfinite(g).all()
     W = randn(3, 8, 4, scale=0.2)
     torch.testing.assert_close(DF.subspace_consistency(W.to(dtype)).double(),
                                DF.subspace_consistency(W), atol=2e-3, rtol=0.05)
+
+
+def test_half_consistency_at_scale_1e4_returns_finite_float32():  # fp16 used to give inf
+    W = (1e4 * randn(8, 8, 4)).half()
+    v = DF.subspace_consistency(W)
+    assert v.dtype == torch.float32 and torch.isfinite(v)
+    v = SubspaceConsistency()(W, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+    assert v.dtype == torch.float32 and torch.isfinite(v)

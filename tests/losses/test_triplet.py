@@ -193,7 +193,7 @@ def test_finite_in_low_precision(dtype, metric):
     for scale in (1e-3, 1.0, 3e2):
         f = randn(4, 8, 16, scale=scale).to(dtype).requires_grad_()
         v = DF.triplet_loss(f, y, metric=metric)
-        assert v.dtype == dtype and torch.isfinite(v)
+        assert v.dtype == (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype) and torch.isfinite(v)
         (g,) = torch.autograd.grad(v.float(), f)
         assert torch.isfinite(g).all()
     ref = DF.triplet_loss(randn(4, 8, 16), y, metric=metric)
@@ -209,3 +209,10 @@ def test_finite_under_autocast_bf16_cpu():
     assert torch.isfinite(v)
     v.float().backward()
     assert torch.isfinite(lin.weight.grad).all()
+
+
+def test_cosine_gradient_finite_for_tiny_half_vectors():  # norm ~6e-8 gave inf gradients
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    f = torch.cat([torch.full((4, 16), 1.5e-8), randn(9, 4, 16)]).half().requires_grad_()
+    DF.triplet_loss(f, y, metric="cosine").backward()
+    assert torch.isfinite(f.grad).all()
