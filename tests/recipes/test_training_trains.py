@@ -2,7 +2,7 @@
 beats the untrained network on the unseen synthetic targets by a clear margin.
 
 The benchmark is a reduced synthetic one (the ``--smoke`` sizes swapped for a medium config), so
-the two runs take well under 30 s on one core; the seed is fixed, the run deterministic.
+the two runs take about 20 s on one core (seed 0: R-1 11.7 untrained, 21.7 after 100 steps).
 """
 
 import pytest
