@@ -70,7 +70,8 @@ class Config:
     steps: int = arg(180, "step 3: alternation steps", smoke=6)
     batch_size: int = arg(32, "P x K images per step", smoke=16)
     num_instances: int = arg(4, "K images per identity")
-    lr: float = arg(1e-3, "Adam learning rate of f_E, f_I and the centres")
+    lr: float = arg(6e-3, "Adam learning rate of f_E, f_I and the centres (as AGG: "
+                     "from-scratch regime, docs/decisions.md)", smoke=1e-3)
     lr_n: float = arg(1e-3, "Adam learning rate of f_N")
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.0, "label smoothing of L_I (ADIN: plain softmax CE)")

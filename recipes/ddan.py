@@ -59,7 +59,8 @@ class Config:
     cache: str = arg("runs/ddan/cache", "folder caching the stage-1 model and features")
     batch_size: int = arg(64, "P x K images per step (DDAN 4.1: 64, 4 per identity)", smoke=16)
     num_instances: int = arg(4, "K images per identity (DDAN 4.1)")
-    lr: float = arg(3.5e-4, "Adam learning rate (as AGG; paper: SGD 0.1)", smoke=1e-3)
+    lr: float = arg(6e-3, "Adam learning rate (as AGG: from-scratch regime, docs/decisions.md; paper: SGD 0.1)",
+                     smoke=1e-3)
     weight_decay: float = arg(5e-4, "weight decay")
     warmup: float = arg(0.1, "fraction of steps of linear warm-up, then cosine")
     eps: float = arg(0.1, "label smoothing of L_IDE (BNNeck tricks, DDAN 4.5)")

@@ -64,7 +64,8 @@ class Config:
     batch_size: int = arg(32, "P x K images of the episode batch and the global batch", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
-    lr: float = arg(1e-3, "learning rate (IV-B: SGD 0.01), x0.1 after 2/3 of the steps (IV-B)")
+    lr: float = arg(6e-3, "learning rate (as AGG: from-scratch regime, docs/decisions.md; IV-B: SGD 0.01), x0.1 "
+                     "after 2/3 of the steps (IV-B)", smoke=1e-3)
     momentum: float = arg(0.9, "SGD momentum")
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.1, "label smoothing of L_cls (section IV-B)")

@@ -1,0 +1,66 @@
+"""Every backbone learns: a few dozen Adam steps on a tiny separable problem lower its identity
+loss clearly (from scratch, in training mode, as the recipes train them)."""
+
+import pytest
+import torch
+from torch import nn
+
+from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, MobileNetV2, build_backbone
+
+CLASSES, PER_CLASS, SIZE, STEPS = 8, 4, (32, 16), 40
+
+
+def _problem(seed: int = 0):
+    """8 classes, each a fixed random image; samples are the image plus noise (separable)."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(CLASSES, 3, *SIZE, generator=g)
+    y = torch.arange(CLASSES).repeat_interleave(PER_CLASS)
+
+    def batch():
+        return (protos[y] + 0.3 * torch.randn(len(y), 3, *SIZE, generator=g)).clamp(0, 1), y
+
+    return batch
+
+
+def _loss_drop(backbone: nn.Module, *, steps: int = STEPS, lr: float = 1e-3) -> tuple[float, float]:
+    torch.manual_seed(0)
+    head = nn.Linear(backbone.out_channels, CLASSES)
+    model = nn.Sequential(backbone, head).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batch = _problem()
+    losses = []
+    for _ in range(steps):
+        x, y = batch()
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return sum(losses[:3]) / 3, sum(losses[-5:]) / 5
+
+
+def _build(name: str) -> nn.Module:
+    if name == "digits_cnn":
+        return DigitsCNN(out_dim=32, in_channels=3, image_size=SIZE)
+    if name == "dual_branch":
+        return DualBranch(backbone=MobileNetV2(width_mult=0.25, last_stride=1), dim=32)
+    return build_backbone(name, width=0.5)
+
+
+HEAVY = {"resnet50", "resnet50_ibn_a"}
+# MobileNetV2 from scratch does not learn yet (docs/decisions.md, "MobileNetV2 from scratch"):
+# the open half of issue 19 item 2 (not strict: the tiny problem sometimes passes).
+OPEN = pytest.mark.xfail(reason="MobileNetV2 from scratch: issue 19 item 2 open", strict=False)
+MNV2 = {"mobilenetv2", "dualnorm", "dual_branch"}
+
+
+def _param(name):
+    marks = [pytest.mark.slow] if name in HEAVY else []
+    marks += [OPEN] if name in MNV2 else []
+    return pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("name", [_param(n) for n in (*BACKBONES, "digits_cnn", "dual_branch")])
+def test_identity_loss_drops(name):
+    first, last = _loss_drop(_build(name))
+    assert last < 0.5 * first, f"{name}: identity loss {first:.3f} -> {last:.3f}"
