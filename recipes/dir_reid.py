@@ -11,8 +11,8 @@ Algorithm (one step; C_S = identity head, C_V = domain head, shared by both late
        L_sid + l1 L_domindis + L_vdom + l2 L_idindis + l3 L_idinvar + l4 L_dominvar
        L_sid = CE_eps(C_S(s), y) (eq 2);  L_domindis = -H(C_V(s)) (eq 3-4);
        L_vdom = CE(C_V(v), d) (eq 7);     L_idindis = -H(C_S(v)) (eq 6);
-       L_idinvar = CE_eps(C_SC(s_i + v~_ik), y_i) (eq 11);
-       L_dominvar = CE(C_VC(s_i + v~_ik), domain of v~_ik) (the dual term of eq 15);
+       L_idinvar = sum_k CE_eps(C_SC(s_i + v~_ik), y_i) (eq 11; sum over k, mean over i);
+       L_dominvar = sum_k CE(C_VC(s_i + v~_ik), domain of v~_ik) (the dual term of eq 15);
     5. Phase II (C_S, C_V on the detached s, v of step 2) minimises
        L_sid + L_sdom + L_vdom + L_vid (eq 12-14).
 Variants (Tables 5 and 8): baseline = f_S + C_S, L_sid only; dual_dann = steps 4-5 without BA
@@ -157,11 +157,12 @@ def train_step(model: DIRReID, batch, *, augment, losses: nn.ModuleDict, ba, gen
         idx, w = ba.indices(v, generator=gen)              #    heads on s_i (+) v~_ik: linear,
         z_sc, z_vc = (backdoor_linear(s, v, idx, w, h.weight, h.bias).flatten(0, 1)
                       for h in (model.c_sc, model.c_vc))   #    so the pairs are never built
-        logs["l_idinvar"] = cfg.lambda3 * ce_id(z_sc, y.repeat_interleave(idx.shape[1]))
+        k = idx.shape[1]                                   #    eq 11: sum over k, mean over i
+        logs["l_idinvar"] = cfg.lambda3 * k * ce_id(z_sc, y.repeat_interleave(k))
         w = w.flatten()                                    #    mixed v~: mixed domain target
         logs["l_dominvar"] = cfg.lambda4 * (
             w * ce_dom_each(z_vc, d[idx[..., 0].flatten()])
-            + (1 - w) * ce_dom_each(z_vc, d[idx[..., 1].flatten()])).mean()
+            + (1 - w) * ce_dom_each(z_vc, d[idx[..., 1].flatten()])).view(-1, k).sum(1).mean()
     loss1 = sum(logs.values())
     opts[0].zero_grad(set_to_none=True)
     loss1.backward()
