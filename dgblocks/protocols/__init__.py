@@ -8,11 +8,14 @@
 - embedded benchmarks (:mod:`dgblocks.protocols.embedded`): :func:`leave_one_out` (the
   Protocol-2/3 layout), :func:`single_source` (direct transfer), :func:`hold_out_identities`
   (an identity validation split), :func:`relabel_identities`
+- :func:`cameras_as_domains`, :func:`source_domains` (:mod:`dgblocks.protocols.cameras`): a
+  single source's cameras as its domains (DIR-ReID Table 4)
 - nuisance labels for direct transfer (:mod:`dgblocks.protocols.nuisance`): :func:`skew_by`,
   :func:`time_periods`
 """
 
 from dgblocks.protocols.build import build_benchmark
+from dgblocks.protocols.cameras import DOMAIN_LABELS, cameras_as_domains, source_domains
 from dgblocks.protocols.embedded import (
     hold_out_identities,
     leave_one_out,
@@ -39,6 +42,9 @@ __all__ = [
     "single_source",
     "hold_out_identities",
     "relabel_identities",
+    "cameras_as_domains",
+    "source_domains",
+    "DOMAIN_LABELS",
     "skew_by",
     "time_periods",
 ]

@@ -142,3 +142,24 @@ def test_ba_terms_sum_over_k_as_eq11(digits, ba):
     logs = dr.train_step(model, batch, **kw)
     torch.testing.assert_close(logs["l_idinvar"], idinvar, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(logs["l_dominvar"], dominvar, rtol=1e-4, atol=1e-5)
+
+
+def test_table4_single_source_uses_cameras_as_domains(tmp_path, capsys):
+    res = dr.main([*TINY, "--source", "0", "--out", str(tmp_path / "r.json")])
+    names = res["domain_names"]
+    assert len(names) >= 2 and all(n.startswith(names[0].split("/")[0] + "/cam") for n in names)
+    assert res["config"]["source"] == 0 and "src-" in " ".join(res["targets"])
+    assert "domains=" in capsys.readouterr().out
+
+
+def test_single_source_with_dataset_domains_runs_with_one_domain(tmp_path):
+    res = dr.main([*TINY, "--source", "1", "--domains", "dataset", "--out",
+                   str(tmp_path / "r.json")])
+    assert len(res["domain_names"]) == 1          # C_V has one output: domain terms are 0
+
+
+@pytest.mark.parametrize("ba,k", [("random", 1), ("mixup", 1), ("mixhard", 2), ("mixup", 11)])
+def test_figure5_k_range_takes_a_step(digits, ba, k):
+    model, batch, kw = _setup(digits, variant="full", ba=ba, k=k)  # batch 12: K <= 11
+    logs = dr.train_step(model, batch, **kw)
+    assert torch.isfinite(logs["l_idinvar"]) and torch.isfinite(logs["l_dominvar"])
