@@ -1,5 +1,7 @@
-"""Domain-level tools: central-domain selection by Wasserstein distance (DDAN eq 3)."""
+"""Domain-level tools: central-domain selection by Wasserstein distance (DDAN eq 3), cosine
+similarity between domains (DDAN Table 4) and a markdown table of a domain x domain matrix."""
 
+from dgblocks.domains.similarity import domain_cosine_similarity, domain_table
 from dgblocks.domains.wasserstein import (
     METHODS,
     CentralDomain,
@@ -14,4 +16,6 @@ __all__ = [
     "wasserstein_matrix",
     "CentralDomain",
     "METHODS",
+    "domain_cosine_similarity",
+    "domain_table",
 ]
