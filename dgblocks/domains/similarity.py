@@ -10,21 +10,23 @@ or the Wasserstein matrix of DDAN Table 2, as a markdown table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_int, check_labels, check_shape
+from dgblocks._checks import ShapeError, check_int, check_shape
+from dgblocks.data.base import ReIDDataset
+from dgblocks.eval import encode_dataset
 
-__all__ = ["domain_cosine_similarity", "domain_table"]
+__all__ = ["domain_cosine_similarity", "domain_table", "encode_domains"]
 
 
-def domain_cosine_similarity(features: Tensor, domains: Tensor, *,
-                             num_domains: int | None = None) -> Tensor:
+def domain_cosine_similarity(features_by_domain: Sequence[Tensor]) -> Tensor:
     r"""Cosine similarity between the mean directions of the domains' features.
 
-    $$ \mu_g = \frac{1}{n_g} \sum_{i:\, d_i = g} \frac{x_i}{\|x_i\|}, \qquad
+    $$ \mu_g = \frac{1}{n_g} \sum_{i=1}^{n_g} \frac{x^g_i}{\|x^g_i\|}, \qquad
        S_{ab} = \frac{\mu_a^\top \mu_b}{\|\mu_a\|\, \|\mu_b\|} $$
 
     Features are L2-normalised before averaging (cosine retrieval compares directions), so no
@@ -32,42 +34,35 @@ def domain_cosine_similarity(features: Tensor, domains: Tensor, *,
     has similarity 0 with every domain, itself included.
 
     Args:
-        features: one feature vector per image.
-        domains: domain index per image, in ``[0, G)``.
-        num_domains: G; ``None`` means ``domains.max() + 1``. Every domain needs an image.
+        features_by_domain: one feature matrix per domain (as
+            :func:`~dgblocks.domains.wasserstein_matrix`), each with at least one row.
 
     Shape:
-        features: (N, D); domains: (N,); output: (G, G) in the features' dtype and device.
+        features_by_domain: G tensors (n_g, D); output: (G, G) in their dtype and device.
 
     Invariants:
         - symmetric, values in [-1, 1], diagonal 1 (domains with a non-zero mean)
         - unchanged by scaling any feature vector by a positive factor
-        - unchanged by permuting the images (with their domain labels)
+        - unchanged by permuting the rows of any domain
 
     Example:
-        >>> f = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
-        >>> domain_cosine_similarity(f, torch.tensor([0, 0, 1, 2]))
+        >>> a, b = torch.tensor([[1.0, 0.0], [2.0, 0.0]]), torch.tensor([[0.0, 3.0]])
+        >>> domain_cosine_similarity([a, b, torch.tensor([[1.0, 1.0]])])
         tensor([[1.0000, 0.0000, 0.7071],
                 [0.0000, 1.0000, 0.7071],
                 [0.7071, 0.7071, 1.0000]])
     """
-    n = check_shape(features, "N D", name="features")["N"]
-    if n == 0:
-        raise ShapeError("features: expected at least one image, got N=0")
-    check_labels(domains, None, name="domains", n=n, length_from="features")
-    g = (max(int(domains.max()) + 1, 1) if num_domains is None else
-         check_int(num_domains, name="num_domains", minimum=1))
-    check_labels(domains, g, name="domains", n=n, length_from="features")
-    counts = torch.bincount(domains.long(), minlength=g)
-    if bool((counts == 0).any()):
-        empty = (counts == 0).nonzero().flatten().tolist()
-        raise ValueRangeError(f"domains: expected at least one image per domain in [0, {g}), "
-                              f"got none for {empty}")
-    unit = torch.nn.functional.normalize(features, dim=1)
-    means = torch.zeros(g, features.shape[1], dtype=unit.dtype, device=unit.device)
-    means.index_add_(0, domains.long().to(unit.device), unit)
-    means = torch.nn.functional.normalize(means / counts.to(means).unsqueeze(1), dim=1)
-    return (means @ means.t()).clamp(-1.0, 1.0)
+    if isinstance(features_by_domain, Tensor) or len(features_by_domain) == 0:
+        raise ShapeError("features_by_domain: expected a non-empty sequence of (n_g, D) "
+                         "tensors, got " + type(features_by_domain).__name__)
+    dim = check_shape(features_by_domain[0], "N D", name="features_by_domain[0]")["D"]
+    means = []
+    for g, x in enumerate(features_by_domain):
+        if check_shape(x, "N D", name=f"features_by_domain[{g}]", D=dim)["N"] == 0:
+            raise ShapeError(f"features_by_domain[{g}]: expected at least one row, got 0")
+        means.append(torch.nn.functional.normalize(x, dim=1).mean(0))
+    m = torch.nn.functional.normalize(torch.stack(means), dim=1)
+    return (m @ m.t()).clamp(-1.0, 1.0)
 
 
 def domain_table(names: Sequence[str], matrix: Tensor | Sequence[Sequence[float]], *,
@@ -103,3 +98,40 @@ def domain_table(names: Sequence[str], matrix: Tensor | Sequence[Sequence[float]
         for i, n in enumerate(names)]
     return "\n".join([title, f"| {corner} | " + " | ".join(cols) + " |",
                       "|" + " --- |" * (len(cols) + 1), *rows])
+
+
+def encode_domains(encode: Callable[[Tensor], Tensor], ds: ReIDDataset, num_domains: int, *,
+                   max_per_domain: int | None = None, seed: int = 0, device: Any = "cpu",
+                   batch_size: int = 128) -> list[Tensor]:
+    """Features of at most ``max_per_domain`` random images of each domain of ``ds``.
+
+    ``None`` encodes every image. The inputs of :func:`domain_cosine_similarity` and
+    :func:`~dgblocks.domains.wasserstein_matrix`; runs under ``torch.no_grad()``.
+
+    Shape:
+        ds.domains: (N,) in ``[0, num_domains)``; output: ``num_domains`` tensors (n_g, D),
+        n_g <= max_per_domain, float32 on the CPU (as :func:`dgblocks.eval.encode_dataset`).
+
+    Invariants:
+        - entry g holds features of images of domain g only, each image at most once
+
+    Example:
+        >>> from dgblocks.data.base import ReIDDataset
+from dgblocks.eval import encode_dataset
+        >>> ds = ReIDDataset(torch.zeros(4, 3, 2, 2, dtype=torch.uint8), pids=[0, 1, 2, 3],
+        ...                  camids=[0, 0, 0, 0], domains=[0, 1, 0, 1])
+        >>> [f.shape for f in encode_domains(lambda x: x.flatten(1), ds, 2, max_per_domain=1)]
+        [torch.Size([1, 12]), torch.Size([1, 12])]
+    """
+    check_int(num_domains, name="num_domains", minimum=1)
+    if max_per_domain is not None:
+        check_int(max_per_domain, name="max_per_domain", minimum=1)
+    gen, out = torch.Generator().manual_seed(int(seed)), []
+    with torch.no_grad():
+        for d in range(num_domains):
+            idx = (ds.domains == d).nonzero().flatten()
+            if max_per_domain is not None and len(idx) > max_per_domain:
+                idx = idx[torch.randperm(len(idx), generator=gen)[:max_per_domain]]
+            out.append(encode_dataset(encode, ds, index=idx, device=device,
+                                      batch_size=batch_size))
+    return out
