@@ -5,7 +5,9 @@ MDDAN, DDAN's central domain) has nothing to separate when it trains on one data
 DIR-ReID (Zhang et al. 2022, Section 4.3, Table 4) then "sees different cameras as different
 domains". :func:`cameras_as_domains` relabels the training images of a benchmark so that each
 (source domain, camera) pair present is one domain; :func:`source_domains` composes it with
-:func:`~dgblocks.protocols.single_source` (the ``--source`` / ``--domains`` switches of a recipe).
+:func:`~dgblocks.protocols.single_source` (the ``--source`` / ``--domains`` switches of a recipe);
+:func:`split_by_domain` gives one dataset per domain label (the episodic recipe's per-domain
+extractors).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import dataclasses
 import torch
 
 from dgblocks._checks import ShapeError, check_choice
-from dgblocks.data.base import Benchmark
+from dgblocks.data.base import Benchmark, ReIDDataset
 from dgblocks.protocols.embedded import single_source
 
-__all__ = ["cameras_as_domains", "source_domains", "DOMAIN_LABELS"]
+__all__ = ["cameras_as_domains", "source_domains", "split_by_domain", "DOMAIN_LABELS"]
 
 DOMAIN_LABELS = ("auto", "dataset", "camera")
 
@@ -91,3 +93,20 @@ def source_domains(bench: Benchmark, *, source: int = -1, domains: str = "auto")
                                and bench.task == "reid"):
         bench = cameras_as_domains(bench)
     return bench
+
+
+def split_by_domain(ds: ReIDDataset) -> list[ReIDDataset]:
+    """One dataset per domain label ``0 .. max(ds.domains)`` (storage shared with ``ds``).
+
+    Shape:
+        ds.domains: (N,); output: ``max + 1`` datasets, entry g holding the images of domain g
+        (empty for a label with no image), named ``"<ds.name>:<g>"``.
+
+    Example:
+        >>> ds = ReIDDataset(torch.zeros(3, 3, 2, 2, dtype=torch.uint8), pids=[0, 1, 2],
+        ...                  camids=[0, 0, 0], domains=[1, 0, 1])
+        >>> [len(x) for x in split_by_domain(ds)]
+        [1, 2]
+    """
+    return [ds.subset(torch.nonzero(ds.domains == d).flatten(), name=f"{ds.name}:{d}")
+            for d in range(int(ds.domains.max()) + 1)]

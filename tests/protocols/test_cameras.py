@@ -57,3 +57,12 @@ def test_prop_same_new_domain_iff_same_pair(seed, n, g, c):
 def test_unknown_camera_raises_naming_the_argument():
     with pytest.raises(ValueError, match="bench: expected camera ids"):
         cameras_as_domains(_bench(torch.tensor([0, 0]), torch.tensor([0, -1])))
+
+
+def test_split_by_domain_partitions_the_images():
+    from dgblocks.protocols import split_by_domain
+
+    b = _bench(torch.tensor([2, 0, 2, 0, 0]), torch.zeros(5, dtype=torch.long))
+    parts = split_by_domain(b.train)
+    assert [p.pids.tolist() for p in parts] == [[1, 3, 4], [], [0, 2]]
+    assert [p.name for p in parts] == [f"{b.train.name}:{d}" for d in range(3)]
