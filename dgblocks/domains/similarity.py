@@ -117,7 +117,6 @@ def encode_domains(encode: Callable[[Tensor], Tensor], ds: ReIDDataset, num_doma
 
     Example:
         >>> from dgblocks.data.base import ReIDDataset
-from dgblocks.eval import encode_dataset
         >>> ds = ReIDDataset(torch.zeros(4, 3, 2, 2, dtype=torch.uint8), pids=[0, 1, 2, 3],
         ...                  camids=[0, 0, 0, 0], domains=[0, 1, 0, 1])
         >>> [f.shape for f in encode_domains(lambda x: x.flatten(1), ds, 2, max_per_domain=1)]
