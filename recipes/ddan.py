@@ -10,9 +10,8 @@ Stage 2 (eq 9), per P x K batch, from a fresh initialisation:
     4. z = E(x); f = M(z) (for L1) and f_m = M(z.detach()) (for L2: reaches theta_m only);
     5. L1 = L_IDE(I(f), y) + l1 * L_triplet(f, y)                          -> theta_e, m, i
     6. L_DA-T = NegEntropy(D(f_m)), D's parameters detached                -> theta_m
-    7. from ``se_start`` of the run: the k nearest ID-pool entries r_hat (central sample: own
-       domain minus own id; peripheral: other domains); L_SE = symKL_tau(f_m, r_hat) / dim
-                                                                           -> theta_m
+    7. from ``se_start``: the k nearest ID-pool entries r_hat (central sample: own domain minus
+       own id; peripheral: other domains); L_SE = symKL_tau(f_m, r_hat) / dim     -> theta_m
     8. L_DA-D = CE(D(f.detach()), 1[domain == c*])                         -> theta_d
     9. one Adam step on L1 + l2*L_DA-T + l3*L_SE + L_DA-D; ID pool update (eq 6-7) with f,
        ``end_epoch`` at every epoch boundary.
@@ -32,11 +31,11 @@ from torch.func import functional_call
 
 from dgblocks.backbones import BACKBONES, build_backbone, replace_stage
 from dgblocks.data.transforms import train_transform
-from dgblocks.domains import METHODS, central_from_distances, wasserstein_matrix
+from dgblocks.domains import METHODS, central_from_distances, paired_wasserstein, wasserstein_matrix
+from dgblocks.domains.similarity import domain_cosine_similarity, domain_table, encode_domains
 from dgblocks.engine import arg, derive_seed, seed_everything, setup, warmup_cosine
 from dgblocks.engine.inputs import image_size, normalize_input
 from dgblocks.engine.stage_cache import StageCache
-from dgblocks.eval import encode_dataset
 from dgblocks.layers import BNNeck, CentralDomainDiscriminator, NuisanceHeads
 from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
 from dgblocks.memory import IDPool
@@ -46,13 +45,11 @@ from dgblocks.memory import IDPool
 class Config:
     ablation: str = arg("full", "Table 5 row: ide | triplet (+L_triplet) | da (+L_DA) | full "
                         "(+L_SE)", choices=("ide", "triplet", "da", "full"))
-    central: str = arg("", "central domain name ('' = chosen by --ot; 'all' = pairwise, "
-                       "Table 3 last row)")
+    central: str = arg("", "central domain ('' = by --ot; 'all' = pairwise, Table 3 last row)")
     ot: str = arg("emd", "OT method choosing the central domain (Table 2)", choices=METHODS)
-    ot_samples: int = arg(1000, "per-domain subsample for emd / sinkhorn")
-    backbone: str = arg("resnet_tiny", "resnet_tiny (learns from scratch in the CPU budget) | "
-                        "mobilenetv2 (DDAN 4.1; at chance from scratch here) | dualnorm "
-                        "(DDAN+DualNorm) | resnet50 | ...", choices=BACKBONES)
+    ot_samples: int = arg(1000, "per-domain subsample for emd / sinkhorn and Table 4")
+    backbone: str = arg("resnet_tiny", "resnet_tiny (learns from scratch on CPU) | mobilenetv2 "
+                        "(DDAN 4.1) | dualnorm (DDAN+DualNorm, Table 1) | ...", choices=BACKBONES)
     width: float = arg(0.5, "MobileNetV2 width (paper 1.0; 0.5 is fast on 2 CPU cores)")
     steps: int = arg(240, "stage-2 steps (paper: 100 epochs)", smoke=8)
     stage1_steps: int = arg(60, "short stage-1 baseline for the central domain", smoke=4)
@@ -162,8 +159,7 @@ def train(cfg: Config, run, bench, *, ablation: str, central: int = -1, pool_cen
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
     steps = cfg.steps if phase == "train" else cfg.stage1_steps
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine(s, total=steps, warmup=cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=steps, warmup=cfg.warmup))
     run.register(**{f"{phase}_model": net, f"{phase}_opt": opt, f"{phase}_sched": sched},
                  **({f"{phase}_pool": pool} if pool is not None else {}))
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
@@ -179,27 +175,27 @@ def train(cfg: Config, run, bench, *, ablation: str, central: int = -1, pool_cen
     return net.eval()
 
 
+def stage1_cache(cfg: Config, run) -> StageCache:
+    """The stage-1 cache, keyed by data, seed and every setting stage 1 reads."""
+    keys = ("backbone", "width", "stage1_steps", "batch_size", "num_instances", "lr",
+            "weight_decay", "warmup", "eps", "margin", "lambda1")
+    return StageCache(cfg.cache, "stage1", {k: getattr(run.args, k) for k in (
+        "data", "data_root", "protocol", "smoke", "seed")} | {k: getattr(cfg, k) for k in keys})
+
+
 def stage1(cfg: Config, run, bench) -> dict:
     """Steps 1-3: the (cached) baseline, its source features and the W1 matrices."""
-    a = run.args
-    keys = ("backbone", "width", "stage1_steps", "batch_size", "num_instances", "lr",
-            "weight_decay", "warmup", "eps", "margin", "lambda1")  # every setting stage 1 reads
-    cache = StageCache(cfg.cache, "stage1", {k: getattr(a, k) for k in (
-        "data", "data_root", "protocol", "smoke", "seed")} | {k: getattr(cfg, k) for k in keys})
-    cached = cache.load()
+    cached = (cache := stage1_cache(cfg, run)).load()
     if cached is not None:                                                # 1. load
         run.print(f"stage 1: cached baseline {cache.path}")
     else:                                                                 # 1. train
         net = train(cfg, run, bench, ablation="triplet", phase="stage1")
-        with torch.no_grad():                                             # 2. F(x) per source
-            feats = [encode_dataset(net.features, bench.train, device=run.device,
-                                    index=(bench.train.domains == d).nonzero().squeeze(1))
-                     for d in range(bench.num_domains)]
-        cached = {"model": net.state_dict(), "features": feats}
+        cached = {"model": net.state_dict(), "features": encode_domains(   # 2. F(x) per source
+            net.features, bench.train, bench.num_domains, device=run.device)}
     if cached.get("ot_samples") != cfg.ot_samples:                        # 2. d_WS, Table 2
-        cached["ot"] = {m: wasserstein_matrix(cached["features"], method=m, seed=a.seed,
-                                              max_samples=None if m == "sliced" else
-                                              cfg.ot_samples).tolist() for m in METHODS}
+        cached["ot"] = {m: wasserstein_matrix(cached["features"], method=m, seed=run.args.seed,
+                        max_samples=cfg.ot_samples if m != "sliced" else None).tolist()
+                        for m in METHODS}
         cached["ot_samples"] = cfg.ot_samples
         if run.is_main:
             cache.save(cached)
@@ -207,14 +203,18 @@ def stage1(cfg: Config, run, bench) -> dict:
             for m, d in cached["ot"].items()}
 
 
-def table2(names, d, method: str) -> str:
-    d = torch.tensor(d)
-    rows = [f"| {n} | " + " | ".join(f"{v:.3f}" for v in d[i]) + f" | {d[i].sum():.3f} |"
-            for i, n in enumerate(names)]
-    head = "| central \\ peripheral | " + " | ".join(names) + " | sum |"
-    return "\n".join([f"Table 2 analogue ({method}): W1 between baseline features", head,
-                      "|" + " --- |" * (len(names) + 2), *rows,
-                      f"central domain ({method}): {names[central_from_distances(d)]}"])
+def analyse(cfg: Config, run, bench, net, names, central: int, ot) -> dict:
+    """Table 4 (cosine of the domains' mean F(x)); pairwise: Table 2's "All domains" row."""
+    f = encode_domains(net.features, bench.train, len(names), max_per_domain=cfg.ot_samples,
+                       seed=run.args.seed, device=run.device)
+    run.print(domain_table(names, cos := domain_cosine_similarity(f), title="Table 4 analogue:"
+                           " cosine similarity of the domains' mean F(x)"))
+    w1 = None
+    if central < 0 and ot and (base := stage1_cache(cfg, run).load()) is not None:
+        w1 = paired_wasserstein(base["features"], f, method=cfg.ot, seed=run.args.seed,
+                                max_samples=cfg.ot_samples if cfg.ot != "sliced" else None).tolist()
+        run.print(f"Table 2 'All domains' ({cfg.ot}, baseline vs aligned F(x)): {w1}")
+    return {"cosine": cos.tolist(), "ot_all_domains": w1}
 
 
 def main(argv=None) -> dict:
@@ -229,11 +229,10 @@ def main(argv=None) -> dict:
     if cfg.ablation in ("da", "full"):
         ot = run.cached("ot", lambda: stage1(cfg, run, bench))            # steps 1-3
         for m in METHODS:
-            run.print(table2(names, ot[m]["distances"], m))
+            run.print(domain_table(names, ot[m]["distances"], sums=True, title=f"Table 2 analogue"
+                                   f" ({m}): W1, baseline F(x); central {names[ot[m]['central']]}"))
     chosen = ot[cfg.ot]["central"] if ot is not None else 0
     central = -1 if cfg.central == "all" else names.index(cfg.central) if cfg.central else chosen
-    if ot is not None:
-        run.print(f"central domain: {names[central] if central >= 0 else 'all (pairwise)'}")
     seed_everything(derive_seed(run.args.seed, 2), deterministic=run.args.deterministic,
                     threads=run.args.threads)  # stage 2 starts alike whether stage 1 was cached
     net = train(cfg, run, bench, ablation=cfg.ablation, central=central,
@@ -242,6 +241,7 @@ def main(argv=None) -> dict:
              "central": None if ot is None else names[central] if central >= 0 else "all",
              "ot": ({m: {"central": names[v["central"]], "distances": v["distances"]}
                      for m, v in ot.items()} if ot else None)}
+    extra |= analyse(cfg, run, bench, net, names, central, ot)          # Tables 4, 2
     return run.finish(encode=net, extra=extra,
                       title=f"DDAN ({cfg.ablation}, central {extra['central']})")
 

@@ -11,8 +11,8 @@ Algorithm (one step; C_S = identity head, C_V = domain head, shared by both late
        L_sid + l1 L_domindis + L_vdom + l2 L_idindis + l3 L_idinvar + l4 L_dominvar
        L_sid = CE_eps(C_S(s), y) (eq 2);  L_domindis = -H(C_V(s)) (eq 3-4);
        L_vdom = CE(C_V(v), d) (eq 7);     L_idindis = -H(C_S(v)) (eq 6);
-       L_idinvar = CE_eps(C_SC(s_i + v~_ik), y_i) (eq 11);
-       L_dominvar = CE(C_VC(s_i + v~_ik), domain of v~_ik) (the dual term of eq 15);
+       L_idinvar = sum_k CE_eps(C_SC(s_i + v~_ik), y_i) (eq 11; sum over k, mean over i);
+       L_dominvar = sum_k CE(C_VC(s_i + v~_ik), domain of v~_ik) (the dual term of eq 15);
     5. Phase II (C_S, C_V on the detached s, v of step 2) minimises
        L_sid + L_sdom + L_vdom + L_vid (eq 12-14).
 Variants (Tables 5 and 8): baseline = f_S + C_S, L_sid only; dual_dann = steps 4-5 without BA
@@ -24,6 +24,7 @@ mddan = steps 4-5 without BA; full = everything. Test: s = f_S(x) (ReID) or C_S(
     python recipes/dir_reid.py --data digits --ba random   # rotated digits, test on 75 deg
     python recipes/dir_reid.py --data digits --latent-dim 2  # + Figure 6 analogue PNG
     python recipes/dir_reid.py --data real --data-root DIR --protocol protocol1
+    python recipes/dir_reid.py --source 0                  # Table 4: one source, cameras as domains
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, image_size, normalize_input, setup
 from dgblocks.layers import DannSchedule, DisentangledEncoders, GradientReversal
 from dgblocks.losses import LabelSmoothingCE, NegEntropy
+from dgblocks.protocols import DOMAIN_LABELS, source_domains
 from dgblocks.sampling import BackdoorAdjustment, backdoor_linear
 
 VARIANTS = ("baseline", "dual_dann", "mddan", "full")
@@ -49,7 +51,12 @@ class Config:
                        choices=VARIANTS)
     ba: str = arg("auto", "BA strategy (3.3); auto: mixup for ReID, mixhard for digits",
                   choices=("auto", "random", "hardest", "mixup", "mixhard"))
-    k: int = arg(10, "K domain factors per sample (4.4: K=10)", smoke=4)
+    k: int = arg(10, "K domain factors per sample (4.4: K=10; Figure 5 sweeps it); 1 <= K < "
+                 "batch size; mixhard needs K >= 2", smoke=4)
+    source: int = arg(-1, "-1: every source; N: synthetic source N alone, the others are "
+                      "targets (Table 4; real data: --protocol direct:M->D)")
+    domains: str = arg("auto", "domain labels d: dataset | camera ((source, camera) pairs, "
+                       "Table 4) | auto: camera with one source", choices=DOMAIN_LABELS)
     lambda1: float = arg(1.0, "weight of L_domindis (4.2)")
     lambda2: float = arg(0.1, "weight of L_idindis (4.2)")
     lambda3: float = arg(1.0, "weight of L_idinvar (4.2)")
@@ -157,11 +164,12 @@ def train_step(model: DIRReID, batch, *, augment, losses: nn.ModuleDict, ba, gen
         idx, w = ba.indices(v, generator=gen)              #    heads on s_i (+) v~_ik: linear,
         z_sc, z_vc = (backdoor_linear(s, v, idx, w, h.weight, h.bias).flatten(0, 1)
                       for h in (model.c_sc, model.c_vc))   #    so the pairs are never built
-        logs["l_idinvar"] = cfg.lambda3 * ce_id(z_sc, y.repeat_interleave(idx.shape[1]))
+        k = idx.shape[1]                                   #    eq 11: sum over k, mean over i
+        logs["l_idinvar"] = cfg.lambda3 * k * ce_id(z_sc, y.repeat_interleave(k))
         w = w.flatten()                                    #    mixed v~: mixed domain target
         logs["l_dominvar"] = cfg.lambda4 * (
             w * ce_dom_each(z_vc, d[idx[..., 0].flatten()])
-            + (1 - w) * ce_dom_each(z_vc, d[idx[..., 1].flatten()])).mean()
+            + (1 - w) * ce_dom_each(z_vc, d[idx[..., 1].flatten()])).view(-1, k).sum(1).mean()
     loss1 = sum(logs.values())
     opts[0].zero_grad(set_to_none=True)
     loss1.backward()
@@ -196,7 +204,7 @@ def make_optimisers(model: DIRReID, cfg: Config, digits: bool):
 
 def main(argv=None) -> dict:
     cfg, run = setup(Config, argv, name="dir_reid", description=__doc__)
-    bench = run.benchmark()
+    bench = run.bench = source_domains(run.benchmark(), source=cfg.source, domains=cfg.domains)
     digits = bench.task == "classification"
     cfg = resolve(cfg, digits)
     if run.dist.world_size > 1:  # two optimisers over parts of one model: no DDP wiring yet
@@ -211,7 +219,7 @@ def main(argv=None) -> dict:
                else train_transform(image_size(bench.train)))
     losses = make_losses(cfg)
     ba = BackdoorAdjustment(k=cfg.k, strategy=cfg.ba)
-    run.print(f"DIR-ReID variant={cfg.variant} ba={cfg.ba} k={cfg.k} steps={cfg.steps}")
+    run.print(f"DIR-ReID {cfg.variant} ba={cfg.ba} k={cfg.k} domains={bench.domain_names}")
 
     model.train()
     for _step, batch in run.steps(batches, total=cfg.steps):
@@ -220,7 +228,7 @@ def main(argv=None) -> dict:
         run.log(**logs)
 
     model.eval()
-    extra = {"variant": cfg.variant, "ba": cfg.ba, "k": cfg.k}
+    extra = {"variant": cfg.variant, "ba": cfg.ba, "k": cfg.k, "domain_names": bench.domain_names}
     if digits and cfg.latent_dim == 2 and run.is_main:      # Figure 6 analogue
         from dgblocks.viz.latents import plot_factors_2d
 

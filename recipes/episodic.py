@@ -16,6 +16,7 @@ Stage 2 (episodic training; :func:`train_step`), per step:
     8. L_total = L_cls + 0.2 L_tri + 0.01 L_consis (eq 6); optimiser step on F, E, C
        (Adam by default; ``--optimizer sgd`` is the paper's).
 Test: E(F(x)) with Euclidean distance on the unseen targets.
+Table III: ``--backbone dualnorm`` (the paper's F; with ``--method baseline``: the DualNorm row).
 Table IV: ``--method baseline`` (L_cls only), ``--method dann`` (+ a domain classifier on
 E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency``.
 
@@ -31,13 +32,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
+from dgblocks.backbones import BACKBONES, DigitsCNN, build_backbone
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, derive_seed, seed_everything, setup
 from dgblocks.engine.inputs import image_size, normalize_input
 from dgblocks.engine.stage_cache import StageCache
 from dgblocks.layers import DannSchedule, GradientReversal
 from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
+from dgblocks.protocols import split_by_domain as domain_subsets  # one dataset per source
 
 
 @dataclass
@@ -50,9 +52,11 @@ class Config:
     lambda_dom: float = arg(0.1, "weight of the DANN domain CE (not in the paper)")
     feat_dim: int = arg(256, "output size of every extractor (F and the F_d): E's input")
     emb_dim: int = arg(256, "size of E's output v, the retrieval feature")
-    backbone: str = arg("cnn", "cnn (DigitsCNN) | mobilenetv2 (at chance at this budget) | "
-                        "resnet_tiny | ... (a linear layer maps its output to feat_dim)",
+    backbone: str = arg("cnn", "F (and F_d): cnn (DigitsCNN) | dualnorm (Table III) | "
+                        "mobilenetv2 | resnet_tiny | ... (+ a linear layer to feat_dim)",
                         choices=("cnn", *BACKBONES))
+    ext_backbone: str = arg("", "backbone of the F_d ('': --backbone; paper: resnet50 for the "
+                            "F_d, dualnorm for F)", choices=("", "cnn", *BACKBONES))
     width: float = arg(0.35, "MobileNetV2 width of the global extractor F")
     ext_width: float = arg(0.25, "MobileNetV2 width of the per-domain extractors F_d")
     stage1_steps: int = arg(30, "stage-1 triplet steps per source domain", smoke=4)
@@ -64,20 +68,19 @@ class Config:
     batch_size: int = arg(32, "P x K images of the episode batch and the global batch", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
-    lr: float = arg(6e-3, "learning rate (as AGG: from-scratch regime, docs/decisions.md; IV-B: SGD 0.01), x0.1 "
-                     "after 2/3 of the steps (IV-B)", smoke=1e-3)
+    lr: float = arg(6e-3, "learning rate (as AGG, docs/decisions.md; IV-B: SGD 0.01), x0.1 after 2/3 of the steps (IV-B)", smoke=1e-3)
     momentum: float = arg(0.9, "SGD momentum")
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.1, "label smoothing of L_cls (section IV-B)")
     margin: float = arg(0.3, "triplet margin m (section IV-B)")
 
 
-def extractor(cfg: Config, width: float, size: tuple[int, int]) -> nn.Module:
-    if cfg.backbone == "cnn":
+def extractor(cfg: Config, width: float, size: tuple[int, int], name: str = "") -> nn.Module:
+    if (name := name or cfg.backbone) == "cnn":
         return DigitsCNN(out_dim=cfg.feat_dim, in_channels=3, image_size=size)
-    if cfg.backbone == "mobilenetv2":
-        return MobileNetV2(width_mult=width, last_stride=1, last_channel=cfg.feat_dim)
-    net = build_backbone(cfg.backbone, width=width)
+    if name in ("mobilenetv2", "dualnorm"):   # dualnorm: IN in the first 6 blocks (Table III)
+        return build_backbone(name, width=width, last_channel=cfg.feat_dim)
+    net = build_backbone(name, width=width)
     return nn.Sequential(net, nn.Linear(net.out_channels, cfg.feat_dim))
 
 
@@ -109,20 +112,15 @@ def build_model(cfg: Config, bench) -> Episodic:
 def stage1_settings(cfg: Config, run, d: int) -> dict:
     """Every setting that determines F_d (d = -1: the initial F): its cache key."""
     a = run.args
-    key = {f: getattr(cfg, f) for f in ("backbone", "feat_dim", "ext_width", "stage1_steps",
-           "stage1_lr", "batch_size", "num_instances", "margin", "weight_decay")} | {
+    key = {f: getattr(cfg, f) for f in ("backbone", "ext_backbone", "feat_dim", "ext_width",
+           "stage1_steps", "stage1_lr", "batch_size", "num_instances", "margin",
+           "weight_decay")} | {
         "seed": a.seed, "data": a.data, "data_root": a.data_root, "protocol": a.protocol,
         "smoke": a.smoke, "domain": d, "train": len(run.bench.train),
         "domain_name": run.bench.domain_names[d] if d >= 0 else "all"}
-    if d < 0:  # F's initialisation: its own width and length, not stage 1's
-        key |= {"ext_width": cfg.width, "stage1_steps": cfg.init_steps}
+    if d < 0:  # F's initialisation: its own backbone, width and length, not stage 1's
+        key |= {"ext_width": cfg.width, "stage1_steps": cfg.init_steps, "ext_backbone": ""}
     return key
-
-
-def domain_subsets(train):
-    """One ReIDDataset per source domain (via the dataset's ``domains`` tensor)."""
-    return [train.subset(torch.nonzero(train.domains == d).flatten(), name=f"{train.name}:{d}")
-            for d in range(int(train.domains.max()) + 1)]
 
 
 def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
@@ -130,9 +128,10 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
     (F_d for d >= 0; d = -1: the initial F on all sources)."""
     width, steps = (cfg.ext_width, cfg.stage1_steps) if d >= 0 else (cfg.width, cfg.init_steps)
     name = f"F_{d}" if d >= 0 else "initial F"
-    cache = StageCache(cfg.stage1_cache, f"F{d}" if d >= 0 else "Finit", stage1_settings(cfg, run, d))
+    cache = StageCache(cfg.stage1_cache, f"F{d}" if d >= 0 else "Finit",
+                       stage1_settings(cfg, run, d))
     torch.manual_seed(derive_seed(run.args.seed, 1, d))
-    net = extractor(cfg, width, image_size(ds)).to(run.device)
+    net = extractor(cfg, width, image_size(ds), cfg.ext_backbone if d >= 0 else "").to(run.device)
     if (cached := cache.load(map_location=run.device)) is not None:
         net.load_state_dict(cached["model"])
         run.print(f"stage 1: {name} loaded from {cache.path}")

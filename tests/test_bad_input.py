@@ -45,6 +45,7 @@ NOT_CALLABLE = {
     "METHODS": "a tuple of names", "MetaOutput": "result NamedTuple",
     "ProtocolSpec": "parsed result of parse_protocol (a frozen dataclass)",
     "PairedDifference": "result NamedTuple of paired_difference", "NUISANCES": "a tuple of names",
+    "DOMAIN_LABELS": "a tuple of names",
 }
 
 N, K, D = 8, 5, 6
@@ -471,6 +472,21 @@ CASES: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
     "relabel_identities": [("ds", c(P.relabel_identities, "x"), "ds")],
     "skew_by": [("skew", c(lambda: P.skew_by(bench().train, torch.zeros(len(bench().train)),
                                              1.0)), "skew")],
+    "domain_cosine_similarity": [
+        ("empty", c(Do.domain_cosine_similarity, []), "features_by_domain"),
+        ("int", c(Do.domain_cosine_similarity, [i(4, 3), f(4, 3)]), "features_by_domain"),
+        ("dims", c(Do.domain_cosine_similarity, [f(4, 3), f(4, 2)]), "features_by_domain")],
+    "domain_table": [("size", c(Do.domain_table, ["a", "b"], [[1.0]], title="t"), "matrix")],
+    "paired_wasserstein": [
+        ("count", c(Do.paired_wasserstein, [f(6, 3)], [f(6, 3), f(6, 3)]), "after"),
+        ("nan", c(Do.paired_wasserstein, [nan(6, 3)], [f(6, 3)]), "before")],
+    "encode_domains": [("domains", c(lambda: Do.encode_domains(
+        lambda x: x.flatten(1), bench().train, 0)), "num_domains")],
+    "cameras_as_domains": [("bench", c(P.cameras_as_domains, None), "bench")],
+    "source_domains": [
+        ("domains", c(lambda: P.source_domains(bench(), domains="gps")), "domains"),
+        ("source", c(lambda: P.source_domains(bench(), source=99)), "source")],
+    "split_by_domain": [("ds", c(P.split_by_domain, None), "ds")],
     "nuisance_labels": [("kind", c(P.nuisance_labels, "gps", i(2), i(2), periods=3), "kind")],
     "nuisance_sizes": [("kind", c(P.nuisance_sizes, "gps", 2, 3), "kind"),
                        ("cameras", c(P.nuisance_sizes, "camera", 0, 3), "cameras")],

@@ -40,6 +40,9 @@ SKIP = {
     "wasserstein_matrix": "host-side, once per run: POT works on NumPy arrays",
     "central_from_distances": "returns a Python int (argmin of a small matrix on the host)",
     "smoothed_target_entropy": "a Python float of two numbers, no tensor input",
+    "paired_wasserstein": "host-side, once per run: wasserstein_matrix per domain (POT)",
+    "domain_table": "formats a small matrix as text on the host",
+    "encode_domains": "an evaluation pass over a dataset (encode_dataset), features to the CPU",
 }
 N, K, D, G = 8, 5, 6, 2
 
@@ -105,6 +108,8 @@ FUNCTIONS: dict[str, Callable[[str], Any]] = {
     "cross_domain_style": lambda d: DF.cross_domain_style(
         _t(N, D, 4, 4, dev=d), _labels(d, G), torch.zeros(G, D), torch.zeros(G, D),
         num_domains=G),
+    "domain_cosine_similarity": lambda d: dgblocks.domains.domain_cosine_similarity(
+        [_t(N, D, dev=d), _t(3, D, dev=d)]),
     "meta_objective": lambda d: DF.meta_objective(
         _bn_loss, {"w": _t(D, 3, dev=d), "g": _t(3, dev=d), "b": _t(3, dev=d)},
         torch.randn(N, D, device=d), torch.randn(N, D, device=d), inner_lr=0.1).loss,

@@ -33,6 +33,7 @@ from dgblocks._checks import (
     check_choice,
     check_features,
     check_finite,
+    check_float,
     check_int,
     check_nonnegative_values,
     check_positive,
@@ -47,6 +48,7 @@ __all__ = [
     "wasserstein_matrix",
     "central_from_distances",
     "central_domain",
+    "paired_wasserstein",
 ]
 
 Method = Literal["emd", "sinkhorn", "sliced"]
@@ -241,3 +243,37 @@ def central_domain(features_by_domain: Sequence[Tensor], *, method: Method = "sl
     d = wasserstein_matrix(features_by_domain, method=method, max_samples=max_samples, seed=seed,
                            reg=reg, n_projections=n_projections)
     return CentralDomain(central_from_distances(d), d)
+
+
+def paired_wasserstein(before: Sequence[Tensor], after: Sequence[Tensor], *,
+                       method: Method = "sliced", max_samples: int | None = -1, seed: int = 0,
+                       reg: float = 0.05, n_projections: int = 200) -> Tensor:
+    r"""$W_1$ between two feature sets of each domain, e.g. two models (DDAN Table 2, last row).
+
+    $$ r_g = d_{WS}(X^{\text{before}}_g, X^{\text{after}}_g) $$
+
+    DDAN's pairwise alignment has no central domain, so its Table 2 row measures how far each
+    domain moved: baseline features against features of the pairwise-aligned model. Each
+    entry is ``wasserstein_matrix([before[g], after[g]], ...)[0, 1]`` (same arguments).
+
+    Shape:
+        before, after: G tensors (n_g, D) and (m_g, D); output: (G,) float64.
+
+    Invariants:
+        - zero when after[g] is before[g]; non-negative
+
+    Example:
+        >>> a = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])]
+        >>> paired_wasserstein(a, [a[0], a[0]], method="emd")
+        tensor([0.0000, 1.4142], dtype=torch.float64)
+    """
+    if isinstance(before, Tensor) or isinstance(after, Tensor) or len(before) != len(after):
+        raise ShapeError(f"after: expected a sequence of as many (n_g, D) tensors as before "
+                         f"({len(before)}), got {len(after)}")
+    for name, sets in (("before", before), ("after", after)):
+        for g, x in enumerate(sets):  # always checked, as every feature entering a W1 choice
+            check_float(x, name=f"{name}[{g}]")
+            check_finite(x, name=f"{name}[{g}]", always=True)
+    return torch.stack([wasserstein_matrix([b, a], method=method, max_samples=max_samples,
+                                           seed=seed, reg=reg, n_projections=n_projections)[0, 1]
+                        for b, a in zip(before, after)])

@@ -48,11 +48,17 @@ class DisentangledEncoders(nn.Module):
         encoder_v: $f_V$, maps a batch to domain factors (B, dim).
         dim: dimension of both latent spaces.
         num_ids: identities $M$ (outputs of $C_S$).
-        num_domains: domains $G$ (outputs of $C_V$).
+        num_domains: domains $G$ (outputs of $C_V$). $G = 1$ is accepted (one source whose
+            images carry no other domain label): $C_V$ then has one output, so every domain
+            term (eq 3-4, 7, 13) is identically 0. DIR-ReID's single-source experiment
+            (Table 4) uses the cameras as domains instead.
 
     Shape:
         x: whatever the encoders take, (B, ...); output: :class:`DisentangledOutput` with s, v
         (B, dim), id_s, id_v (B, num_ids), dom_s, dom_v (B, num_domains).
+
+    Invariants:
+        - with num_domains=1, dom_s and dom_v are (B, 1): softmax 1, cross-entropy and entropy 0
 
     Example:
         >>> enc = DisentangledEncoders(encoder_s=nn.Linear(6, 4), encoder_v=nn.Linear(6, 4),
@@ -74,7 +80,7 @@ class DisentangledEncoders(nn.Module):
             raise ShapeError("encoder_v: expected a module distinct from encoder_s, got the same")
         self.dim = check_int(dim, name="dim", minimum=1)
         self.num_ids = check_int(num_ids, name="num_ids", minimum=2)
-        self.num_domains = check_int(num_domains, name="num_domains", minimum=2)
+        self.num_domains = check_int(num_domains, name="num_domains", minimum=1)
         self.encoder_s, self.encoder_v = encoder_s, encoder_v
         self.id_head = nn.Linear(dim, num_ids)  # C_S
         self.domain_head = nn.Linear(dim, num_domains)  # C_V

@@ -8,12 +8,21 @@
 - embedded benchmarks (:mod:`dgblocks.protocols.embedded`): :func:`leave_one_out` (the
   Protocol-2/3 layout), :func:`single_source` (direct transfer), :func:`hold_out_identities`
   (an identity validation split), :func:`relabel_identities`
+- :func:`cameras_as_domains`, :func:`source_domains`, :func:`split_by_domain`
+  (:mod:`dgblocks.protocols.cameras`): a single source's cameras as its domains (DIR-ReID
+  Table 4), one dataset per domain
 - nuisance labels for direct transfer (:mod:`dgblocks.protocols.nuisance`):
   :func:`nuisance_labels` / :func:`nuisance_sizes` (ADIN's heads), :func:`prepare_nuisances`,
   :func:`skew_by` (:func:`skew_fractions`, :func:`kept_per_class`), :func:`time_periods`
 """
 
 from dgblocks.protocols.build import build_benchmark
+from dgblocks.protocols.cameras import (
+    DOMAIN_LABELS,
+    cameras_as_domains,
+    source_domains,
+    split_by_domain,
+)
 from dgblocks.protocols.embedded import (
     hold_out_identities,
     leave_one_out,
@@ -53,6 +62,10 @@ __all__ = [
     "nuisance_labels",
     "nuisance_sizes",
     "prepare_nuisances",
+    "cameras_as_domains",
+    "source_domains",
+    "split_by_domain",
+    "DOMAIN_LABELS",
     "skew_by",
     "skew_fractions",
     "kept_per_class",

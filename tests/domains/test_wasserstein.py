@@ -147,3 +147,20 @@ def test_low_precision_features(dtype):
     for method in ("emd", "sinkhorn", "sliced"):
         w = wasserstein_matrix(feats, method=method)
         assert w.dtype == torch.float64 and torch.isfinite(w).all()
+
+
+def test_paired_wasserstein_is_the_per_domain_entry_and_zero_on_itself():
+    from dgblocks.domains import paired_wasserstein
+
+    before = [randn(s, 6, 3) for s in range(3)]
+    after = [randn(s + 10, 5, 3) for s in range(3)]
+    for method in ("emd", "sliced"):
+        got = paired_wasserstein(before, after, method=method)
+        ref = torch.stack([wasserstein_matrix([b, a], method=method)[0, 1]
+                           for b, a in zip(before, after)])
+        torch.testing.assert_close(got, ref)
+        assert bool((got >= 0).all())
+    torch.testing.assert_close(paired_wasserstein(before, before, method="emd"),
+                               torch.zeros(3, dtype=torch.float64), atol=1e-7, rtol=0)
+    with pytest.raises(ValueError, match="after"):
+        paired_wasserstein(before, after[:2])

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dgblocks.layers import DisentangledEncoders
+from dgblocks.losses import NegEntropy
 from tests._helpers import randn, seeds
 
 
@@ -65,7 +66,18 @@ def test_bad_input_names_the_argument():
         DisentangledEncoders(encoder_s=None, encoder_v=enc, dim=4, num_ids=5, num_domains=3)
     with pytest.raises(ValueError, match="num_domains"):
         DisentangledEncoders(encoder_s=nn.Linear(6, 4), encoder_v=enc, dim=4, num_ids=5,
-                             num_domains=1)
+                             num_domains=0)
+
+
+def test_one_domain_is_accepted_and_its_domain_terms_vanish():
+    """One source without camera labels (DIR-ReID Table 4 uses cameras as domains instead)."""
+    enc = DisentangledEncoders(encoder_s=nn.Linear(6, 4), encoder_v=nn.Linear(6, 4), dim=4,
+                               num_ids=5, num_domains=1)
+    out = enc(torch.randn(3, 6))
+    assert out.dom_s.shape == out.dom_v.shape == (3, 1)
+    zero = torch.zeros(3, dtype=torch.long)
+    torch.testing.assert_close(nn.functional.cross_entropy(out.dom_v, zero), torch.tensor(0.0))
+    torch.testing.assert_close(NegEntropy()(out.dom_s), torch.tensor(0.0))
 
 
 def test_degenerate_empty_batch():

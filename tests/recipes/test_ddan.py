@@ -118,3 +118,44 @@ def test_protocol1_end_to_end_on_a_fake_tree(tmp_path):
     assert len(res["domain_names"]) == 4 and res["central"] in res["domain_names"]
     for m in res["metrics"].values():
         assert 0 <= m["R1"] <= 100 and m["num_splits"] == 10
+
+
+def test_table4_cosine_and_table2_all_domains_row(tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    res = ddan.main([*TINY, "--out", str(tmp_path / "a.json"), "--cache", cache])
+    cos = torch.tensor(res["cosine"])
+    g = len(res["domain_names"])
+    assert cos.shape == (g, g) and torch.allclose(cos, cos.t())
+    torch.testing.assert_close(cos.diagonal(), torch.ones(g), atol=1e-5, rtol=0)
+    assert res["ot_all_domains"] is None                     # a central domain: no such row
+    assert "Table 4 analogue" in capsys.readouterr().out
+    res = ddan.main([*TINY, "--out", str(tmp_path / "b.json"), "--cache", cache,
+                     "--central", "all", "--ablation", "da"])
+    row = res["ot_all_domains"]                              # W1(baseline_d, aligned_d) per d
+    assert len(row) == g and all(v >= 0 for v in row)
+    assert "Table 2 'All domains'" in capsys.readouterr().out
+
+
+def test_dualnorm_backbone_keeps_instance_norm_in_e_and_splits_off_m(tmp_path, bench):
+    argv = [*TINY, "--steps", "1", "--backbone", "dualnorm", "--width", "0.25",
+            "--out", str(tmp_path / "r.json")]
+    cfg, run = setup(ddan.Config, argv, name="ddan")
+    net = ddan.train(cfg, run, bench, ablation="full", central=0, pool_central=0)
+    norms = {type(m).__name__ for m in net.encoder.modules()}
+    assert "InstanceNorm2d" in norms                         # DualNorm's IN stays in E
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.mapping.modules())
+    assert isinstance(net.encoder.get_submodule(net.encoder.stage_names[-1]), torch.nn.Identity)
+    assert net(torch.rand(2, 3, 64, 32)).shape == (2, net.neck.dim)
+    run.logger.close()
+
+
+@pytest.mark.parametrize("flags,has_se", [(["--k", "0"], False), (["--k", "1"], True),
+                                          (["--tau", "2e-5"], True), (["--tau", "2.0"], True)])
+def test_figure3_edge_values(tmp_path, bench, flags, has_se):
+    argv = [*TINY, "--steps", "2", "--se-start", "0", *flags, "--out", str(tmp_path / "r.json")]
+    cfg, run = setup(ddan.Config, argv, name="ddan")
+    ddan.train(cfg, run, bench, ablation="full", central=0, pool_central=0)
+    recs = read_jsonl(run.out.with_suffix(".metrics.jsonl"))
+    assert ("l_se" in recs[-1]) == has_se                   # k = 0 disables L_SE (Figure 3a)
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in recs)
+    run.logger.close()

@@ -164,3 +164,32 @@ def test_protocol1_end_to_end_on_fake_tree(tmp_path):
     out = _protocol1(tmp_path)
     assert out["targets"] == ["prid2011", "grid", "viper", "ilids"]
     assert len(list((tmp_path / "cache").glob("F[0-9]-*.pt"))) == 4
+
+
+@pytest.mark.parametrize("method", ["episodic", "baseline"])
+def test_table3_dualnorm_global_extractor_takes_a_step(method):
+    """Table III: the paper's F is the DualNorm backbone; ``--method baseline`` with it is the
+    DualNorm row. The F_d keep their own backbone (``--ext-backbone``)."""
+    cfg, _, bench = _setup(["--backbone", "dualnorm", "--ext-backbone", "cnn"])
+    f_d = [ep.extractor(cfg, cfg.ext_width, (64, 32), cfg.ext_backbone).eval()
+           .requires_grad_(False) for _ in range(bench.num_domains)]
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in f_d[0].modules())
+    model, _, logs = _step(["--backbone", "dualnorm", "--ext-backbone", "cnn", "--method",
+                            method], f_d)
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.F.modules())
+    assert model(torch.rand(2, 3, 64, 32)).shape == (2, cfg.emb_dim)
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in logs.values())
+    assert ("l_tri" in logs) == (method == "episodic")
+
+
+def test_ext_backbone_is_in_the_f_d_cache_key_only():
+    cfg, args, bench = _setup([])
+    c, a, _ = _setup(["--ext-backbone", "resnet_tiny"])
+    assert _key(c, _Run(c, a, bench), 0) != _key(cfg, _Run(cfg, args, bench), 0)
+    assert _key(c, _Run(c, a, bench), -1) == _key(cfg, _Run(cfg, args, bench), -1)
+
+
+def test_smoke_dualnorm_f_with_cnn_extractors(tmp_path):
+    res = _run(tmp_path, "--backbone", "dualnorm", "--ext-backbone", "cnn")
+    assert res["config"]["backbone"] == "dualnorm" and res["config"]["ext_backbone"] == "cnn"
+    assert set(res["metrics"]) == set(res["targets"])
