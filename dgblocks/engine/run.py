@@ -31,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from dgblocks.engine.batches import Batches, random_sampler
-from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
+from dgblocks.engine.checkpoint import load_latest_checkpoint, previous_path, save_checkpoint
 from dgblocks.engine.config import SharedArgs, config_dict, parse_config
+from dgblocks.engine.resume import check_resume_config, install_error_handler
 from dgblocks.engine.distributed import init_distributed, wrap_ddp
 from dgblocks.engine.logging import MetricsLogger
 from dgblocks.engine.progress import progress_bar
@@ -56,9 +57,14 @@ class _GeneratorState:
 
 def setup(config_cls: type | None, argv: list[str] | None = None, *, name: str | None = None,
           description: str | None = None) -> tuple[Any, Run]:
-    """Parse the recipe's dataclass config and the shared flags; start the run."""
-    cfg, args = parse_config(config_cls, argv, description=description)
+    """Parse the recipe's dataclass config and the shared flags; start the run.
+
+    From the command line (``argv=None``), a user mistake (a :class:`~dgblocks.DGBlocksError`
+    from validation, data loading or resume) prints one line and exits with status 2."""
     name = name or Path(sys.argv[0]).stem or "run"
+    if argv is None:
+        install_error_handler(name)
+    cfg, args = parse_config(config_cls, argv, description=description)
     return cfg, Run(cfg, args, name=name)
 
 
@@ -79,23 +85,26 @@ class Run:
         self.bench = None
         self.t0 = time.time()
         self._ckpt: dict[str, Any] | None = None
+        self.effective: dict[str, Any] = {}  # settings that ran other than configured
         if self.is_main:
             for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
+        path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
+        resume = bool(args.resume) and (args.resume != "auto" or path.exists()
+                                        or previous_path(path).exists())
         metrics_file = self.out.with_suffix(".metrics.jsonl")
-        if self.is_main and not args.resume and metrics_file.exists():
-            metrics_file.unlink()  # a fresh run starts a fresh log
+        if self.is_main and not resume and metrics_file.exists():
+            metrics_file.unlink()  # a fresh run (or one killed before a checkpoint) starts afresh
         self.logger = MetricsLogger(metrics_file if self.is_main else None)
-        if args.resume:
-            path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
-            if path.exists() or args.resume != "auto":
-                self._ckpt = load_checkpoint(path)
-                self.state = dict(self._ckpt["state"])
-                self.done_phases = dict(self._ckpt["done_phases"])
-                self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
-                                     set(self.done_phases))
-                self.print(f"resuming from {path} (phase {self._ckpt['phase']!r}, "
-                           f"step {self._ckpt['step']})")
+        if resume:
+            self._ckpt, path = load_latest_checkpoint(path)
+            check_resume_config(self._ckpt, cfg, args, path)
+            self.state = dict(self._ckpt["state"])
+            self.done_phases = dict(self._ckpt["done_phases"])
+            self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
+                                 set(self.done_phases), lines=self._ckpt.get("log_lines"))
+            self.print(f"resuming from {path} (phase {self._ckpt['phase']!r}, "
+                       f"step {self._ckpt['step']})")
 
     # ---------------------------------------------------------------- set-up helpers
     def print(self, *a: Any, **kw: Any) -> None:
@@ -121,6 +130,10 @@ class Run:
         domain), ``"random"``, or ``sampler(generator) -> indices`` called each epoch."""
         if not callable(sampler):
             sampler = _sampler(sampler, dataset, batch_size, num_instances)
+        if batch_size != getattr(self.cfg, "batch_size", batch_size):  # recorded, not hidden
+            self.effective.setdefault("batch_size", batch_size)
+            self.print(f"batch size {batch_size} (--batch-size {self.cfg.batch_size} rounded "
+                       "to what the sampler can draw; recorded as effective.batch_size)")
         return Batches(dataset, batch_size=batch_size, sampler=sampler, seed=self.args.seed,
                        rank=self.dist.rank, world_size=self.dist.world_size,
                        workers=self.args.workers, **kwargs)
@@ -203,8 +216,9 @@ class Run:
             "phase": phase, "step": step, "done_phases": dict(self.done_phases),
             "objects": {n: o.state_dict() for n, o in self.objects.items()},
             "batches": batches.state_dict() if batches is not None else {},
-            "rng": rng_state(), "state": self.state,
-            "config": config_dict(self.cfg) if self.cfg is not None else {}})
+            "rng": rng_state(), "state": self.state, "log_lines": self.logger.lines,
+            "config": config_dict(self.cfg) if self.cfg is not None else {},
+            "shared": config_dict(self.args)})
 
     def _restore(self, ck: dict[str, Any]) -> None:
         for name, obj in self.objects.items():
@@ -226,6 +240,8 @@ class Run:
         from dgblocks.engine.evaluation import finish_run
 
         self.restore_finished()
+        if self.effective:
+            kwargs["extra"] = {"effective": dict(self.effective)} | (kwargs.get("extra") or {})
         return finish_run(self, encode, **kwargs)
 
 
