@@ -33,10 +33,10 @@ from torch import Tensor, nn
 from dgblocks.engine.batches import Batches, random_sampler
 from dgblocks.engine.checkpoint import load_latest_checkpoint, previous_path, save_checkpoint
 from dgblocks.engine.config import SharedArgs, config_dict, parse_config
-from dgblocks.engine.resume import check_resume_config, install_error_handler
 from dgblocks.engine.distributed import init_distributed, wrap_ddp
 from dgblocks.engine.logging import MetricsLogger
 from dgblocks.engine.progress import progress_bar
+from dgblocks.engine.resume import check_resume_config, install_error_handler
 from dgblocks.engine.seeding import rng_state, seed_everything, set_rng_state
 
 __all__ = ["Run", "setup"]
