@@ -120,6 +120,12 @@ class Run:
         a = self.args
         kw = {"root": a.data_root or None, "protocol": a.protocol or None, "smoke": a.smoke,
               "seed": a.seed} | kwargs
+        if a.check_data:  # list every problem of the data, then exit (1: some found)
+            from dgblocks.data.check import check_data
+
+            problems = check_data(lambda: build_benchmark(data=a.data, **kw), progress=self.print)
+            self.print("\n".join([f"--check-data: {len(problems)} problem(s)", *problems]))
+            raise SystemExit(1 if problems else 0)
         self.bench = build_benchmark(data=a.data, **kw)
         return self.bench
 
