@@ -11,7 +11,6 @@ from typing import Any
 
 from dgblocks._checks import DGBlocksError
 from dgblocks.engine.checkpoint import CheckpointError
-from dgblocks.engine.config import config_dict
 
 __all__ = ["ResumeError", "config_changes", "check_resume_config", "install_error_handler"]
 
@@ -38,12 +37,13 @@ def config_changes(saved: dict[str, Any], current: dict[str, Any], *,
             for k in sorted(saved.keys() & current.keys() - skip) if saved[k] != current[k]]
 
 
-def check_resume_config(ckpt: dict[str, Any], cfg: Any, args: Any, path: str | Path) -> None:
-    """Raise :class:`ResumeError` when the run's settings differ from the checkpoint's;
-    with ``--resume-changed``, warn and continue."""
-    changes = config_changes(ckpt.get("config", {}),
-                             config_dict(cfg) if cfg is not None else {})
-    changes += config_changes(ckpt.get("shared", {}), config_dict(args), skip=UNCOMPARED)
+def check_resume_config(saved: dict[str, Any], given: dict[str, Any], args: Any,
+                        path: str | Path) -> None:
+    """Raise :class:`ResumeError` when the settings ``given`` now (``{"config": ...,
+    "shared": ...}`` as parsed) differ from those ``saved`` in the checkpoint; with
+    ``--resume-changed``, warn and continue."""
+    changes = config_changes(saved.get("config", {}), given["config"])
+    changes += config_changes(saved.get("shared", {}), given["shared"], skip=UNCOMPARED)
     if not changes:
         return
     msg = (f"--resume: checkpoint {str(path)!r} was written with other settings: "

@@ -86,6 +86,11 @@ class Run:
         self.t0 = time.time()
         self._ckpt: dict[str, Any] | None = None
         self.effective: dict[str, Any] = {}  # settings that ran other than configured
+        # the settings as given (a recipe may resolve "0: automatic" fields later): resume
+        # compares these; states of objects a resumed run no longer registers are carried on
+        self.given = {"config": config_dict(cfg) if cfg is not None else {},
+                      "shared": config_dict(args)}
+        self._carried: dict[str, Any] = {}
         if self.is_main:
             for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
@@ -98,7 +103,8 @@ class Run:
         self.logger = MetricsLogger(metrics_file if self.is_main else None)
         if resume:
             self._ckpt, path = load_latest_checkpoint(path)
-            check_resume_config(self._ckpt, cfg, args, path)
+            check_resume_config(self._ckpt.get("given", {}), self.given, args, path)
+            self._carried = dict(self._ckpt["objects"])
             self.state = dict(self._ckpt["state"])
             self.done_phases = dict(self._ckpt["done_phases"])
             self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
@@ -220,11 +226,11 @@ class Run:
             return
         save_checkpoint(self.ckpt_path, {
             "phase": phase, "step": step, "done_phases": dict(self.done_phases),
-            "objects": {n: o.state_dict() for n, o in self.objects.items()},
+            "objects": self._carried | {n: o.state_dict() for n, o in self.objects.items()},
             "batches": batches.state_dict() if batches is not None else {},
             "rng": rng_state(), "state": self.state, "log_lines": self.logger.lines,
             "config": config_dict(self.cfg) if self.cfg is not None else {},
-            "shared": config_dict(self.args)})
+            "given": self.given})
 
     def _restore(self, ck: dict[str, Any]) -> None:
         for name, obj in self.objects.items():
