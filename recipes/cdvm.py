@@ -230,7 +230,7 @@ def main(argv=None) -> dict:
     opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
     splitter = MetaDomainSplitter(num_domains=bench.num_domains, seed=run.args.seed)
-    run.register(objective=objective, opt=opt, sched=sched, meta_split=splitter.generator)
+    run.register(objective=objective, opt=opt, sched=sched, meta_split=splitter)
     augment = train_transform(image_size(bench.train), erase=0.5)
     meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order, fused_norm=cfg.fused_norm)
     objective.train()

@@ -18,9 +18,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dgblocks._checks import ShapeError, check_choice
+from dgblocks._checks import DGBlocksError, ShapeError, check_choice
 
-__all__ = ["ReIDDataset", "TargetDomain", "Benchmark", "load_image", "few_threads"]
+__all__ = ["ReIDDataset", "TargetDomain", "Benchmark", "load_image", "few_threads",
+           "DataError"]
+
+
+class DataError(DGBlocksError):
+    """An image file cannot be decoded, or a dataset file name does not parse (names it)."""
 
 
 @contextlib.contextmanager
@@ -42,16 +47,22 @@ def few_threads(num_elements: int, *, threshold: int = 1 << 21) -> Iterator[None
 def load_image(path: str, size: tuple[int, int] | None = None) -> Tensor:
     """Decode an image file with Pillow into a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
 
-    ``size = (H, W)`` resizes with bilinear interpolation (Pillow) while decoding.
+    ``size = (H, W)`` resizes with bilinear interpolation (Pillow) while decoding. A file
+    that cannot be decoded (missing, a folder, truncated, not an image) raises
+    :class:`DataError` naming it.
     """
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if size is not None:
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-        img = data.view(im.size[1], im.size[0], 3).permute(2, 0, 1)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None:
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            img = data.view(im.size[1], im.size[0], 3).permute(2, 0, 1)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL: truncated, unidentified, ...
+        raise DataError(f"{str(path)!r}: cannot decode the image "
+                        f"({type(err).__name__}: {err})") from err
     return img.float().div_(255.0)
 
 

@@ -5,8 +5,21 @@ A recipe calls :func:`setup` and drives a :class:`Run` (see ``docs/engine.md``).
 """
 
 from dgblocks.engine.batches import Batches, random_sampler
-from dgblocks.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from dgblocks.engine.config import SharedArgs, arg, config_dict, load_overrides, parse_config
+from dgblocks.engine.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_latest_checkpoint,
+    previous_path,
+    save_checkpoint,
+)
+from dgblocks.engine.config import (
+    ConfigError,
+    SharedArgs,
+    arg,
+    config_dict,
+    load_overrides,
+    parse_config,
+)
 from dgblocks.engine.distributed import (
     DistInfo,
     gathered_encode,
@@ -32,7 +45,8 @@ __all__ = [
     "setup", "Run", "warmup_cosine",
     "arg", "SharedArgs", "parse_config", "config_dict", "load_overrides",
     "Batches", "random_sampler",
-    "save_checkpoint", "load_checkpoint", "CheckpointError",
+    "save_checkpoint", "load_checkpoint", "CheckpointError", "load_latest_checkpoint",
+    "previous_path", "ConfigError",
     "seed_everything", "rng_state", "set_rng_state", "derive_seed",
     "MetricsLogger", "read_jsonl", "progress_bar",
     "DistInfo", "init_distributed", "shutdown_distributed", "resolve_device", "shard",

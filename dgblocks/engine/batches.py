@@ -18,7 +18,7 @@ from dgblocks._checks import check_int
 from dgblocks.engine.distributed import shard
 from dgblocks.engine.seeding import derive_seed
 
-__all__ = ["Batches", "random_sampler"]
+__all__ = ["Batches", "random_sampler", "index_sampler", "move_to"]
 
 SamplerFn = Callable[[torch.Generator], Iterable[int]]
 
@@ -115,3 +115,39 @@ class Batches:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order, self._it = None, None
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """``batch`` (tensors, nested in lists, tuples and dicts) on ``device``, copied without
+    blocking the host (from pinned memory the copy overlaps compute)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def index_sampler(kind: str, dataset: Any, batch_size: int, num_instances: int
+             ) -> Callable[[torch.Generator], Any]:
+    """An epoch's flat index order from one of dgblocks.data's batch samplers (unsharded:
+    :class:`Batches` shards)."""
+    if kind == "random":
+        return random_sampler(len(dataset))
+    from dgblocks.data import batch_samplers as samplers
+
+    if kind == "identity":
+        def make(g: torch.Generator) -> Any:
+            return samplers.RandomIdentitySampler(
+                dataset.pids, batch_size=batch_size, num_instances=num_instances, generator=g,
+                num_replicas=1, rank=0)
+    elif kind == "domain":
+        def make(g: torch.Generator) -> Any:
+            return samplers.DomainBalancedSampler(
+                dataset.pids, dataset.domains, batch_size=batch_size,
+                num_instances=num_instances, generator=g, num_replicas=1, rank=0)
+    else:
+        raise ValueError(f"sampler: expected 'identity', 'domain', 'random' or a callable, "
+                         f"got {kind!r}")
+    return lambda g: [i for batch in make(g) for i in batch]

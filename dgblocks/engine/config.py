@@ -4,6 +4,12 @@ Every field becomes a flag (``lambda_1`` -> ``--lambda-1`` and ``--lambda_1``) w
 the field's ``help`` metadata; :func:`arg` declares a field with its help and its value under
 ``--smoke``. Values resolve in this order, later winning: field defaults, smoke values (with
 ``--smoke``), the ``--config`` file (JSON or TOML), flags given on the command line.
+
+Every value is then checked against its field's type and range, and a bad one raises
+:class:`ConfigError` naming the flag (``--log-every: expected an integer >= 1, got 0``).
+Ranges come from ``arg(..., minimum=...)`` or, for integer fields, from the name: ``steps``
+and ``*_steps`` >= 0 (0 steps: the untrained reference), ``batch_size``, ``num_instances``,
+``*_samples``, ``*_every`` >= 1 (or the field's default, when that is lower: 0 = automatic).
 """
 
 from __future__ import annotations
@@ -18,13 +24,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["arg", "SharedArgs", "parse_config", "config_dict", "load_overrides"]
+from dgblocks._checks import DGBlocksError
+
+__all__ = ["arg", "SharedArgs", "parse_config", "config_dict", "load_overrides", "ConfigError"]
 
 _MISSING = dataclasses.MISSING
 
 
-def arg(default: Any, help: str, *, smoke: Any = _MISSING, choices: Sequence[Any] | None = None
-        ) -> Any:
+class ConfigError(DGBlocksError):
+    """A flag or ``--config`` value of the wrong type or out of range (names the flag)."""
+
+
+def arg(default: Any, help: str, *, smoke: Any = _MISSING, choices: Sequence[Any] | None = None,
+        minimum: float | None = None) -> Any:
     """A dataclass field with its help text and (optionally) its ``--smoke`` value.
 
     Example:
@@ -41,6 +53,8 @@ def arg(default: Any, help: str, *, smoke: Any = _MISSING, choices: Sequence[Any
         meta["smoke"] = smoke
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if minimum is not None:
+        meta["minimum"] = minimum
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -61,17 +75,21 @@ class SharedArgs:
     data_root: str = arg("", "folder holding the real datasets")
     protocol: str = arg("", "evaluation protocol of the real data (protocol1, ...)")
     config: str = arg("", "JSON or TOML file of overrides (config fields and these flags)")
-    threads: int = arg(0, "torch CPU threads (0: leave torch's default)")
+    threads: int = arg(0, "torch CPU threads (0: leave torch's default)", minimum=0)
     deterministic: bool = arg(False, "deterministic algorithms (bitwise-reproducible CPU runs)")
     ckpt_every: int = arg(50, "save a checkpoint every N steps (and at the end of each phase)")
     log_every: int = arg(10, "log metrics every N steps")
-    workers: int = arg(0, "DataLoader worker processes (exact resume needs 0)")
+    workers: int = arg(0, "DataLoader worker processes (exact resume needs 0)", minimum=0)
     plots: bool = arg(True, "write t-SNE, retrieval-grid, CMC and training-curve PNGs")
     eval_batch_size: int = arg(128, "batch size of evaluation")
     amp: str = arg("none", "mixed precision of the training steps: none | bf16 (autocast; "
                    "CUDA or CPU)", choices=("none", "bf16"))
     compile: bool = arg(False, "torch.compile the modules the recipe hands to run.prepare")
     compile_backend: str = arg("inductor", "torch.compile backend (aot_eager: a quick check)")
+    resume_changed: bool = arg(False, "resume even though the checkpoint was written with "
+                               "other settings (they are listed; the new ones apply)")
+    check_data: bool = arg(False, "scan the dataset (every image decodes, every name parses), "
+                           "list every problem and exit")
 
 
 def _flag_type(tp: Any) -> tuple[Any, dict[str, Any]]:
@@ -129,9 +147,9 @@ def load_overrides(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except (OSError, ValueError) as err:
-        raise ValueError(f"--config: cannot read {str(path)!r}: {err}") from err
+        raise ConfigError(f"--config: cannot read {str(path)!r}: {err}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"--config: expected a mapping in {str(path)!r}, "
+        raise ConfigError(f"--config: expected a mapping in {str(path)!r}, "
                          f"got {type(data).__name__}")
     data = data.get("config", data) | {k: v for k, v in data.get("shared", {}).items()}
     return {k.replace("-", "_"): v for k, v in data.items() if k != "shared"}
@@ -168,7 +186,7 @@ def parse_config(config_cls: type | None, argv: Sequence[str] | None = None, *,
         overrides = load_overrides(given["config"])
         unknown = sorted(set(overrides) - own - shared_names)
         if unknown:
-            raise ValueError(f"--config: unknown keys {unknown} in {given['config']!r}")
+            raise ConfigError(f"--config: unknown keys {unknown} in {given['config']!r}")
     smoke = bool(given.get("smoke", overrides.get("smoke", False)))
     values: dict[str, Any] = {}
     if smoke and config_cls is not None:
@@ -177,7 +195,69 @@ def parse_config(config_cls: type | None, argv: Sequence[str] | None = None, *,
     values |= overrides | given
     shared = _build(SharedArgs, values)
     cfg = _build(config_cls, values) if config_cls is not None else None
+    for obj in (shared, cfg):
+        if obj is not None:
+            _validate(obj)
+    if shared.protocol and shared.data != "real":
+        raise ConfigError(f"--protocol: only read with --data real, got --data {shared.data} "
+                          f"and --protocol {shared.protocol!r}")
     return cfg, shared
+
+
+def _minimum(f: dataclasses.Field, default: Any) -> float | None:
+    if "minimum" in f.metadata:
+        return f.metadata["minimum"]
+    n = f.name
+    if n == "steps" or n.endswith("_steps"):
+        low = 0
+    elif n in ("batch_size", "num_instances") or n.endswith(("_batch_size", "_samples",
+                                                                "_every")):
+        low = 1
+    else:
+        return None
+    return min(low, default) if isinstance(default, int) else low
+
+
+def _check_value(v: Any, tp: Any, flag: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in args:
+            return v
+        inner = [a for a in args if a is not type(None)]
+        return _check_value(v, inner[0], flag) if len(inner) == 1 else v
+    if origin is typing.Literal:
+        if v not in args:
+            raise ConfigError(f"{flag}: expected one of {list(args)}, got {v!r}")
+        return v
+    if origin in (tuple, list, Sequence) and args:
+        if not isinstance(v, (tuple, list)):
+            raise ConfigError(f"{flag}: expected a list, got {v!r}")
+        return type(v)(_check_value(x, args[0], flag) for x in v)
+    bad = (tp is bool and not isinstance(v, bool)
+           or tp is int and (isinstance(v, bool) or not isinstance(v, int))
+           or tp is float and (isinstance(v, bool) or not isinstance(v, (int, float)))
+           or tp is str and not isinstance(v, str))
+    if bad:
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+        raise ConfigError(f"{flag}: expected {kind[tp]}, got {v!r} ({type(v).__name__})")
+    return float(v) if tp is float else v
+
+
+def _validate(obj: Any) -> None:
+    """Check every field of ``obj`` against its annotation, choices and minimum."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        flag = "--" + f.name.replace("_", "-")
+        v = _check_value(getattr(obj, f.name), hints[f.name], flag)
+        setattr(obj, f.name, v)
+        if "choices" in f.metadata and v not in f.metadata["choices"]:
+            raise ConfigError(f"{flag}: expected one of {list(f.metadata['choices'])}, "
+                              f"got {v!r}")
+        default = f.default if f.default is not _MISSING else None
+        low = _minimum(f, default) if isinstance(v, (int, float)) else None
+        if low is not None and v < low:
+            kind = "an integer" if isinstance(v, int) else "a number"
+            raise ConfigError(f"{flag}: expected {kind} >= {low}, got {v!r}")
 
 
 def config_dict(obj: Any) -> dict[str, Any]:

@@ -29,8 +29,11 @@ class MetricsLogger:
     def __init__(self, path: str | Path | None, *, tensorboard: bool = True) -> None:
         self.path = Path(path) if path is not None else None
         self._tb = None
+        self.lines = 0  # records in the file: a checkpoint saves it, resume truncates to it
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self.lines = len(read_jsonl(self.path))
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -39,14 +42,22 @@ class MetricsLogger:
                 except Exception:  # tensorboard not installed
                     self._tb = None
 
-    def truncate(self, phase: str, step: int, done_phases: set[str]) -> None:
-        """Drop records a killed run wrote after its last checkpoint (called on resume)."""
+    def truncate(self, phase: str, step: int, done_phases: set[str], *,
+                 lines: int | None = None) -> None:
+        """Drop records a killed run wrote after its last checkpoint (called on resume):
+        all but the first ``lines`` (the count the checkpoint saved), or, for a checkpoint
+        without it, those of unfinished phases from ``step`` of ``phase`` on."""
         if self.path is None or not self.path.exists():
             return
-        keep = [r for r in read_jsonl(self.path)
-                if r.get("phase") in done_phases or (r.get("phase") == phase
-                                                     and r.get("step", 0) < step)]
+        records = read_jsonl(self.path)
+        if lines is not None:
+            keep = records[:lines]
+        else:
+            keep = [r for r in records
+                    if r.get("phase") in done_phases or (r.get("phase") == phase
+                                                         and r.get("step", 0) < step)]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        self.lines = len(keep)
 
     def log(self, step: int, phase: str = "train", **metrics: Any) -> dict[str, Any]:
         """Write one record (tensors are averaged and moved to the host here, not before)."""
@@ -54,6 +65,7 @@ class MetricsLogger:
         if self.path is not None:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+            self.lines += 1
             if self._tb is not None:
                 for k, v in record.items():
                     if isinstance(v, float):

@@ -31,12 +31,13 @@ import torch
 from torch import Tensor, nn
 
 from dgblocks.engine.accel import autocast, compile_module, sync_debug, sync_debug_step
-from dgblocks.engine.batches import Batches, random_sampler
-from dgblocks.engine.checkpoint import load_checkpoint, save_checkpoint
+from dgblocks.engine.batches import Batches, index_sampler, move_to
+from dgblocks.engine.checkpoint import load_latest_checkpoint, previous_path, save_checkpoint
 from dgblocks.engine.config import SharedArgs, config_dict, parse_config
 from dgblocks.engine.distributed import init_distributed, wrap_ddp
 from dgblocks.engine.logging import MetricsLogger
 from dgblocks.engine.progress import progress_bar
+from dgblocks.engine.resume import check_resume_config, install_error_handler
 from dgblocks.engine.seeding import rng_state, seed_everything, set_rng_state
 
 __all__ = ["Run", "setup"]
@@ -57,9 +58,14 @@ class _GeneratorState:
 
 def setup(config_cls: type | None, argv: list[str] | None = None, *, name: str | None = None,
           description: str | None = None) -> tuple[Any, Run]:
-    """Parse the recipe's dataclass config and the shared flags; start the run."""
-    cfg, args = parse_config(config_cls, argv, description=description)
+    """Parse the recipe's dataclass config and the shared flags; start the run.
+
+    From the command line (``argv=None``), a user mistake (a :class:`~dgblocks.DGBlocksError`
+    from validation, data loading or resume) prints one line and exits with status 2."""
     name = name or Path(sys.argv[0]).stem or "run"
+    if argv is None:
+        install_error_handler(name)
+    cfg, args = parse_config(config_cls, argv, description=description)
     return cfg, Run(cfg, args, name=name)
 
 
@@ -80,23 +86,32 @@ class Run:
         self.bench = None
         self.t0 = time.time()
         self._ckpt: dict[str, Any] | None = None
+        self.effective: dict[str, Any] = {}  # settings that ran other than configured
+        # the settings as given (a recipe may resolve "0: automatic" fields later): resume
+        # compares these; states of objects a resumed run no longer registers are carried on
+        self.given = {"config": config_dict(cfg) if cfg is not None else {},
+                      "shared": config_dict(args)}
+        self._carried: dict[str, Any] = {}
         if self.is_main:
             for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
+        path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
+        resume = bool(args.resume) and (args.resume != "auto" or path.exists()
+                                        or previous_path(path).exists())
         metrics_file = self.out.with_suffix(".metrics.jsonl")
-        if self.is_main and not args.resume and metrics_file.exists():
-            metrics_file.unlink()  # a fresh run starts a fresh log
+        if self.is_main and not resume and metrics_file.exists():
+            metrics_file.unlink()  # a fresh run (or one killed before a checkpoint) starts afresh
         self.logger = MetricsLogger(metrics_file if self.is_main else None)
-        if args.resume:
-            path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
-            if path.exists() or args.resume != "auto":
-                self._ckpt = load_checkpoint(path)
-                self.state = dict(self._ckpt["state"])
-                self.done_phases = dict(self._ckpt["done_phases"])
-                self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
-                                     set(self.done_phases))
-                self.print(f"resuming from {path} (phase {self._ckpt['phase']!r}, "
-                           f"step {self._ckpt['step']})")
+        if resume:
+            self._ckpt, path = load_latest_checkpoint(path)
+            check_resume_config(self._ckpt.get("given", {}), self.given, args, path)
+            self._carried = dict(self._ckpt["objects"])
+            self.state = dict(self._ckpt["state"])
+            self.done_phases = dict(self._ckpt["done_phases"])
+            self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
+                                 set(self.done_phases), lines=self._ckpt.get("log_lines"))
+            self.print(f"resuming from {path} (phase {self._ckpt['phase']!r}, "
+                       f"step {self._ckpt['step']})")
 
     # ---------------------------------------------------------------- set-up helpers
     def print(self, *a: Any, **kw: Any) -> None:
@@ -112,6 +127,12 @@ class Run:
         a = self.args
         kw = {"root": a.data_root or None, "protocol": a.protocol or None, "smoke": a.smoke,
               "seed": a.seed} | kwargs
+        if a.check_data:  # list every problem of the data, then exit (1: some found)
+            from dgblocks.data.check import check_data
+
+            problems = check_data(lambda: build_benchmark(data=a.data, **kw), progress=self.print)
+            self.print("\n".join([f"--check-data: {len(problems)} problem(s)", *problems]))
+            raise SystemExit(1 if problems else 0)
         self.bench = build_benchmark(data=a.data, **kw)
         return self.bench
 
@@ -121,8 +142,12 @@ class Run:
         """Resumable, rank-sharded batches: ``"identity"`` (P x K), ``"domain"`` (equal per
         domain), ``"random"``, or ``sampler(generator) -> indices`` called each epoch."""
         if not callable(sampler):
-            sampler = _sampler(sampler, dataset, batch_size, num_instances)
+            sampler = index_sampler(sampler, dataset, batch_size, num_instances)
         kwargs.setdefault("pin_memory", self.device.type == "cuda")
+        if batch_size != getattr(self.cfg, "batch_size", batch_size):  # recorded, not hidden
+            self.effective.setdefault("batch_size", batch_size)
+            self.print(f"batch size {batch_size} (--batch-size {self.cfg.batch_size} rounded "
+                       "to what the sampler can draw; recorded as effective.batch_size)")
         return Batches(dataset, batch_size=batch_size, sampler=sampler, seed=self.args.seed,
                        rank=self.dist.rank, world_size=self.dist.world_size,
                        workers=self.args.workers, **kwargs)
@@ -146,7 +171,7 @@ class Run:
 
     def to_device(self, batch: Any) -> Any:
         """Tensors of ``batch`` (nested lists, tuples, dicts) on the device, asynchronously."""
-        return _to(batch, self.device)
+        return move_to(batch, self.device)
 
     def register(self, **objects: Any) -> None:
         """Objects whose ``state_dict`` a checkpoint holds: modules, optimisers, schedulers,
@@ -197,7 +222,7 @@ class Run:
         debug = sync_debug_step()
         for step in range(start, total):
             self.step = step
-            batch = _to(next(batches), self.device)
+            batch = move_to(next(batches), self.device)
             with self.autocast(), sync_debug(self.device, step == debug):
                 yield step, batch
             if _SLEEP:
@@ -223,10 +248,11 @@ class Run:
             return
         save_checkpoint(self.ckpt_path, {
             "phase": phase, "step": step, "done_phases": dict(self.done_phases),
-            "objects": {n: o.state_dict() for n, o in self.objects.items()},
+            "objects": self._carried | {n: o.state_dict() for n, o in self.objects.items()},
             "batches": batches.state_dict() if batches is not None else {},
-            "rng": rng_state(), "state": self.state,
-            "config": config_dict(self.cfg) if self.cfg is not None else {}})
+            "rng": rng_state(), "state": self.state, "log_lines": self.logger.lines,
+            "config": config_dict(self.cfg) if self.cfg is not None else {},
+            "given": self.given})
 
     def _restore(self, ck: dict[str, Any]) -> None:
         for name, obj in self.objects.items():
@@ -248,38 +274,6 @@ class Run:
         from dgblocks.engine.evaluation import finish_run
 
         self.restore_finished()
+        if self.effective:
+            kwargs["extra"] = {"effective": dict(self.effective)} | (kwargs.get("extra") or {})
         return finish_run(self, encode, **kwargs)
-
-
-def _to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    return batch
-
-
-def _sampler(kind: str, dataset: Any, batch_size: int, num_instances: int
-             ) -> Callable[[torch.Generator], Any]:
-    """An epoch's flat index order from one of dgblocks.data's batch samplers (unsharded:
-    :class:`Batches` shards)."""
-    if kind == "random":
-        return random_sampler(len(dataset))
-    from dgblocks.data import batch_samplers as samplers
-
-    if kind == "identity":
-        def make(g: torch.Generator) -> Any:
-            return samplers.RandomIdentitySampler(
-                dataset.pids, batch_size=batch_size, num_instances=num_instances, generator=g,
-                num_replicas=1, rank=0)
-    elif kind == "domain":
-        def make(g: torch.Generator) -> Any:
-            return samplers.DomainBalancedSampler(
-                dataset.pids, dataset.domains, batch_size=batch_size,
-                num_instances=num_instances, generator=g, num_replicas=1, rank=0)
-    else:
-        raise ValueError(f"sampler: expected 'identity', 'domain', 'random' or a callable, "
-                         f"got {kind!r}")
-    return lambda g: [i for batch in make(g) for i in batch]

@@ -84,7 +84,7 @@ class StageCache:
         if not isinstance(payload, dict):
             raise DGBlocksError(f"payload: expected a dict, got {type(payload).__name__}")
         return save_checkpoint(self.path, {"key": self.key, "settings": self.settings,
-                                           "payload": payload})
+                                           "payload": payload}, keep_previous=False)
 
     def __repr__(self) -> str:
         return f"StageCache({str(self.path)!r})"

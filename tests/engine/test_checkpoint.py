@@ -9,6 +9,8 @@ import torch
 from dgblocks.engine import (
     CheckpointError,
     load_checkpoint,
+    load_latest_checkpoint,
+    previous_path,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -79,3 +81,55 @@ def test_rng_state_round_trip_through_checkpoint(tmp_path):
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1])
     assert expected[2] == got[2] and np.array_equal(expected[3], got[3])
     assert expected[4] == got[4]
+
+
+def _flip(path, at=0.5, n=64):
+    data = bytearray(path.read_bytes())
+    i = int(len(data) * at)
+    data[i:i + n] = bytes(b ^ 0xFF for b in data[i:i + n])
+    path.write_bytes(bytes(data))
+
+
+def test_keeps_the_last_two(tmp_path):
+    path = tmp_path / "c.pt"
+    for step in (1, 2, 3):
+        save_checkpoint(path, {"step": step})
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.prev.pt", "c.pt"]
+    assert load_checkpoint(path)["step"] == 3
+    assert load_checkpoint(previous_path(path))["step"] == 2
+
+
+def test_flipped_block_of_bytes_is_detected(tmp_path):
+    """The issue's probe: 64 flipped bytes loaded silently (64 optimiser values changed)."""
+    path = tmp_path / "c.pt"
+    m = torch.nn.Linear(64, 64)
+    save_checkpoint(path, {"model": m.state_dict()})
+    _flip(path)
+    with pytest.raises(CheckpointError, match="c.pt"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_corrupt_latest_falls_back_to_previous_with_a_warning(tmp_path, damage):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 4, "w": torch.randn(500)})
+    save_checkpoint(path, {"step": 8, "w": torch.randn(500)})
+    if damage == "flip":
+        _flip(path)
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    else:  # killed between the two renames
+        path.unlink()
+    with pytest.warns(RuntimeWarning, match="c.pt"):
+        state, used = load_latest_checkpoint(path)
+    assert state["step"] == 4 and used == previous_path(path)
+
+
+def test_both_corrupt_raises_naming_both(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 4})
+    save_checkpoint(path, {"step": 8})
+    path.write_bytes(b"")
+    previous_path(path).write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="c.prev.pt"):
+        load_latest_checkpoint(path)

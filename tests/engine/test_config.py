@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from dgblocks.engine import SharedArgs, arg, config_dict, parse_config
+from dgblocks.engine import ConfigError, SharedArgs, arg, config_dict, parse_config
 
 
 @dataclass
@@ -17,6 +17,19 @@ class Cfg:
     use_ba: bool = arg(True, "backdoor adjustment on/off")
     sizes: tuple[int, ...] = arg((1, 2), "layer sizes")
     name: str = arg("x", "a name", choices=("x", "y"))
+
+
+@dataclass
+class Checked:
+    steps: int = arg(100, "training steps")
+    batch_size: int = arg(32, "batch size")
+    auto_batch_size: int = arg(0, "0: automatic")
+    ot_samples: int = arg(1000, "OT subsample")
+    lr: float = arg(1e-3, "learning rate")
+
+    @property
+    def auto_batch(self):
+        return self.auto_batch_size
 
 
 def test_defaults_and_flags():
@@ -77,3 +90,61 @@ def test_bad_config_names_file_and_key(tmp_path):
         parse_config(Cfg, ["--config", str(path)])
     with pytest.raises(SystemExit):
         parse_config(Cfg, ["--name", "z"])  # choices
+
+
+# ---------------------------------------------------------------- parse-time validation
+# each case failed (or passed silently) before: ZeroDivisionError, TypeError, numpy TypeError,
+# accepted, or an error naming an internal argument ("total:", "max_samples")
+@pytest.mark.parametrize("argv,flag", [
+    (["--log-every", "0"], "--log-every"),
+    (["--ckpt-every", "0"], "--ckpt-every"),
+    (["--ckpt-every", "-3"], "--ckpt-every"),
+    (["--threads", "-1"], "--threads"),
+    (["--workers", "-2"], "--workers"),
+    (["--eval-batch-size", "0"], "--eval-batch-size"),
+    (["--steps", "-5"], "--steps"),
+    (["--ot-samples", "0"], "--ot-samples"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--protocol", "protocol1"], "--protocol"),
+])
+def test_bad_flag_values_name_the_flag(argv, flag):
+    with pytest.raises(ConfigError, match=f"^{flag}:"):
+        parse_config(Checked, argv)
+
+
+@pytest.mark.parametrize("content,flag", [
+    ({"lr": "0.001"}, "--lr"), ({"seed": 1.7}, "--seed"), ({"steps": True}, "--steps"),
+    ({"plots": "no"}, "--plots"), ({"steps": -1}, "--steps"), ({"log_every": 0}, "--log-every"),
+])
+def test_bad_config_file_values_name_the_flag(tmp_path, content, flag):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ConfigError, match=f"^{flag}:"):
+        parse_config(Checked, ["--config", str(path)])
+
+
+def test_valid_edge_values_pass(tmp_path):
+    cfg, shared = parse_config(Checked, ["--steps", "0", "--threads", "0"])
+    assert cfg.steps == 0 and shared.threads == 0  # 0 steps: the untrained reference
+    (tmp_path / "c.json").write_text(json.dumps({"lr": 1}))
+    cfg, _ = parse_config(Checked, ["--config", str(tmp_path / "c.json")])
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    cfg, _ = parse_config(Checked, ["--data", "real", "--protocol", "protocol1"])
+    assert cfg.auto_batch == 0  # a default of 0 (automatic) stays valid
+
+
+def test_cli_user_errors_are_one_line_exit_2(tmp_path):
+    """No traceback for a user mistake; the message names the flag."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    env.pop("DGBLOCKS_TRACEBACK", None)
+    proc = subprocess.run([sys.executable, str(root / "recipes" / "baseline.py"),
+                           "--log-every", "0"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "baseline: error: --log-every: expected an integer >= 1, got 0"

@@ -65,3 +65,22 @@ def test_bad_arguments_name_themselves(tmp_path):
         StageCache(tmp_path, "", SETTINGS)
     with pytest.raises(DGBlocksError, match="payload"):
         StageCache(tmp_path, "s", SETTINGS).save([1, 2])
+
+
+@pytest.mark.parametrize("damage", ["empty", "flip"])
+def test_zero_byte_and_flipped_cache_recomputed(tmp_path, damage):
+    """The issue's probe: a kill while writing left a 0-byte file, then a bare EOFError."""
+    cache = StageCache(tmp_path, "stage1", SETTINGS)
+    cache.save({"w": torch.randn(256)})
+    if damage == "empty":
+        cache.path.write_bytes(b"")
+    else:
+        data = bytearray(cache.path.read_bytes())
+        i = len(data) // 2
+        data[i:i + 64] = bytes(b ^ 0xFF for b in data[i:i + 64])
+        cache.path.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match=str(cache.path)):
+        assert cache.load() is None
+    cache.save({"w": torch.ones(1)})
+    assert torch.equal(cache.load()["w"], torch.ones(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cache.path.name]  # no .prev copy

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from dgblocks._checks import DGBlocksError
+from dgblocks.data.base import DataError
 
-__all__ = ["Record", "DatasetSplits", "LayoutError", "find_dir", "scan", "relabel"]
+__all__ = ["Record", "DatasetSplits", "LayoutError", "find_dir", "scan", "relabel", "camera"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -77,25 +79,59 @@ def find_dir(root: str | Path, candidates: Sequence[str], required: Sequence[str
                       f"{detail}. Expected:\n{root}/\n{tree.rstrip()}")
 
 
+def camera(text: str, path: Path | str, *, first: int = 1) -> int:
+    """The 0-based camera of a file name's camera field ``text`` (numbered from ``first``);
+    anything else (``cX``, ``c0``) raises :class:`DataError` naming the file."""
+    if not text.isdigit() or int(text) < first:
+        raise DataError(f"{str(path)!r}: camera {text!r} is not a number >= {first}")
+    return int(text) - first
+
+
+def _examples(paths: Sequence[Path], n: int = 3) -> str:
+    return ", ".join(p.name for p in paths[:n]) + (", ..." if len(paths) > n else "")
+
+
 def scan(folder: Path, pattern: str, parse: Callable[[re.Match, Path], Record | None], *,
          dataset: str, tree: str) -> list[Record]:
     """Records of the image files in ``folder`` whose name matches ``pattern`` (sorted).
 
-    ``parse`` returns ``None`` to drop a file (e.g. Market's junk pid -1). A folder without a
-    single matching image raises a LayoutError showing ``tree``.
+    ``parse`` returns ``None`` to drop a file (e.g. Market's junk pid -1) and raises
+    :class:`DataError` for a name it cannot read; every such name is listed in one
+    DataError. Image names off the pattern and folders named like images are skipped with a
+    warning (count and examples). A folder without a single matching image raises a
+    LayoutError showing ``tree``.
     """
     rx = re.compile(pattern)
-    out, matched = [], 0
+    out, matched, off, dirs, bad = [], 0, [], [], []
     for p in sorted(folder.iterdir()) if folder.is_dir() else []:
         if p.suffix.lower() not in IMAGE_EXTS:
             continue
+        if not p.is_file():
+            dirs.append(p)
+            continue
         m = rx.search(p.name)
         if m is None:
+            off.append(p)
             continue
         matched += 1
-        r = parse(m, p)
+        try:
+            r = parse(m, p)
+            if r is not None and r.camid < 0:
+                raise DataError(f"{str(p)!r}: camera id {r.camid + 1} is not >= 1")
+        except (DataError, ValueError) as err:
+            bad.append(str(err) if isinstance(err, DataError) else f"{str(p)!r}: {err}")
+            continue
         if r is not None:
             out.append(r)
+    if bad:
+        raise DataError(f"{dataset}: {len(bad)} file name(s) in {folder} do not parse:\n  "
+                        + "\n  ".join(bad))
+    if off or dirs:
+        what = [f"{len(off)} image(s) named off the pattern /{pattern}/ ({_examples(off)})"
+                ] if off else []
+        what += [f"{len(dirs)} folder(s) named like images ({_examples(dirs)})"] if dirs else []
+        warnings.warn(f"{dataset}: skipped {' and '.join(what)} in {folder}", RuntimeWarning,
+                      stacklevel=2)
     if matched == 0:
         raise LayoutError(f"root: no {dataset} image named like /{pattern}/ in {folder}."
                           f" Expected:\n{tree.rstrip()}")

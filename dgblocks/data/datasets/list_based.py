@@ -12,6 +12,7 @@ from dgblocks.data.datasets._common import (
     DatasetSplits,
     LayoutError,
     Record,
+    camera,
     find_dir,
     relabel,
     scan,
@@ -75,7 +76,7 @@ def load_msmt17(root: str | Path, *, version: str = "v1") -> DatasetSplits:
                                   f" Expected:\n{MSMT17_TREE}")
             t = re.search(r"(afternoon|morning|noon)$", parts[3])  # "afternoon" before "noon"
             period = MSMT17_PERIODS[t.group(1)] if t else -1
-            out.append(Record(str(base / folder / rel), int(pid), int(parts[2]) - 1, period))
+            out.append(Record(str(base / folder / rel), int(pid), camera(parts[2], rel), period))
         return out
 
     train, _ = relabel(read(lists[0], train_dir) + read(lists[1], train_dir))

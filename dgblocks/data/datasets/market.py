@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dgblocks._checks import check_choice
-from dgblocks.data.datasets._common import DatasetSplits, Record, find_dir, relabel, scan
+from dgblocks.data.datasets._common import DatasetSplits, Record, camera, find_dir, relabel, scan
 
 __all__ = ["load_market1501", "load_dukemtmc", "load_cuhk03", "load_veri776"]
 
@@ -59,10 +59,10 @@ def load_market1501(root: str | Path) -> DatasetSplits:
                     dataset="Market-1501", tree=MARKET_TREE)
 
     def parse(m, p):
-        pid, cam = int(m.group(1)), int(m.group(2))
-        return None if pid == -1 else Record(str(p), pid, cam - 1, -1)
+        pid, cam = int(m.group(1)), camera(m.group(2), p)
+        return None if pid == -1 else Record(str(p), pid, cam, -1)
 
-    return _three(base, dirs, r"^([-\d]+)_c(\d)s\d+_\d+", parse, "market1501", MARKET_TREE)
+    return _three(base, dirs, r"^([-\d]+)_c([^_s]+)s\d+_\d+", parse, "market1501", MARKET_TREE)
 
 
 def load_dukemtmc(root: str | Path) -> DatasetSplits:
@@ -72,9 +72,9 @@ def load_dukemtmc(root: str | Path) -> DatasetSplits:
                     dirs, dataset="DukeMTMC-reID", tree=DUKE_TREE)
 
     def parse(m, p):
-        return Record(str(p), int(m.group(1)), int(m.group(2)) - 1, int(m.group(3)))
+        return Record(str(p), int(m.group(1)), camera(m.group(2), p), int(m.group(3)))
 
-    return _three(base, dirs, r"^([-\d]+)_c(\d+)_f(\d+)", parse, "dukemtmc", DUKE_TREE)
+    return _three(base, dirs, r"^([-\d]+)_c([^_]+)_f(\d+)", parse, "dukemtmc", DUKE_TREE)
 
 
 def load_cuhk03(root: str | Path, *, variant: str = "labeled") -> DatasetSplits:
@@ -86,9 +86,9 @@ def load_cuhk03(root: str | Path, *, variant: str = "labeled") -> DatasetSplits:
                     dataset=f"CUHK03-NP ({variant})", tree=CUHK03_TREE)
 
     def parse(m, p):
-        return Record(str(p), int(m.group(1)), int(m.group(2)) - 1, -1)
+        return Record(str(p), int(m.group(1)), camera(m.group(2), p), -1)
 
-    return _three(base, dirs, r"^(\d+)_c(\d+)_", parse, f"cuhk03-{variant}", CUHK03_TREE)
+    return _three(base, dirs, r"^(\d+)_c([^_]+)_", parse, f"cuhk03-{variant}", CUHK03_TREE)
 
 
 def load_veri776(root: str | Path) -> DatasetSplits:
@@ -98,6 +98,6 @@ def load_veri776(root: str | Path) -> DatasetSplits:
                     tree=VERI_TREE)
 
     def parse(m, p):
-        return Record(str(p), int(m.group(1)), int(m.group(2)) - 1, int(m.group(3)))
+        return Record(str(p), int(m.group(1)), camera(m.group(2), p), int(m.group(3)))
 
-    return _three(base, dirs, r"^(\d+)_c(\d+)_(\d+)", parse, "veri776", VERI_TREE)
+    return _three(base, dirs, r"^(\d+)_c([^_]+)_(\d+)", parse, "veri776", VERI_TREE)
