@@ -157,7 +157,9 @@ def _init_weights(model: nn.Module) -> None:
     """Kaiming-normal convs, unit norms, small linear layers (torchvision's scheme), except
     that depthwise convs use ``fan_in`` (9): torch's ``fan_out`` ignores groups, which shrinks
     every depthwise output ~C-fold and, in eval mode with barely-updated running statistics,
-    collapses the features of short runs to a constant."""
+    collapses the features of short runs to a constant. The BN scale closing each residual
+    block starts at 0 (Goyal et al., 2017): from scratch the 10 residual blocks otherwise add
+    unit-variance noise to the signal and the network barely learns (docs/decisions.md)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             depthwise = m.groups > 1 and m.groups == m.in_channels
@@ -171,3 +173,6 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.normal_(m.weight, 0, 0.01)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    for m in model.modules():  # zero-init residual: every residual block starts as the identity
+        if isinstance(m, InvertedResidual) and m.use_res_connect:
+            nn.init.zeros_(m.conv[-1].weight)  # the projection's BN scale (Goyal et al., 2017)

@@ -48,10 +48,11 @@ def _build(name: str) -> nn.Module:
 
 
 HEAVY = {"resnet50", "resnet50_ibn_a"}
-# MobileNetV2 from scratch does not learn yet (docs/decisions.md, "MobileNetV2 from scratch"):
-# the open half of issue 19 item 2 (not strict: the tiny problem sometimes passes).
+# With the zero-initialised residual BN scale MobileNetV2 and DualNorm pass the tiny problem;
+# the dual-branch head on a width-0.25 MobileNetV2 does not yet, and MobileNetV2 still stays at
+# the untrained level in the recipe (docs/decisions.md, "MobileNetV2 from scratch"): issue 19.
 OPEN = pytest.mark.xfail(reason="MobileNetV2 from scratch: issue 19 item 2 open", strict=False)
-MNV2 = {"mobilenetv2", "dualnorm", "dual_branch"}
+MNV2 = {"dual_branch"}
 
 
 def _param(name):
