@@ -18,7 +18,7 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
     assert len(jobs) == 2 * len(lb.METHODS) and {j.seed for j in jobs} == {3, 4}
     for j in jobs:
         assert _flag(j.flags, "--backbone") == "resnet_tiny"
-        assert _flag(j.flags, "--batch-size") == "32" and _flag(j.flags, "--data") == "synthetic"
+        assert _flag(j.flags, "--batch-size") == "64" and _flag(j.flags, "--data") == "synthetic"
         assert _flag(j.flags, "--threads") == "1"
     steps = {Path(j.script).stem: j.flags for j in jobs if j.name != "untrained (reference)"}
     untrained = [j for j in jobs if j.name == "untrained (reference)"]
@@ -54,7 +54,10 @@ def test_page_ranks_by_average_and_writes_plot(tmp_path, monkeypatch):
     lb.main(["--methods", "baseline (AGG)", "ADIN", "--seeds", "0", "1", "--out",
              str(tmp_path), "--md", str(md)])
     text = md.read_text()
-    ranking = text.split("## Ranking")[1].split("## Per unseen")[0]
+    ranking = text.split("## Ranking")[1].split("## Paired")[0]
+    paired = text.split("## Paired")[1].split("## Per unseen")[0]
+    assert "| ADIN | 2 |" in paired and "+20.0" in paired  # ADIN - AGG: 31 - 11 per seed
+    assert "not run yet: no GPU" in text
     assert ranking.index("| ADIN |") < ranking.index("| baseline (AGG) |")
     assert "| ADIN | `recipes/adin.py` | 2 | 11.0 ± 0.0 | 32.0 ± 1.4 |" in ranking
     assert "t1 R1" in text and (tmp_path / "lb.png").stat().st_size > 1000
