@@ -174,8 +174,9 @@ class Objective(nn.Module):
         l_dis = (l_ws if unseen is None else zero) + l_inv + l_spe             # eq 5
         attr = [self.l_v(w) + self.l_c(w) for _, _, w in aux if w is not None]
         l_attr = sum(attr) / len(attr) if attr else zero                       # eq 11
-        self.logs = dict(l_ce=l_ce, l_tri=l_tri, l_cent=l_cent, l_ws=l_ws, l_inv=l_inv,
-                         l_spe=l_spe, l_attr=l_attr)
+        if unseen is None:  # the logged parts are the meta-train pass's (all of L_dis)
+            self.logs = dict(l_ce=l_ce, l_tri=l_tri, l_cent=l_cent, l_ws=l_ws, l_inv=l_inv,
+                             l_spe=l_spe, l_attr=l_attr)
         return l_ce + l_tri + self.lambda_cent * l_cent + self.alpha * l_dis + self.beta * l_attr
 
 

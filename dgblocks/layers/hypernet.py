@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     ShapeError,
     ValueRangeError,
+    check_choice,
     check_finite,
     check_float,
     check_int,
@@ -42,6 +43,8 @@ class SubspaceHypernet(nn.Module):
         channels: $C$; must be divisible by ``groups``.
         groups: $V$, the number of subspaces (4 in CDVM).
         hidden: width of the hyper-network's hidden layer (default ``max(C // 16, 8)``).
+        gate: ``"softmax"`` (V x softmax: relative weights with mean 1) or ``"sigmoid"``
+            (independent gates in (0, 1)).
 
     Shape:
         x: (B, C, H, W) or (B, C); output: feature of the shape of ``x``, weights (B, V).
@@ -55,7 +58,8 @@ class SubspaceHypernet(nn.Module):
 
     functional_name: ClassVar[str | None] = None
 
-    def __init__(self, *, channels: int, groups: int = 4, hidden: int | None = None) -> None:
+    def __init__(self, *, channels: int, groups: int = 4, hidden: int | None = None,
+                 gate: str = "softmax") -> None:
         super().__init__()
         self.channels = check_int(channels, name="channels", minimum=1)
         self.groups = check_int(groups, name="groups", minimum=1)
@@ -64,6 +68,7 @@ class SubspaceHypernet(nn.Module):
                                   f" got {groups}")
         self.hidden = check_int(max(channels // 16, 8) if hidden is None else hidden,
                                 name="hidden", minimum=1)
+        self.gate = check_choice(gate, ("softmax", "sigmoid"), name="gate")
         self.net = nn.Sequential(nn.Linear(channels, self.hidden), nn.ReLU(inplace=True),
                                  nn.Linear(self.hidden, groups))
 
@@ -75,11 +80,13 @@ class SubspaceHypernet(nn.Module):
         check_float(x, name="x")
         check_finite(x, name="x")
         pooled = x.mean((2, 3)) if x.dim() == 4 else x
-        w = self.net(pooled).sigmoid()  # (B, V)
+        z = self.net(pooled)  # (B, V)
+        w = z.sigmoid() if self.gate == "sigmoid" else z.softmax(dim=1) * self.groups
         per_channel = w.repeat_interleave(self.channels // self.groups, dim=1)
         if x.dim() == 4:
             per_channel = per_channel[:, :, None, None]
         return SubspaceOutput(x * per_channel, w)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, groups={self.groups}, hidden={self.hidden}"
+        return (f"channels={self.channels}, groups={self.groups}, hidden={self.hidden}, "
+                f"gate={self.gate!r}")

@@ -14,7 +14,7 @@ def test_matches_group_loop_reference(seed, b, groups, scale):
     net = SubspaceHypernet(channels=8, groups=groups).double()
     x = randn(seed, b, 8, 3, 2, scale=min(scale, 10.0))
     out = net(x)
-    w = torch.sigmoid(net.net(x.mean((2, 3))))
+    w = torch.softmax(net.net(x.mean((2, 3))), dim=1) * groups
     torch.testing.assert_close(out.weights, w)
     size = 8 // groups
     for v in range(groups):
@@ -25,8 +25,25 @@ def test_matches_group_loop_reference(seed, b, groups, scale):
 # --- invariants ------------------------------------------------------------------------------
 @given(seed=seeds, scale=scales)
 def test_prop_weights_in_unit_interval(seed, scale):
-    w = SubspaceHypernet(channels=8, groups=4).double()(randn(seed, 5, 8, 2, 2, scale=scale)).weights
+    net = SubspaceHypernet(channels=8, groups=4, gate="sigmoid").double()
+    w = net(randn(seed, 5, 8, 2, 2, scale=scale)).weights
     assert ((w >= 0) & (w <= 1)).all()
+    torch.testing.assert_close(w, torch.sigmoid(net.net(randn(seed, 5, 8, 2, 2,
+                                                              scale=scale).mean((2, 3)))))
+
+
+@given(seed=seeds, scale=scales)
+def test_prop_softmax_weights_average_one(seed, scale):
+    """The default gate only moves emphasis between groups: the weights average to 1, so the
+    hyper-network cannot scale the whole feature to zero (the collapse of docs/decisions.md)."""
+    w = SubspaceHypernet(channels=8, groups=4).double()(randn(seed, 5, 8, 2, 2, scale=scale)).weights
+    assert (w >= 0).all()
+    torch.testing.assert_close(w.mean(1), torch.ones(5, dtype=torch.float64))
+
+
+def test_bad_gate_names_the_argument():
+    with pytest.raises(ValueError, match="gate"):
+        SubspaceHypernet(channels=8, groups=4, gate="tanh")
 
 
 @given(seed=seeds)

@@ -169,7 +169,7 @@ def test_meta_test_takes_the_unseen_domain_path():
              for st in model.modules() if isinstance(st, cdvm.CDVMStage)
              for b in (st.dom_cls, st.style, st.gl.local_branches[2])]
     objective(x.float(), pid, dom, seen)
-    assert called == [] and objective.logs["l_inv"] == 0 and objective.logs["l_spe"] == 0
+    assert called == [] and objective.logs == {}  # logs are the meta-train pass's
     for h in hooks:
         h.remove()
 
