@@ -134,7 +134,7 @@ def hypernet(B: int, C: int, H: int, W: int, V: int = 4) -> Case:
     x, m = _randn(B, C, H, W), Y.SubspaceHypernet(channels=C, groups=V)
 
     def ref() -> tuple[torch.Tensor, torch.Tensor]:  # weights broadcast over a (B, V, C/V) view
-        w = m.net(x.mean((2, 3))).sigmoid()
+        w = m.net(x.mean((2, 3))).softmax(dim=1) * V  # the default gate
         out = x.view(B, V, C // V, H, W) * w[:, :, None, None, None]
         return out.view(B, C, H, W), w
 
