@@ -202,7 +202,7 @@ def values_on_host(x: Tensor) -> bool:
 
 def check_async(cond: Tensor, msg: str) -> None:
     """Assert all of the boolean ``cond`` on its device, no host sync (CUDA: a device-side
-    assert carrying ``msg``; ``meta``: nothing checked)."""
+    assertion that carries ``msg``; ``meta``: nothing checked)."""
     torch._assert_async(cond.all(), msg)
 
 
