@@ -32,6 +32,7 @@ from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, image_size, normalize_input, setup, warmup_cosine
 from dgblocks.layers import BNNeck, DannSchedule, GradientReversal
 from dgblocks.losses import LabelSmoothingCE, TripletLoss
+from dgblocks.protocols import leave_one_out
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Config:
     margin: float = arg(0.3, "triplet margin (DDAN 4.5; BoT)")
     lambda_tri: float = arg(1.0, "triplet weight (DDAN eq 9: l1 = 1)")
     digits_dim: int = arg(64, "feature size of the digits CNN")
+    holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout, as cdvm --holdout): "
+                       "train on the other sources, test on this one's held-out ids; -1: off")
     dann: float = arg(0.0, "weight of a domain classifier behind a GRL on f (the DANN baseline, "
                       "Ganin et al. 2016, of CDVM Table 2); 0: off (AGG)")
 
@@ -117,6 +120,8 @@ def train_step(model, batch, *, augment, losses: nn.ModuleDict, opt, sched, cfg:
 def main(argv=None) -> dict:
     cfg, run = setup(Config, argv, name="baseline", description=__doc__)
     bench = run.benchmark()
+    if cfg.holdout >= 0:
+        bench = run.bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
     model = build_model(cfg, bench)
