@@ -218,7 +218,8 @@ def adin_case(s: Setting) -> Case:
     batch = make_batch(s)
     kw = dict(phase="adversarial", augment=identity, ce=losses.LabelSmoothingCE(eps=cfg.eps),
               center=center, l_adv=r.adversarial_losses(cfg, labels, sizes), opt=opt,
-              opt_n=opt_n, cfg=cfg, periods=r.PERIODS)
+              opt_n=opt_n, sched=torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), cfg=cfg,
+              periods=r.PERIODS)
     return Case("adin", s.backbone, lambda: r.train_step(model, batch, **kw),
                 plain_step(build_backbone(s.backbone, width=s.width), s.num_ids, batch[0],
                            batch[1]), 1.0,

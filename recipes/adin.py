@@ -35,7 +35,8 @@ from dgblocks import protocols as dt
 from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, build_backbone
 from dgblocks.data import TargetDomain
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, image_size, normalize_input, setup, validation_error
+from dgblocks.engine import (arg, image_size, normalize_input, setup, validation_error,
+                             warmup_cosine)
 from dgblocks.layers import NuisanceHeads
 from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.viz import plot_alternation
@@ -73,6 +74,8 @@ class Config:
     lr: float = arg(6e-3, "Adam learning rate of f_E, f_I and the centres (as AGG: "
                      "from-scratch regime, docs/decisions.md)", smoke=1e-3)
     lr_n: float = arg(1e-3, "Adam learning rate of f_N")
+    schedule: str = arg("cosine", "lr of f_E, f_I over steps 1 + 3: cosine (the regime: warm-up "
+                        "over a tenth, then cosine) | constant", choices=("cosine", "constant"))
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.0, "label smoothing of L_I (ADIN: plain softmax CE)")
     lambda_c: float = arg(5e-4, "center-loss weight in L_I (Wen et al.; BoT)")
@@ -160,7 +163,7 @@ def retrain_nuisance(model, f, y_n, ce, opt_n) -> torch.Tensor:
     return loss_n.detach()
 
 
-def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, cfg,
+def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, sched, cfg,
                periods) -> dict:
     x, pid, cam, _dom, period = batch
     y_n = dt.nuisance_labels(cfg.nuisance, cam, period, periods=periods)
@@ -180,6 +183,7 @@ def train_step(model, batch, *, phase, augment, ce, center, l_adv, opt, opt_n, c
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    sched.step()
     if phase == "adversarial":                                                # 3a. f_N by CE
         logs["l_n"] = retrain_nuisance(model, f, y_n, ce, opt_n)
     return {**logs, "loss": loss.detach()}
@@ -200,9 +204,12 @@ def main(argv=None) -> dict:
     opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
                             *center.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_n = torch.optim.Adam(model.f_N.parameters(), lr=cfg.lr_n, weight_decay=cfg.weight_decay)
-    run.register(model=model, center=center, opt=opt, opt_n=opt_n)
+    total = cfg.warmup_steps + cfg.steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(
+        s, total=total, warmup=0.1) if cfg.schedule == "cosine" else 1.0)
+    run.register(model=model, center=center, opt=opt, opt_n=opt_n, sched=sched)
     kw = dict(augment=train_transform(image_size(train), jitter=True, erase=0.5), opt=opt,
-              opt_n=opt_n, ce=losses.LabelSmoothingCE(eps=cfg.eps), center=center, cfg=cfg,
+              opt_n=opt_n, sched=sched, ce=losses.LabelSmoothingCE(eps=cfg.eps), center=center, cfg=cfg,
               periods=periods, l_adv=adversarial_losses(cfg, all_labels, sizes))
     model.train()                                       # the loop: steps 1-3
     for _step, batch in run.steps(batches, total=cfg.warmup_steps, phase="warmup_id"):  # 1.

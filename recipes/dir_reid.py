@@ -36,7 +36,7 @@ from torch import nn
 
 from dgblocks.backbones import BACKBONES, DigitsCNN, MobileNetV2, build_backbone
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, image_size, normalize_input, setup
+from dgblocks.engine import arg, image_size, normalize_input, setup, warmup_cosine
 from dgblocks.layers import DannSchedule, DisentangledEncoders, GradientReversal
 from dgblocks.losses import LabelSmoothingCE, NegEntropy
 from dgblocks.protocols import DOMAIN_LABELS, source_domains
@@ -72,8 +72,11 @@ class Config:
                      "epochs do not fit a 4-minute CPU run", smoke=6)
     batch_size: int = arg(0, "batch size; 0: 32 (ReID; paper 128) or 64 (digits; paper 100)",
                           smoke=16)
-    lr: float = arg(0.0, "0: SGD 0.02 (ReID, 4.2) or Adam 1e-3 (digits, E.2)")
-    weight_decay: float = arg(5e-4, "SGD weight decay (ReID; not given in the paper)")
+    optimizer: str = arg("adam", "ReID: adam (the from-scratch regime of every recipe: warm-up "
+                         "then cosine, docs/decisions.md) | sgd (4.2: momentum 0.9, /10 after 2/3)",
+                         choices=("adam", "sgd"))
+    lr: float = arg(0.0, "0: Adam 6e-3 (ReID regime), SGD 0.02 (4.2) or Adam 1e-3 (digits, E.2)")
+    weight_decay: float = arg(5e-4, "weight decay (ReID; not given in the paper)")
 
 
 class DIRReID(nn.Module):
@@ -113,7 +116,7 @@ def resolve(cfg: Config, digits: bool) -> Config:
     cfg.latent_dim = cfg.latent_dim or (2 if digits else 1280)
     cfg.steps = cfg.steps or (200 if digits else 120)
     cfg.batch_size = cfg.batch_size or (64 if digits else 32)
-    cfg.lr = cfg.lr or (1e-3 if digits else 0.02)
+    cfg.lr = cfg.lr or (1e-3 if digits else 0.02 if cfg.optimizer == "sgd" else 6e-3)
     return cfg
 
 
@@ -195,10 +198,14 @@ def make_optimisers(model: DIRReID, cfg: Config, digits: bool):
                 torch.optim.Adam(heads, lr=cfg.lr)]
         w = max(1, cfg.steps // 5)
         factor = lambda s: min(1.0, (s + 1) / w)  # noqa: E731
-    else:        # 4.2: SGD 0.02, momentum 0.9, /10 after 100 of 150 epochs
+    elif cfg.optimizer == "sgd":  # 4.2: SGD 0.02, momentum 0.9, /10 after 100 of 150 epochs
         opts = [torch.optim.SGD(p, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
                 for p in (list(model.phase1_parameters()), heads)]
         factor = lambda s: 0.1 if s >= 2 * cfg.steps // 3 else 1.0  # noqa: E731
+    else:        # the regime of every recipe: Adam, 10% linear warm-up, then cosine
+        opts = [torch.optim.Adam(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
+                for p in (list(model.phase1_parameters()), heads)]
+        factor = lambda s: warmup_cosine(s, total=cfg.steps, warmup=0.1)  # noqa: E731
     return opts, [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in opts]
 
 

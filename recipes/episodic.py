@@ -34,7 +34,7 @@ from torch import nn
 
 from dgblocks.backbones import BACKBONES, DigitsCNN, build_backbone
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, derive_seed, seed_everything, setup
+from dgblocks.engine import arg, derive_seed, seed_everything, setup, warmup_cosine
 from dgblocks.engine.inputs import image_size, normalize_input
 from dgblocks.engine.stage_cache import StageCache
 from dgblocks.layers import DannSchedule, GradientReversal
@@ -62,13 +62,15 @@ class Config:
     stage1_steps: int = arg(30, "stage-1 triplet steps per source domain", smoke=4)
     init_steps: int = arg(40, "triplet steps on all sources that initialise F (stand-in for "
                           "the paper's ImageNet weights; 0: from scratch)", smoke=2)
-    stage1_lr: float = arg(1e-3, "stage-1 Adam learning rate")
+    stage1_lr: float = arg(6e-3, "stage-1 Adam learning rate (the regime: warm-up then cosine)")
     stage1_cache: str = arg("runs/episodic/stage1", "folder of the cached stage-1 extractors")
     steps: int = arg(150, "stage-2 episodes", smoke=6)
     batch_size: int = arg(32, "P x K images of the episode batch and the global batch", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
-    lr: float = arg(6e-3, "learning rate (as AGG, docs/decisions.md; IV-B: SGD 0.01), x0.1 after 2/3 of the steps (IV-B)", smoke=1e-3)
+    lr: float = arg(6e-3, "learning rate (as AGG, docs/decisions.md; IV-B: SGD 0.01)", smoke=1e-3)
+    schedule: str = arg("cosine", "cosine (the regime: warm-up over a tenth, then cosine) | step (x0.1 "
+                        "after 2/3 of the steps, IV-B)", choices=("cosine", "step"))
     momentum: float = arg(0.9, "SGD momentum")
     weight_decay: float = arg(5e-4, "weight decay")
     eps: float = arg(0.1, "label smoothing of L_cls (section IV-B)")
@@ -137,6 +139,7 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
         run.print(f"stage 1: {name} loaded from {cache.path}")
         return net
     opt = torch.optim.Adam(net.parameters(), lr=cfg.stage1_lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=steps, warmup=0.1))
     batches = run.batches(ds, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
     triplet = TripletLoss(margin=cfg.margin)
@@ -147,6 +150,7 @@ def triplet_trained(cfg: Config, run, ds, d: int, augment) -> nn.Module:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         if s % run.args.log_every == 0 or s == steps - 1:
             run.logger.log(s, f"stage1-F{d}", l_tri=loss.detach())
     if run.is_main:
@@ -220,7 +224,8 @@ def main(argv=None) -> dict:
            if cfg.optimizer == "adam" else  # x0.1 after 2/3 of the steps (IV-B)
            torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                            weight_decay=cfg.weight_decay))
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2 * cfg.steps // 3], gamma=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(
+        s, total=cfg.steps, warmup=0.1) if cfg.schedule == "cosine" else 0.1 ** (s >= 2 * cfg.steps // 3))
     batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
                           num_instances=cfg.num_instances)
     dom_batches = [run.batches(ds, batch_size=cfg.batch_size, sampler="identity",

@@ -77,7 +77,8 @@ def _setup(tmp_path, argv):
              train.camids[idx], train.domains[idx], train.timestamps[idx])
     kw = dict(augment=lambda x: x, ce=adin.losses.LabelSmoothingCE(eps=0.0), center=center,
               l_adv=adin.adversarial_losses(cfg, labels, sizes), opt=opt, opt_n=opt_n,
-              cfg=cfg, periods=periods)
+              sched=torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), cfg=cfg,
+              periods=periods)
     return model, batch, kw
 
 
