@@ -35,8 +35,7 @@ from dgblocks import protocols as dt
 from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, build_backbone
 from dgblocks.data import TargetDomain
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import (arg, image_size, normalize_input, setup, validation_error,
-                             warmup_cosine)
+from dgblocks.engine import arg, image_size, normalize_input, setup, validation_error, warmup_cosine
 from dgblocks.layers import NuisanceHeads
 from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.viz import plot_alternation
