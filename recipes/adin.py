@@ -49,9 +49,11 @@ THRESHOLDS = {"best": (0.02, 0.05), "e0": (0.02, 0.05), "absolute": (0.3, 0.4)} 
 class Config:
     head: str = arg("plain", "f_E's head: plain | dual_branch (global + stripes, ADIN Fig. 4)",
                     choices=("plain", "dual_branch"))
-    backbone: str = arg("cnn", "f_E: cnn (DIR-ReID Table 6 CNN: MobileNetV2 stays at chance in "
-                        "this CPU budget) | mobilenetv2 | ...", choices=("cnn", *BACKBONES))
-    image_size: tuple[int, int] = arg((32, 16), "image (H, W) (CPU budget; real: 256 128)")
+    backbone: str = arg("resnet_tiny", "f_E: resnet_tiny (learns from scratch on CPU) | cnn "
+                        "(DIR-ReID Table 6 CNN) | mobilenetv2 (paper) | ...",
+                        choices=("cnn", *BACKBONES))
+    image_size: tuple[int, int] = arg((64, 32), "image (H, W) (CPU budget; real: 256 128)",
+                                      smoke=(32, 16))
     adv: str = arg("cane", "L_adv: none (baseline) | rg (eq 4) | ne (eq 5) | cane (eq 6) | "
                    "cane_focal", choices=("none", "rg", "ne", "cane", "cane_focal"))
     nuisance: str = arg("camera+time", "f_N heads: camera | time | camera+time (ADIN 4.2) | "
@@ -65,10 +67,10 @@ class Config:
     stripes: int = arg(4, "dual-branch horizontal stripes")
     branch_dim: int = arg(64, "dual-branch channels per branch")
     hidden: int = arg(256, "cnn output; hidden width of f_I and f_N (two FC layers, ADIN 4.2)")
-    warmup_steps: int = arg(120, "step 1: f_E + f_I (CPU budget)", smoke=4)
+    warmup_steps: int = arg(200, "step 1: f_E + f_I (CPU budget)", smoke=4)
     nuisance_steps: int = arg(30, "step 2: f_N alone on frozen f_E", smoke=3)
-    steps: int = arg(180, "step 3: alternation steps", smoke=6)
-    batch_size: int = arg(32, "P x K images per step", smoke=16)
+    steps: int = arg(200, "step 3: alternation steps", smoke=6)
+    batch_size: int = arg(64, "P x K images per step", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     lr: float = arg(6e-3, "Adam learning rate of f_E, f_I and the centres (as AGG: "
                      "from-scratch regime, docs/decisions.md)", smoke=1e-3)

@@ -45,12 +45,13 @@ from dgblocks.protocols import leave_one_out
 
 @dataclass
 class Config:
-    backbone: str = arg("resnet_small", "resnet_small (IBN-a, 1 block/stage) | resnet50_ibn_a "
-                        "(paper 4) | resnet_tiny | ...", choices=BACKBONES)
+    backbone: str = arg("resnet_tiny", "resnet_tiny (learns from scratch on CPU) | resnet_small "
+                        "(IBN-a, 1 block/stage) | resnet50_ibn_a (paper 4) | ...", choices=BACKBONES)
     base_width: int = arg(8, "stem width of resnet_small (second-order steps on 2 CPU cores)")
     pretrained: str = arg("", "torchvision/timm state-dict file for the backbone (optional)")
-    steps: int = arg(60, "training steps (paper: 120 epochs; CPU budget here)", smoke=4)
-    batch_size: int = arg(32, "images per step, equal per source (paper: 64/domain)", smoke=16)
+    steps: int = arg(400, "training steps (paper: 120 epochs; 8 epochs of the synthetic "
+                     "sources here)", smoke=4)
+    batch_size: int = arg(64, "images per step, equal per source (paper: 64/domain)", smoke=16)
     num_instances: int = arg(4, "images per identity (paper 4: 2; 4 gives triplet positives)")
     lr: float = arg(6e-3, "Adam learning rate (as AGG: from-scratch regime, docs/decisions.md; paper cites Adam [42])",
                      smoke=1e-3)

@@ -52,7 +52,7 @@ class Config:
     lambda_dom: float = arg(0.1, "weight of the DANN domain CE (not in the paper)")
     feat_dim: int = arg(256, "output size of every extractor (F and the F_d): E's input")
     emb_dim: int = arg(256, "size of E's output v, the retrieval feature")
-    backbone: str = arg("cnn", "F (and F_d): cnn (DigitsCNN) | dualnorm (Table III) | "
+    backbone: str = arg("resnet_tiny", "F (and F_d): cnn (DigitsCNN) | dualnorm (Table III) | "
                         "mobilenetv2 | resnet_tiny | ... (+ a linear layer to feat_dim)",
                         choices=("cnn", *BACKBONES))
     ext_backbone: str = arg("", "backbone of the F_d ('': --backbone; paper: resnet50 for the "
@@ -60,12 +60,12 @@ class Config:
     width: float = arg(0.35, "MobileNetV2 width of the global extractor F")
     ext_width: float = arg(0.25, "MobileNetV2 width of the per-domain extractors F_d")
     stage1_steps: int = arg(30, "stage-1 triplet steps per source domain", smoke=4)
-    init_steps: int = arg(40, "triplet steps on all sources that initialise F (stand-in for "
+    init_steps: int = arg(120, "triplet steps on all sources that initialise F (stand-in for "
                           "the paper's ImageNet weights; 0: from scratch)", smoke=2)
     stage1_lr: float = arg(6e-3, "stage-1 Adam learning rate (the regime: warm-up then cosine)")
     stage1_cache: str = arg("runs/episodic/stage1", "folder of the cached stage-1 extractors")
-    steps: int = arg(150, "stage-2 episodes", smoke=6)
-    batch_size: int = arg(32, "P x K images of the episode batch and the global batch", smoke=16)
+    steps: int = arg(480, "stage-2 episodes", smoke=6)
+    batch_size: int = arg(64, "P x K images of the episode batch and the global batch", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
     lr: float = arg(6e-3, "learning rate (as AGG, docs/decisions.md; IV-B: SGD 0.01)", smoke=1e-3)

@@ -66,7 +66,7 @@ EXTRA = {  # compute beyond the retrieval network's N steps
 def parse(argv: list[str] | None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=200, help="optimiser steps of every method")
+    p.add_argument("--steps", type=int, default=400, help="optimiser steps of every method")
     p.add_argument("--batch-size", type=int, default=64, help="images per step")
     p.add_argument("--backbone", default="resnet_tiny", choices=BACKBONES)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

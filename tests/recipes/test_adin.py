@@ -16,7 +16,7 @@ from dgblocks.layers.alternation import AlternatingSchedule
 from recipes import adin
 from tests.data import fake_trees
 
-TINY = ["--smoke", "--no-plots", "--threads", "1", "--warmup-steps", "2",
+TINY = ["--smoke", "--no-plots", "--threads", "1", "--backbone", "cnn", "--warmup-steps", "2",
         "--nuisance-steps", "2", "--steps", "4", "--val-every", "2", "--log-every", "1"]
 
 

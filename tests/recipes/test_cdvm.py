@@ -19,7 +19,8 @@ FAST = ["--smoke", "--no-plots", "--threads", "1", "--base-width", "4"]
 
 
 def build(flags, num_domains=2, num_ids=8, base_width=4):
-    cfg, _ = parse_config(cdvm.Config, ["--smoke", "--base-width", str(base_width), *flags])
+    cfg, _ = parse_config(cdvm.Config, ["--smoke", "--backbone", "resnet_small", "--base-width",
+                                        str(base_width), *flags])
     objective = cdvm.build_model(cfg, SimpleNamespace(num_ids=num_ids, num_domains=num_domains))
     return cfg, objective.model, objective
 
