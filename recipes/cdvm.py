@@ -189,7 +189,7 @@ def build_model(cfg: Config, bench, load=None) -> Objective:
         load(backbone)
     model = CDVM(backbone, bench.num_ids, ws=cfg.ws, num_domains=bench.num_domains, dis=cfg.dis,
                  aug=cfg.aug, attr=cfg.attr, expansion=cfg.expansion, subspaces=cfg.subspaces,
-                 grl_steps=cfg.steps, restyle=bench.num_domains > 2 or not cfg.meta)
+                 grl_steps=max(cfg.steps, 1), restyle=bench.num_domains > 2 or not cfg.meta)
     return Objective(model, bench.num_ids, cfg)
 
 

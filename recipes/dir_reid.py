@@ -68,8 +68,9 @@ class Config:
     latent_dim: int = arg(0, "size of s and v; 0: 2 (digits, Table 6) or the backbone's output "
                           "(MobileNetV2 1280; ResNets have no other size)")
     width: float = arg(0.5, "MobileNetV2 width multiplier (0.5: fast on 2 CPU cores)")
-    steps: int = arg(0, "training steps; 0: 600 (ReID, 12 epochs of the synthetic sources) or "
-                     "200 (digits); the paper's 150 / 500 epochs do not fit a CPU run", smoke=6)
+    steps: int = arg(-1, "training steps (0: the untrained network); -1: 600 (ReID, 12 epochs of "
+                     "the synthetic sources) or 200 (digits); the paper's 150 / 500 epochs do not "
+                     "fit a CPU run", smoke=6)
     batch_size: int = arg(0, "batch size; 0: 64 (ReID; paper 128; digits; paper 100)",
                           smoke=16)
     optimizer: str = arg("adam", "ReID: adam (the from-scratch regime of every recipe: warm-up "
@@ -114,7 +115,7 @@ def resolve(cfg: Config, digits: bool) -> Config:
             raise ValueError(f"latent_dim: {cfg.backbone} outputs {out}, got {cfg.latent_dim}")
         cfg.latent_dim = out
     cfg.latent_dim = cfg.latent_dim or (2 if digits else 1280)
-    cfg.steps = cfg.steps or (200 if digits else 600)
+    cfg.steps = cfg.steps if cfg.steps >= 0 else (200 if digits else 600)
     cfg.batch_size = cfg.batch_size or 64
     cfg.lr = cfg.lr or (1e-3 if digits else 0.02 if cfg.optimizer == "sgd" else 6e-3)
     return cfg

@@ -171,6 +171,7 @@ def untrained_ratio(avg: dict[str, list[float]]) -> str:
 
 def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) -> str:
     first = next(iter(results.values()))[0]
+    commits = ", ".join(sorted({str(r.get("commit"))[:12] for rs in results.values() for r in rs}))
     env = environment()
     cmd = " ".join(["python recipes/leaderboard.py", shlex.join(sys.argv[1:])]).strip()
     avg = {n: [r["summary"]["average"]["R1"] for r in rs] for n, rs in results.items()}
@@ -200,7 +201,8 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         f"({args.parallel} at a time, 1 thread each); the runs' own train + eval times add up "
         f"to {total / 60:.1f} min (about {total / 60 / args.parallel:.1f} min at "
         f"{args.parallel} at a time, without process start-up)",
-        f"- commit {git_commit()}, {env.get('machine')}, {os.cpu_count()} CPUs, torch "
+        f"- runs at commit(s) {commits}; "
+        f"page at commit {git_commit()}, {env.get('machine')}, {os.cpu_count()} CPUs, torch "
         f"{env.get('torch')}, CUDA: {env.get('cuda')}", "",
         "## Ranking (by average R-1 over the unseen domains)", "", *cost, "",
         "## Paired difference to AGG (same seeds)", "",
