@@ -13,19 +13,25 @@ wdnobn (no weight decay on 1-d parameters), trainbn / prebn (evaluate with batch
 the pre-BN feature). Diagnostic only: not a recipe.
 """
 
-import os, sys, time
+import os
+import sys
+import time
+
 import torch
 from torch import nn
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
-import baseline as B
-from dgblocks.backbones import mobilenetv2 as M
-from dgblocks.engine import setup, warmup_cosine, image_size
-from dgblocks.data.transforms import train_transform
+import baseline as B  # noqa: E402
+
+from dgblocks.backbones import mobilenetv2 as M  # noqa: E402
+from dgblocks.data.transforms import train_transform  # noqa: E402
+from dgblocks.engine import image_size, setup, warmup_cosine  # noqa: E402
 
 V = set(filter(None, os.environ.get("VARIANT", "").split(",")))
 orig_build = B.build_backbone
+
 
 def build(name, **kw):
     net = orig_build(name, **kw)
@@ -34,12 +40,14 @@ def build(name, **kw):
     f = net.features
     if "stem1" in V:
         f[0][0].stride = (1, 1)
+
     def set_stride(block, s):
         for m in block.conv:
             c = m[0] if isinstance(m, nn.Sequential) else m
             if isinstance(c, nn.Conv2d) and c.groups > 1:
                 c.stride = (s, s)
         block.stride = s
+
     if "s24_1" in V:
         set_stride(f[2], 1)
     if "s32_1" in V:
@@ -76,8 +84,12 @@ def build(name, **kw):
                     m.weight.data.mul_(float(k[5:]))
     if "rstem" in V:  # ResNet stem (7x7 s2 + BN + ReLU + maxpool s2), 24-ch stage stride 1
         c = f[0][0]
-        f[0] = nn.Sequential(nn.Conv2d(c.in_channels, c.out_channels, 7, 2, 3, bias=False),
-                             nn.BatchNorm2d(c.out_channels), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        f[0] = nn.Sequential(
+            nn.Conv2d(c.in_channels, c.out_channels, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(c.out_channels),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
         nn.init.kaiming_normal_(f[0][0].weight, mode="fan_out")
         set_stride(f[2], 1)
     if "relu" in V:
@@ -94,15 +106,22 @@ def build(name, **kw):
             if isinstance(m, nn.Conv2d) and m.groups > 1:
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
     return net
+
+
 B.build_backbone = build
 
 LOG = []
 orig_step = B.train_step
+
+
 def step(model, batch, **kw):
     out = orig_step(model, batch, **kw)
     LOG.append({k: float(v) for k, v in out.items()})
     return out
+
+
 B.train_step = step
+
 
 @torch.no_grad()
 def feat_stats(model, x, tag):
@@ -114,23 +133,34 @@ def feat_stats(model, x, tag):
     f_tr = bb(B.normalize_input(x))
     model.train(was)
     for nm, f in (("eval", f_eval), ("train", f_tr)):
-        print(f"[{tag}] pooled feat {nm}: mean {f.mean():.4f} batch-std(mean over dims) {f.std(0).mean():.5f}"
-              f" rel {f.std(0).mean()/f.abs().mean().clamp_min(1e-9):.4f}")
+        print(
+            f"[{tag}] pooled feat {nm}: mean {f.mean():.4f} "
+            f"batch-std(mean over dims) {f.std(0).mean():.5f}"
+            f" rel {f.std(0).mean() / f.abs().mean().clamp_min(1e-9):.4f}"
+        )
+
 
 def main(argv):
     t0 = time.time()
     cfg, run = setup(B.Config, argv, name="baseline", description="")
     bench = run.benchmark()
-    batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
-                          num_instances=cfg.num_instances)
+    batches = run.batches(
+        bench.train, batch_size=cfg.batch_size, sampler="identity", num_instances=cfg.num_instances
+    )
     model = B.build_model(cfg, bench).to(run.device)
     if "wdnobn" in V:
         decay = [p for n, p in model.named_parameters() if p.dim() > 1]
         nod = [p for n, p in model.named_parameters() if p.dim() <= 1]
-        opt = torch.optim.Adam([{"params": decay}, {"params": nod, "weight_decay": 0}], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(
+            [{"params": decay}, {"params": nod, "weight_decay": 0}],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
     else:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup)
+    )
     run.register(model=model, opt=opt, sched=sched)
     augment = train_transform(image_size(bench.train), jitter=True, erase=0.5)
     losses = B.make_losses(cfg)
@@ -141,26 +171,36 @@ def main(argv):
             xs = batch[0][:64].clone()
         B.train_step(model, batch, augment=augment, losses=losses, opt=opt, sched=sched, cfg=cfg)
     for i in range(0, len(LOG), 25):
-        l = LOG[i]; print(f"step {i}: l_id {l['l_id']:.3f} l_tri {l['l_tri']:.3f} lr {l['lr']:.2e}")
-    if LOG: print(f"last: l_id {LOG[-1]['l_id']:.3f} l_tri {LOG[-1]['l_tri']:.3f}")
+        l = LOG[i]
+        print(f"step {i}: l_id {l['l_id']:.3f} l_tri {l['l_tri']:.3f} lr {l['lr']:.2e}")
+    if LOG:
+        print(f"last: l_id {LOG[-1]['l_id']:.3f} l_tri {LOG[-1]['l_tri']:.3f}")
     if xs is not None:
         feat_stats(model, xs, "end")
-    train_s = time.time() - t0
+    time.time() - t0
     model.eval()
     enc = model
     if "trainbn" in V:
+
         def enc(x):
             model.train()
             out = model.neck(model.backbone(B.normalize_input(x)), return_all=True)
             model.eval()
             return model.neck.bn(out.feat_pre_bn) if hasattr(model.neck, "bn") else out.feat_pre_bn
+
     if "prebn" in V:
+
         def enc(x):
             return model.backbone(B.normalize_input(x))
+
     res = run.finish(encode=enc, classify=model.classify, title="exp " + ",".join(sorted(V)))
     s = res["summary"]["average"]
-    print(f"RESULT variant={','.join(sorted(V)) or 'none'} argv={' '.join(argv)} R1 {s['R1']:.1f} mAP {s['mAP']:.1f} wall {time.time()-t0:.0f}s")
+    print(
+        f"RESULT variant={','.join(sorted(V)) or 'none'} argv={' '.join(argv)} "
+        f"R1 {s['R1']:.1f} mAP {s['mAP']:.1f} wall {time.time() - t0:.0f}s"
+    )
     return res
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])
