@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -169,6 +170,19 @@ def untrained_ratio(avg: dict[str, list[float]]) -> str:
     return f"AGG reaches {a / u:.1f}x the untrained network's average R-1 ({a:.1f} vs {u:.1f})."
 
 
+def stability(avg: dict[str, list[float]]) -> list[str]:
+    """Per method: every seed's average R-1, the median and whether the worst seed falls
+    below half the median (a collapsing seed)."""
+    out = ["| method | average R-1 per seed | median | worst / median | collapse |",
+           "|" + " --- |" * 5]
+    for n, v in avg.items():
+        med = statistics.median(v)
+        ratio = min(v) / med if med > 0 else float("nan")
+        out.append(f"| {n} | {', '.join(f'{x:.1f}' for x in v)} | {med:.1f} | {ratio:.2f} | "
+                   f"{'**yes**' if ratio < 0.5 else 'no'} |")
+    return out
+
+
 def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) -> str:
     first = next(iter(results.values()))[0]
     commits = ", ".join(sorted({str(r.get("commit"))[:12] for rs in results.values() for r in rs}))
@@ -209,6 +223,9 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         "Each method minus AGG per seed, averaged, with a 95% t interval; `*`: the interval "
         "excludes 0, a significant gap at this budget. " + untrained_ratio(avg), "",
         paired_table(results, AGG, label="method") if AGG in results else "(AGG not run)", "",
+        "## Seeds: does any collapse?", "",
+        "A collapsing seed ends below half the method's median over seeds.", "",
+        *stability(avg), "",
         "## Per unseen domain (R-1 / mAP, %, mean ± std over seeds)", "",
         table(results, ["R1", "mAP"], label="method"), "",
     ]

@@ -79,3 +79,9 @@ def test_smoke_every_method_runs(tmp_path):
     res = lb.main(["--smoke", "--out", str(tmp_path), "--no-plot"])
     assert set(res) == set(lb.METHODS)
     assert all(r[0]["summary"]["average"]["R1"] >= 0 for r in res.values())
+
+
+def test_stability_flags_a_seed_below_half_the_median():
+    rows = lb.stability({"ok": [10.0, 9.0, 8.0], "bad": [10.0, 10.0, 4.0]})
+    assert rows[2].endswith("| no |") and "| 0.89 |" in rows[2]
+    assert rows[3].endswith("| **yes** |") and "| 0.40 |" in rows[3]
