@@ -207,3 +207,12 @@ def test_holdout_trains_on_the_other_sources(tmp_path):
     res = recipe.main(["--smoke", "--no-plots", "--threads", "1", "--steps", "1", "--holdout", "0",
                        "--out", str(tmp_path / "h.json")])
     assert res["targets"] == ["src-mall-val"]  # source 0 held out, the others train
+
+
+def test_default_steps_give_mobilenetv2_its_longer_budget():
+    from recipes.baseline import Config, default_steps
+
+    assert default_steps(Config(), "reid") == 300
+    assert default_steps(Config(backbone="mobilenetv2"), "reid") == 1000
+    assert default_steps(Config(backbone="dualnorm"), "classification") == 300
+    assert default_steps(Config(backbone="mobilenetv2", steps=0), "reid") == 0
