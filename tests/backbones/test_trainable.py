@@ -42,27 +42,31 @@ def _loss_drop(backbone: nn.Module, *, steps: int = STEPS, lr: float = 1e-3) -> 
 def _build(name: str) -> nn.Module:
     if name == "digits_cnn":
         return DigitsCNN(out_dim=32, in_channels=3, image_size=SIZE)
-    if name == "dual_branch":
+    if name == "dual_branch":  # the head on a ResNet: does the head itself learn?
+        return DualBranch(backbone=build_backbone("resnet_tiny"), dim=32)
+    if name == "dual_branch_mnv2":
         return DualBranch(backbone=MobileNetV2(width_mult=0.25, last_stride=1), dim=32)
     return build_backbone(name, width=0.5)
 
 
 HEAVY = {"resnet50", "resnet50_ibn_a"}
-# With the zero-initialised residual BN scale MobileNetV2 and DualNorm pass the tiny problem;
-# the dual-branch head on a width-0.25 MobileNetV2 does not yet in 40 steps (MobileNetV2 fits
-# identities slowly from scratch: the AGG recipe gives it 1,000 steps; docs/decisions.md,
-# "MobileNetV2 from scratch"): issue 19.
-OPEN = pytest.mark.xfail(reason="MobileNetV2 from scratch: issue 19 item 2 open", strict=False)
-MNV2 = {"dual_branch"}
+# With the zero-initialised residual BN scale MobileNetV2 and DualNorm pass the tiny problem,
+# and the dual-branch head learns on a ResNet (loss 1.95 -> 0.10). On a width-0.25 MobileNetV2
+# the head gets to 2.11 -> 1.13 in these 40 steps (0.64 after 100): MobileNetV2 fits
+# identities slowly from scratch (the AGG recipe gives it 1,000 steps; docs/decisions.md,
+# "MobileNetV2 from scratch"), so that case is expected to miss the halving here.
+SLOW = pytest.mark.xfail(reason="MobileNetV2 from scratch needs more than 40 steps", strict=False)
+MNV2 = {"dual_branch_mnv2"}
 
 
 def _param(name):
     marks = [pytest.mark.slow] if name in HEAVY else []
-    marks += [OPEN] if name in MNV2 else []
+    marks += [SLOW] if name in MNV2 else []
     return pytest.param(name, marks=marks)
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in (*BACKBONES, "digits_cnn", "dual_branch")])
+@pytest.mark.parametrize("name", [_param(n) for n in (*BACKBONES, "digits_cnn", "dual_branch",
+                                                    "dual_branch_mnv2")])
 def test_identity_loss_drops(name):
     first, last = _loss_drop(_build(name))
     assert last < 0.5 * first, f"{name}: identity loss {first:.3f} -> {last:.3f}"
