@@ -35,16 +35,19 @@ from torch import Tensor, nn
 
 import dgblocks.functional as DF
 from dgblocks import layers, losses
+from dgblocks._checks import DGBlocksError
 from dgblocks.backbones import BACKBONES, ResNet, build_backbone, load_pretrained
 from dgblocks.backbones.stages import named_stages, replace_stage
+from dgblocks.data import image_size
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import arg, image_size, normalize_input, setup, warmup_cosine
+from dgblocks.engine import arg, train
 from dgblocks.meta import MetaDomainSplitter, MetaObjective, module_loss, module_params
+from dgblocks.methods import Method, ReIDNet, Stage, StageBlock, TrainConfig
 from dgblocks.protocols import leave_one_out
 
 
 @dataclass
-class Config:
+class Config(TrainConfig):
     backbone: str = arg("resnet_tiny", "resnet_tiny (learns from scratch on CPU) | resnet_small "
                         "(IBN-a, 1 block/stage) | resnet50_ibn_a (paper 4) | ...", choices=BACKBONES)
     base_width: int = arg(8, "stem width of resnet_small (second-order steps on 2 CPU cores)")
@@ -53,10 +56,8 @@ class Config:
                      "sources here)", smoke=4)
     batch_size: int = arg(64, "images per step, equal per source (paper: 64/domain)", smoke=16)
     num_instances: int = arg(4, "images per identity (paper 4: 2; 4 gives triplet positives)")
-    lr: float = arg(6e-3, "Adam learning rate (as AGG: from-scratch regime, docs/decisions.md; paper cites Adam [42])",
-                     smoke=1e-3)
-    weight_decay: float = arg(5e-4, "weight decay")
-    warmup: float = arg(0.1, "fraction of warm-up steps (paper 4: 10 of 120 epochs)")
+    lr: float = arg(6e-3, "Adam learning rate (as AGG: from-scratch regime, docs/decisions.md; "
+                    "paper cites Adam [42])", smoke=1e-3, minimum=0.0)
     alpha: float = arg(0.5, "a, weight of L_dis (eq 12; paper 4: 0.5)")
     beta: float = arg(0.5, "b, weight of L_attr (eq 12; paper 4: 0.5)")
     lambda_cent: float = arg(5e-4, "weight of L_cent (eq 12 has 1; BoT's 5e-4, see docs)")
@@ -81,7 +82,8 @@ class Config:
 
 class CDVMStage(nn.Module):
     """A backbone stage whose last block becomes a global-local block, with the stage's domain
-    classifier, style expansion + fusion and subspace hyper-network (steps 3-6)."""
+    classifier, style expansion + fusion and subspace hyper-network (steps 3-6); run inside
+    the backbone as a :class:`dgblocks.methods.StageBlock` (it gets ``domains``)."""
 
     def __init__(self, stage: nn.Module, *, num_domains: int, dis: bool, aug: bool, attr: bool,
                  expansion: str, subspaces: int, grl_steps: int, restyle: bool) -> None:
@@ -104,7 +106,7 @@ class CDVMStage(nn.Module):
         if attr:
             self.hyper = layers.SubspaceHypernet(channels=c, groups=subspaces)
 
-    def forward(self, x: Tensor, domains: Tensor | None, aux: list, unseen=None, counts=None):
+    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None, counts=None):
         x = self.head(x)  # unseen: branches averaged for a domain no local branch has seen
         route = domains if self.training and unseen is None else None
         f, spe = ((self.block(x), None) if self.gl is None                     # 3. eq 1
@@ -125,124 +127,112 @@ class CDVMStage(nn.Module):
             f = self.fuse(f, sty)
         if self.hyper is not None:                                             # 6. 3.4
             f, w = self.hyper(f)
-        aux.append((inv_logits, spe_logits, w))
-        return f
+        return f, (inv_logits, spe_logits, w)
 
 
-class CDVM(nn.Module):
-    """Backbone with CDVM stages + BNNeck; eval mode returns the retrieval feature f_bn."""
+class CDVM(Method):
+    """ReIDNet whose stages are CDVM stages; ``forward`` is step 8's terms (at theta or, under
+    ``functional_call``, at theta'); ``encode`` the post-BN feature f_bn."""
 
-    def __init__(self, backbone: nn.Module, num_ids: int, *, ws: bool, **stage) -> None:
-        super().__init__()
-        self.backbone, self.use_ws = backbone, ws and stage["dis"]
-        for name, _ in named_stages(backbone) if stage["dis"] or stage["aug"] or stage["attr"] else ():
-            replace_stage(backbone, name, lambda old: CDVMStage(old, **stage))
-        self.neck = layers.BNNeck(dim=backbone.out_channels, num_classes=num_ids)
-        self.ws = losses.ParameterCosine()
+    Config = Config
 
-    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None, counts=None):
-        b, aux = self.backbone, []
-        x = b.maxpool(b.relu(b.bn1(b.conv1(normalize_input(x)))))  # ResNet stem (not a stage)
-        for _, stage in named_stages(b):
-            x = stage(x, domains, aux, unseen, counts) if isinstance(stage, CDVMStage) else stage(x)
-        out = self.neck(b.pool(x).flatten(1))                                  # 7.
-        if not self.training:
-            return out
-        pairs = [p for m in b.modules() if isinstance(m, layers.GlobalLocalBlock)
-                 for p in m.branch_pairs()] if self.use_ws else []
-        return out, aux, self.ws(pairs) if pairs else out.logits.new_zeros(())  # eq 2
+    @classmethod
+    def prepare_benchmark(cls, cfg: Config, bench, args):
+        if cfg.holdout >= 0:
+            bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
+        if bench.task != "reid" or bench.num_domains < 2:
+            raise DGBlocksError(f"--data: cdvm needs a ReID benchmark with >= 2 source domains, "
+                                f"got {bench.task} with {bench.num_domains}")
+        return bench
 
-
-class Objective(nn.Module):
-    """Step 8 at theta and theta' (functional_call swaps model and centres); unseen: meta-test."""
-
-    def __init__(self, model: CDVM, num_ids: int, cfg: Config) -> None:
-        super().__init__()
-        self.model, self.logs = model, {}
-        self.lambda_cent, self.alpha, self.beta = cfg.lambda_cent, cfg.alpha, cfg.beta  # eq 12
+    def __init__(self, cfg: Config, bench, *, seed: int = 0) -> None:
+        super().__init__(cfg, bench, seed=seed)
+        backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
+                    if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))
+        if cfg.pretrained:  # before the stage surgery
+            report = load_pretrained(backbone, torch.load(cfg.pretrained, weights_only=True))
+            self.state["pretrained"] = str(report)
+        stage = dict(num_domains=bench.num_domains, dis=cfg.dis, aug=cfg.aug, attr=cfg.attr,
+                     expansion=cfg.expansion, subspaces=cfg.subspaces,
+                     grl_steps=max(cfg.steps, 1), restyle=bench.num_domains > 2 or not cfg.meta)
+        for name, _ in named_stages(backbone) if cfg.dis or cfg.aug or cfg.attr else ():
+            replace_stage(backbone, name, lambda old: StageBlock(CDVMStage(old, **stage)))
+        self.net = ReIDNet(backbone, bench.num_ids)
+        self.use_ws, self.ws = cfg.ws and cfg.dis, losses.ParameterCosine()
         self.ce = losses.LabelSmoothingCE(eps=cfg.eps)
         self.tri = losses.TripletLoss(margin=cfg.margin)
-        self.cent = losses.CenterLoss(num_classes=num_ids, dim=model.neck.dim)
+        self.cent = losses.CenterLoss(num_classes=bench.num_ids, dim=self.net.dim)
         self.l_v, self.l_c = losses.SubspaceDiversity(m1=cfg.m1), losses.SubspaceConsistency(m2=cfg.m2)
+        self.splitter = self.track("meta_split", MetaDomainSplitter(
+            num_domains=bench.num_domains, seed=seed))
+        self.meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order,
+                                  fused_norm=cfg.fused_norm)
+        self.augment = train_transform(image_size(bench.train), erase=0.5)
 
-    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, unseen=None, counts=None) -> Tensor:
-        out, aux, l_ws = self.model(x, dom, unseen, counts)
+    def stages(self):
+        c, dk = self.cfg, self.bench.num_domains * self.cfg.num_instances  # a multiple of D*K
+        return [Stage("train", c.steps, sampler="domain", batch_size=max(dk, c.batch_size // dk * dk),
+                      num_instances=c.num_instances)]
+
+    def configure_optimizers(self):
+        return {"main": self.make_optimizer(self.parameters())}
+
+    def forward(self, x: Tensor, pid: Tensor, dom: Tensor, unseen=None, counts=None) -> dict:
+        """Step 8: the weighted terms of L at the current parameters (unseen: meta-test)."""
+        out = self.net(x, domains=dom, unseen=unseen, counts=counts)
+        aux = list(self.net.aux().values())
         l_ce, l_tri = self.ce(out.logits, pid), self.tri(out.feat_pre_bn, pid)
         l_cent, zero = self.cent(out.feat_pre_bn, pid), out.logits.new_zeros(())
+        pairs = [p for m in self.net.modules() if isinstance(m, layers.GlobalLocalBlock)
+                 for p in m.branch_pairs()] if self.use_ws and unseen is None else []
+        l_ws = self.ws(pairs) if pairs else zero                                  # eq 2
         inv = [F.cross_entropy(z, dom) for z, _, _ in aux if z is not None]   # eq 3
         spe = [F.cross_entropy(z, dom) for _, z, _ in aux if z is not None]   # eq 4
         l_inv, l_spe = (sum(v) / len(v) if v else zero for v in (inv, spe))
-        l_dis = (l_ws if unseen is None else zero) + l_inv + l_spe             # eq 5
         attr = [self.l_v(w) + self.l_c(w) for _, _, w in aux if w is not None]
         l_attr = sum(attr) / len(attr) if attr else zero                       # eq 11
-        if unseen is None:  # the logged parts are the meta-train pass's (all of L_dis)
-            self.logs = dict(l_ce=l_ce, l_tri=l_tri, l_cent=l_cent, l_ws=l_ws, l_inv=l_inv,
-                             l_spe=l_spe, l_attr=l_attr)
-        return l_ce + l_tri + self.lambda_cent * l_cent + self.alpha * l_dis + self.beta * l_attr
+        return {"l_ce": l_ce, "l_tri": l_tri, "l_cent": self.cfg.lambda_cent * l_cent,
+                "l_dis": self.cfg.alpha * (l_ws + l_inv + l_spe),              # eq 5
+                "l_attr": self.cfg.beta * l_attr}
 
+    def update(self, batch):
+        cfg, x, pid, dom = self.cfg, self.augment(batch.images), batch.pids, batch.domains  # 1.
+        d, per = self.splitter.num_domains, x.shape[0] // self.splitter.num_domains
+        parts: list[dict] = []  # the meta-train pass's terms (L_mtr), for the logs
 
-def build_model(cfg: Config, bench, load=None) -> Objective:
-    """CDVM inside its step-8 objective; ``load(backbone)`` runs before the stage surgery."""
-    backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
-                if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))
-    if load is not None:  # pretrained weights
-        load(backbone)
-    model = CDVM(backbone, bench.num_ids, ws=cfg.ws, num_domains=bench.num_domains, dis=cfg.dis,
-                 aug=cfg.aug, attr=cfg.attr, expansion=cfg.expansion, subspaces=cfg.subspaces,
-                 grl_steps=max(cfg.steps, 1), restyle=bench.num_domains > 2 or not cfg.meta)
-    return Objective(model, bench.num_ids, cfg)
+        def loss(call, b):
+            terms = call(*b)
+            parts.append(terms)
+            return sum(terms.values())
 
+        if cfg.meta:  # 2. meta-train: its domains only; meta-test: the held-out one, as unseen
+            seen, held = (s.tolist() for s in self.splitter.next())
+            tr, te = (MetaDomainSplitter.select_grouped((x, pid, dom), ds, per_domain=per)
+                      for ds in (seen, held))
+            out = self.meta(module_loss(self, loss), module_params(self),         # 3.-9.
+                            (*tr, None, [per * (k in seen) for k in range(d)]), (*te, seen),
+                            inner_lr=cfg.meta_lr * self.lr() / cfg.lr)
+            total, logs = out.loss, {"l_mtr": out.meta_train.detach(),
+                                     "l_mte": out.meta_test.detach()}
+        else:
+            total, logs = loss(lambda *a: self(*a), (x, pid, dom, None, [per] * d)), {}  # 3.-8.
+        self.minimize(total)                                                     # 10. Adam
+        return {"loss": total.detach(), **logs, **{k: v.detach() for k, v in parts[0].items()}}
 
-def train_step(objective, batch, *, augment, splitter, meta, opt, sched, cfg) -> dict:
-    x, pid, _cam, dom, _ts = batch                                             # 1.
-    x, logs = augment(x), {}
-    fn = module_loss(objective, lambda call, b: call(*b))
-    d, per = splitter.num_domains, x.shape[0] // splitter.num_domains  # grouped by domain
-    if cfg.meta:  # 2. meta-train: its domains only; meta-test: the held-out one, as unseen
-        seen, held = (s.tolist() for s in splitter.next())
-        tr, te = (MetaDomainSplitter.select_grouped((x, pid, dom), ds, per_domain=per) for ds in (seen, held))
-        out = meta(fn, module_params(objective), (*tr, None, [per * (k in seen) for k in range(d)]),
-                   (*te, seen), inner_lr=cfg.meta_lr * sched.get_last_lr()[0] / cfg.lr)  # 3.-9.
-        loss, logs = out.loss, {"l_mtr": out.meta_train.detach(), "l_mte": out.meta_test.detach()}
-    else:
-        loss = objective(x, pid, dom, None, [per] * d)                         # 3.-8.
-    opt.zero_grad(set_to_none=True)                                            # 10.
-    loss.backward()
-    opt.step()
-    sched.step()
-    for m in (m for m in objective.modules() if isinstance(m, layers.GradientReversal)):
-        m.step()                                                               #    GRL schedule
-    logs |= {k: v.detach() for k, v in objective.logs.items()}
-    return {"loss": loss.detach(), **logs, "lr": sched.get_last_lr()[0]}
+    def encode(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def describe(self) -> str:
+        c = self.cfg
+        parts = "+".join(n for n in ("dis", "aug", "attr") if getattr(c, n)) or "baseline"
+        return f"CDVM ({parts}, {c.expansion}, {'meta' if c.meta else 'no meta'})"
+
+    def results(self) -> dict:
+        return {"holdout": self.cfg.holdout}
 
 
 def main(argv=None) -> dict:
-    cfg, run = setup(Config, argv, name="cdvm", description=__doc__)
-    bench = run.benchmark()
-    if cfg.holdout >= 0:
-        bench = run.bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
-    if bench.task != "reid" or bench.num_domains < 2 or run.dist.world_size > 1:  # no DDP
-        raise ValueError(f"cdvm needs 1 process, a ReID benchmark with >= 2 source domains; got"
-                         f" {run.dist.world_size}, {bench.task} with {bench.num_domains}")
-    dk = bench.num_domains * cfg.num_instances  # domain-balanced batches: a multiple of D*K
-    batches = run.batches(bench.train, batch_size=max(dk, cfg.batch_size // dk * dk),
-                          sampler="domain", num_instances=cfg.num_instances)
-    load = lambda b: run.print(load_pretrained(b, torch.load(cfg.pretrained, weights_only=True)))  # noqa: E731
-    objective = run.prepare(build_model(cfg, bench, load if cfg.pretrained else None))
-    opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=cfg.steps, warmup=cfg.warmup))
-    splitter = MetaDomainSplitter(num_domains=bench.num_domains, seed=run.args.seed)
-    run.register(objective=objective, opt=opt, sched=sched, meta_split=splitter)
-    augment = train_transform(image_size(bench.train), erase=0.5)
-    meta = MetaObjective(inner_lr=cfg.meta_lr, first_order=cfg.first_order, fused_norm=cfg.fused_norm)
-    objective.train()
-    for _step, batch in run.steps(batches, total=cfg.steps):
-        run.log(**train_step(objective, batch, augment=augment, splitter=splitter, meta=meta,
-                             opt=opt, sched=sched, cfg=cfg))
-    model = objective.model.eval()
-    parts = "+".join(n for n in ("dis", "aug", "attr") if getattr(cfg, n)) or "baseline"
-    return run.finish(encode=model, extra={"holdout": cfg.holdout}, title=f"CDVM ({parts}, "
-                      f"{cfg.expansion}, {'meta' if cfg.meta else 'no meta'})")
+    return train(CDVM, argv, name="cdvm", description=__doc__)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """DDAN: Dual Distribution Alignment Network (Chen et al., AAAI 2021).
 
-Stage 1 (central domain, eq 3, Table 2):
-    1. train the baseline (E, M, I on L_IDE + l1*L_triplet) for ``stage1_steps``, or load it
-       from the cache (keyed by data, seed and stage-1 settings);
+Stage 1 (central domain, eq 3, Table 2; a cacheable stage):
+    1. train the baseline (E, M, I on L_IDE + l1*L_triplet) for ``stage1_steps``;
     2. F(x) = M(E(x)) of every source image; W1 between every pair of domains (emd, sinkhorn,
        sliced: all three printed);
     3. central c* = argmin_c sum_i d_WS(c, i) by ``--ot`` (``--central NAME|all`` overrides).
-Stage 2 (eq 9), per P x K batch, from a fresh initialisation:
+Stage 2 (eq 9), per P x K batch, on a network initialised apart from stage 1's:
     4. z = E(x); f = M(z) (for L1) and f_m = M(z.detach()) (for L2: reaches theta_m only);
     5. L1 = L_IDE(I(f), y) + l1 * L_triplet(f, y)                          -> theta_e, m, i
     6. L_DA-T = NegEntropy(D(f_m)), D's parameters detached                -> theta_m
@@ -18,31 +17,35 @@ Stage 2 (eq 9), per P x K batch, from a fresh initialisation:
 Test: the post-BN feature of the ID head I (BNNeck), Euclidean distance.
 
     python recipes/ddan.py [--smoke] [--ablation ide|triplet|da|full] [--central NAME|all]
-    python recipes/ddan.py --data real --data-root DIR --protocol protocol1
+    python recipes/ddan.py --data real --data-root DIR --protocol protocol1-ms
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 from torch.func import functional_call
 
+from dgblocks._checks import DGBlocksError
 from dgblocks.backbones import BACKBONES, build_backbone, replace_stage
+from dgblocks.data import image_size, normalize_input
 from dgblocks.data.transforms import train_transform
 from dgblocks.domains import METHODS, central_from_distances, paired_wasserstein, wasserstein_matrix
 from dgblocks.domains.similarity import domain_cosine_similarity, domain_table, encode_domains
-from dgblocks.engine import arg, derive_seed, seed_everything, setup, warmup_cosine
-from dgblocks.engine.inputs import image_size, normalize_input
-from dgblocks.engine.stage_cache import StageCache
+from dgblocks.engine import arg, train
 from dgblocks.layers import BNNeck, CentralDomainDiscriminator, NuisanceHeads
 from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
 from dgblocks.memory import IDPool
+from dgblocks.methods import Method, Stage, TrainConfig
+
+STAGE1 = ("backbone", "width", "stage1_steps", "batch_size", "num_instances", "optimizer", "lr",
+          "weight_decay", "momentum", "schedule", "warmup", "milestones", "eps", "margin",
+          "lambda1", "ot_samples", "image_size")  # what stage 1 reads: its cache key
 
 
 @dataclass
-class Config:
+class Config(TrainConfig):
     ablation: str = arg("full", "Table 5 row: ide | triplet (+L_triplet) | da (+L_DA) | full "
                         "(+L_SE)", choices=("ide", "triplet", "da", "full"))
     central: str = arg("", "central domain ('' = by --ot; 'all' = pairwise, Table 3 last row)")
@@ -53,13 +56,9 @@ class Config:
     width: float = arg(0.5, "MobileNetV2 width (paper 1.0; 0.5 is fast on 2 CPU cores)")
     steps: int = arg(240, "stage-2 steps (paper: 100 epochs)", smoke=8)
     stage1_steps: int = arg(60, "short stage-1 baseline for the central domain", smoke=4)
-    cache: str = arg("runs/ddan/cache", "folder caching the stage-1 model and features")
     batch_size: int = arg(64, "P x K images per step (DDAN 4.1: 64, 4 per identity)", smoke=16)
-    num_instances: int = arg(4, "K images per identity (DDAN 4.1)")
-    lr: float = arg(6e-3, "Adam learning rate (as AGG: from-scratch regime, docs/decisions.md; paper: SGD 0.1)",
-                     smoke=1e-3)
-    weight_decay: float = arg(5e-4, "weight decay")
-    warmup: float = arg(0.1, "fraction of steps of linear warm-up, then cosine")
+    lr: float = arg(6e-3, "learning rate (as AGG: from-scratch regime, docs/decisions.md; "
+                    "paper: SGD 0.1)", smoke=1e-3, minimum=0.0)
     eps: float = arg(0.1, "label smoothing of L_IDE (BNNeck tricks, DDAN 4.5)")
     margin: float = arg(0.3, "triplet margin (DDAN 4.1)")
     lambda1: float = arg(1.0, "weight of L_triplet (eq 9, DDAN 4.1)")
@@ -104,146 +103,146 @@ class DDANNet(nn.Module):
         return out
 
 
-def make_losses(cfg: Config) -> nn.ModuleDict:
-    """The losses of eq 9 by name: L_IDE, L_triplet, L_DA-T (negative entropy), L_SE."""
-    return nn.ModuleDict(dict(ide=LabelSmoothingCE(eps=cfg.eps), negent=NegEntropy(),
-                              triplet=TripletLoss(margin=cfg.margin), skl=SymmetricKL(tau=cfg.tau)))
+class DDAN(Method):
+    """Stage 1 trains ``base`` (the baseline for the central domain); stage 2 trains ``net``."""
 
+    Config = Config
+    distributed = ("base", "net")
 
-def train_step(model, batch, *, pool, central, step, cfg: Config, augment,
-               losses: nn.ModuleDict, opt, sched, ablation: str) -> dict:
-    x, pid, _cam, dom, _ts = batch
-    out = model(augment(x))
-    l_ide = losses.ide(out["neck"].logits, pid)                           # 5. L1
-    l_tri = losses.triplet(out["f"], pid) if ablation != "ide" else l_ide * 0
-    loss = l_ide + cfg.lambda1 * l_tri
-    logs = {"l_ide": l_ide.detach(), "l_tri": l_tri.detach()}
-    if ablation in ("da", "full"):
-        l_dat = losses.negent(out["d_gen"])                                  # 6. L_DA-T
-        label = dom if central < 0 else (dom == central).long()          # 'all': pairwise
-        l_dad = nn.functional.cross_entropy(out["d_disc"], label)         # 8. L_DA-D
-        loss = loss + cfg.lambda2 * l_dat + l_dad
-        logs |= {"l_da_t": l_dat.detach(), "l_da_d": l_dad.detach()}
-    if ablation == "full" and pool is not None and step >= cfg.se_start * cfg.steps:
-        nb = pool.topk(out["f"], dom, labels=pid)                         # 7. top-k of the pool
-        l_se = losses.skl(out["f_m"], nb.values.to(out["f_m"]), nb.valid) / out["f_m"].shape[1]
-        loss = loss + cfg.lambda3 * l_se
-        logs["l_se"] = l_se.detach()
-    opt.zero_grad(set_to_none=True)                                       # 9. one step
-    loss.backward()
-    opt.step()
-    sched.step()
-    if pool is not None:
-        pool.update(out["f"].detach(), labels=pid, domains=dom)           # 9. eq 6-7
-    return {"loss": loss.detach(), **logs, "lr": sched.get_last_lr()[0]}
+    @classmethod
+    def prepare_benchmark(cls, cfg: Config, bench, args):
+        names = list(bench.domain_names)
+        if bench.task != "reid":
+            raise DGBlocksError(f"--data: expected synthetic or real (ReID), got {args.data!r}")
+        if cfg.central not in ("", "all", *names):
+            raise DGBlocksError(f"--central: expected '', 'all' or one of {names}, got "
+                                f"{cfg.central!r}")
+        return bench
 
+    def __init__(self, cfg: Config, bench, *, seed: int = 0) -> None:
+        super().__init__(cfg, bench, seed=seed)
+        self.aligned = cfg.ablation in ("da", "full")
+        ids, doms = bench.num_ids, bench.num_domains
+        self.base = None
+        if self.aligned:
+            with self.seeded(1):                          # stage 1 (cacheable): its own seed
+                self.base = DDANNet(build_backbone(cfg.backbone, width=cfg.width), ids)
+        with self.seeded(2):                              # stage 2: alike in every Table 5 row
+            self.net = DDANNet(build_backbone(cfg.backbone, width=cfg.width), ids)
+            if self.aligned:  # D: central vs peripheral, or one class per domain ('all')
+                self.net.disc = (NuisanceHeads(in_dim=self.net.neck.dim, sizes={"domain": doms},
+                                               hidden=128) if cfg.central == "all" else
+                                 CentralDomainDiscriminator(in_dim=self.net.neck.dim))
+        self.pool = (IDPool(num_ids=ids, dim=self.net.neck.dim, num_domains=doms, k=cfg.k,
+                            alpha=cfg.alpha) if cfg.ablation == "full" and cfg.k > 0 else None)
+        self.ide, self.negent = LabelSmoothingCE(eps=cfg.eps), NegEntropy()
+        self.triplet, self.skl = TripletLoss(margin=cfg.margin), SymmetricKL(tau=cfg.tau)
+        self.augment = train_transform(image_size(bench.train))
 
-def build_model(cfg: Config, bench, *, ablation: str = "full", central: int = 0) -> DDANNet:
-    """E, M, I; D for the DA rows: central vs peripheral, or one class per domain (-1, 'all')."""
-    net = DDANNet(build_backbone(cfg.backbone, width=cfg.width), bench.num_ids)
-    if ablation in ("da", "full"):
-        net.disc = (CentralDomainDiscriminator(in_dim=net.neck.dim) if central >= 0 else
-                    NuisanceHeads(in_dim=net.neck.dim, sizes={"domain": bench.num_domains},
-                                  hidden=128))
-    return net
+    def stages(self):
+        c = self.cfg
+        kw = dict(batch_size=c.batch_size, num_instances=c.num_instances)
+        stage1 = Stage("stage1", c.stage1_steps, update=self.stage1_step,        # 1.-3.
+                       cache=("base", "features", "ot"), settings=STAGE1, **kw)
+        return [stage1] * self.aligned + [Stage("train", c.steps, **kw)]         # 4.-9.
 
+    def configure_optimizers(self):
+        c = self.cfg
+        stage1 = {"stage1": self.make_optimizer(self.base.parameters(), total=c.stage1_steps)}
+        return (stage1 if self.aligned else {}) | {"main": self.make_optimizer(self.net.parameters())}
 
-def train(cfg: Config, run, bench, *, ablation: str, central: int = -1, pool_central: int = 0,
-          phase: str = "train") -> DDANNet:
-    """One training phase: model, ID pool, optimiser, schedule, resumable loop."""
-    net = build_model(cfg, bench, ablation=ablation, central=central)
-    pool = (IDPool(num_ids=bench.num_ids, dim=net.neck.dim, num_domains=bench.num_domains,
-                   k=cfg.k, alpha=cfg.alpha, central=pool_central).to(run.device)
-            if ablation == "full" and cfg.k > 0 else None)
-    ddp = run.ddp(net, sync_bn=True)
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
-                           weight_decay=cfg.weight_decay)
-    steps = cfg.steps if phase == "train" else cfg.stage1_steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=steps, warmup=cfg.warmup))
-    run.register(**{f"{phase}_model": net, f"{phase}_opt": opt, f"{phase}_sched": sched},
-                 **({f"{phase}_pool": pool} if pool is not None else {}))
-    batches = run.batches(bench.train, batch_size=cfg.batch_size, sampler="identity",
-                          num_instances=cfg.num_instances)
-    augment, losses = train_transform(image_size(bench.train)), make_losses(cfg)
-    net.train()
-    for step, batch in run.steps(batches, total=steps, phase=phase):
-        if pool is not None and batches.epoch_started and step > 0:
-            pool.end_epoch()                                              # 9. eq 7 boundary
-        run.log(**train_step(ddp, batch, pool=pool, central=central, step=step, cfg=cfg,
-                             augment=augment, losses=losses, opt=opt, sched=sched,
-                             ablation=ablation))
-    return net.eval()
+    def _l1(self, out, pid, triplet: bool = True):                           # 5. L1
+        l_ide = self.ide(out["neck"].logits, pid)
+        l_tri = self.triplet(out["f"], pid) if triplet else l_ide * 0
+        return l_ide + self.cfg.lambda1 * l_tri, {"l_ide": l_ide.detach(), "l_tri": l_tri.detach()}
 
+    def stage1_step(self, batch):                                            # 1. the baseline
+        loss, logs = self._l1(self.ddp("base")(self.augment(batch.images)), batch.pids)
+        self.minimize(loss, "stage1")
+        return {"loss": loss.detach(), **logs}
 
-def stage1_cache(cfg: Config, run) -> StageCache:
-    """The stage-1 cache, keyed by data, seed and every setting stage 1 reads."""
-    keys = ("backbone", "width", "stage1_steps", "batch_size", "num_instances", "lr",
-            "weight_decay", "warmup", "eps", "margin", "lambda1")
-    return StageCache(cfg.cache, "stage1", {k: getattr(run.args, k) for k in (
-        "data", "data_root", "protocol", "smoke", "seed")} | {k: getattr(cfg, k) for k in keys})
+    def end_stage(self, stage):
+        if stage.name == "stage1":                                          # 2. F(x), W1
+            f = self.state["features"] = encode_domains(
+                self.base.features, self.bench.train, self.bench.num_domains, device=self.device)
+            self.state["ot"] = {m: wasserstein_matrix(
+                f, method=m, seed=self.seed,
+                max_samples=self.cfg.ot_samples if m != "sliced" else None).tolist()
+                for m in METHODS}
 
+    def central(self) -> int:
+        """3. c* by --ot (eq 3), or the domain --central names; -1: 'all' (pairwise)."""
+        c, names = self.cfg, list(self.bench.domain_names)
+        if c.central:
+            return -1 if c.central == "all" else names.index(c.central)
+        return central_from_distances(self.state["ot"][c.ot]) if self.aligned else 0
 
-def stage1(cfg: Config, run, bench) -> dict:
-    """Steps 1-3: the (cached) baseline, its source features and the W1 matrices."""
-    cached = (cache := stage1_cache(cfg, run)).load()
-    if cached is not None:                                                # 1. load
-        run.print(f"stage 1: cached baseline {cache.path}")
-    else:                                                                 # 1. train
-        net = train(cfg, run, bench, ablation="triplet", phase="stage1")
-        cached = {"model": net.state_dict(), "features": encode_domains(   # 2. F(x) per source
-            net.features, bench.train, bench.num_domains, device=run.device)}
-    if cached.get("ot_samples") != cfg.ot_samples:                        # 2. d_WS, Table 2
-        cached["ot"] = {m: wasserstein_matrix(cached["features"], method=m, seed=run.args.seed,
-                        max_samples=cfg.ot_samples if m != "sliced" else None).tolist()
-                        for m in METHODS}
-        cached["ot_samples"] = cfg.ot_samples
-        if run.is_main:
-            cache.save(cached)
-    return {m: {"distances": d, "central": central_from_distances(d)}    # 3. eq 3
-            for m, d in cached["ot"].items()}
+    def begin_stage(self, stage):
+        if stage.name != "train":
+            return
+        if self.aligned:
+            names = self.bench.domain_names
+            for m, d in self.state["ot"].items():
+                self.ctx.print(domain_table(names, d, sums=True, title=f"Table 2 analogue ({m}): "
+                                            f"W1, baseline F(x); central "
+                                            f"{names[central_from_distances(d)]}"))
+        if self.pool is not None:
+            c = self.central()
+            self.pool.set_central(c if c >= 0 else central_from_distances(
+                self.state["ot"][self.cfg.ot]))
 
+    def update(self, batch):
+        c, ablation, central = self.cfg, self.cfg.ablation, self.central()
+        x, pid, dom = batch.images, batch.pids, batch.domains
+        if self.pool is not None and self.ctx.new_epoch and self.ctx.step > 0:
+            self.pool.end_epoch()                                             # 9. eq 7 boundary
+        out = self.ddp("net")(self.augment(x))
+        loss, logs = self._l1(out, pid, triplet=ablation != "ide")            # 5. L1
+        if self.aligned:
+            l_dat = self.negent(out["d_gen"])                                 # 6. L_DA-T
+            label = dom if central < 0 else (dom == central).long()          # 'all': pairwise
+            l_dad = nn.functional.cross_entropy(out["d_disc"], label)         # 8. L_DA-D
+            loss = loss + c.lambda2 * l_dat + l_dad
+            logs |= {"l_da_t": l_dat.detach(), "l_da_d": l_dad.detach()}
+        if self.pool is not None and self.ctx.step >= c.se_start * c.steps:
+            nb = self.pool.topk(out["f"], dom, labels=pid)                    # 7. top-k of the pool
+            l_se = self.skl(out["f_m"], nb.values.to(out["f_m"]), nb.valid) / out["f_m"].shape[1]
+            loss = loss + c.lambda3 * l_se
+            logs["l_se"] = l_se.detach()
+        self.minimize(loss)                                                   # 9. one step
+        if self.pool is not None:
+            self.pool.update(out["f"].detach(), labels=pid, domains=dom)      # 9. eq 6-7
+        return {"loss": loss.detach(), **logs}
 
-def analyse(cfg: Config, run, bench, net, names, central: int, ot) -> dict:
-    """Table 4 (cosine of the domains' mean F(x)); pairwise: Table 2's "All domains" row."""
-    f = encode_domains(net.features, bench.train, len(names), max_per_domain=cfg.ot_samples,
-                       seed=run.args.seed, device=run.device)
-    run.print(domain_table(names, cos := domain_cosine_similarity(f), title="Table 4 analogue:"
-                           " cosine similarity of the domains' mean F(x)"))
-    w1 = None
-    if central < 0 and ot and (base := stage1_cache(cfg, run).load()) is not None:
-        w1 = paired_wasserstein(base["features"], f, method=cfg.ot, seed=run.args.seed,
-                                max_samples=cfg.ot_samples if cfg.ot != "sliced" else None).tolist()
-        run.print(f"Table 2 'All domains' ({cfg.ot}, baseline vs aligned F(x)): {w1}")
-    return {"cosine": cos.tolist(), "ot_all_domains": w1}
+    def encode(self, x):
+        return self.net(x)
+
+    def describe(self) -> str:
+        central = self.cfg.central or ("by " + self.cfg.ot if self.aligned else "-")
+        return f"DDAN ({self.cfg.ablation}, central {central})"
+
+    def results(self) -> dict:
+        """Table 4 (cosine of the domains' mean F(x)); pairwise: Table 2's "All domains" row."""
+        c, names, central = self.cfg, list(self.bench.domain_names), self.central()
+        ot = self.state.get("ot")
+        f = encode_domains(self.net.features, self.bench.train, len(names),
+                           max_per_domain=c.ot_samples, seed=self.seed, device=self.device)
+        self.ctx.print(domain_table(names, cos := domain_cosine_similarity(f), title="Table 4 "
+                                    "analogue: cosine similarity of the domains' mean F(x)"))
+        w1 = None
+        if central < 0 and ot:
+            w1 = paired_wasserstein(self.state["features"], f, method=c.ot, seed=self.seed,
+                                    max_samples=c.ot_samples if c.ot != "sliced" else None).tolist()
+            self.ctx.print(f"Table 2 'All domains' ({c.ot}, baseline vs aligned F(x)): {w1}")
+        return {"ablation": c.ablation, "domain_names": names,
+                "central": None if ot is None else names[central] if central >= 0 else "all",
+                "ot": ({m: {"central": names[central_from_distances(d)], "distances": d}
+                        for m, d in ot.items()} if ot else None),
+                "cosine": cos.tolist(), "ot_all_domains": w1}
 
 
 def main(argv=None) -> dict:
-    cfg, run = setup(Config, argv, name="ddan", description=__doc__)
-    bench = run.benchmark()
-    names = list(bench.domain_names)
-    if bench.task != "reid":
-        raise ValueError(f"--data: expected synthetic or real (ReID), got {run.args.data!r}")
-    if cfg.central not in ("", "all", *names):
-        raise ValueError(f"--central: expected '', 'all' or one of {names}, got {cfg.central!r}")
-    ot = None
-    if cfg.ablation in ("da", "full"):
-        ot = run.cached("ot", lambda: stage1(cfg, run, bench))            # steps 1-3
-        for m in METHODS:
-            run.print(domain_table(names, ot[m]["distances"], sums=True, title=f"Table 2 analogue"
-                                   f" ({m}): W1, baseline F(x); central {names[ot[m]['central']]}"))
-    chosen = ot[cfg.ot]["central"] if ot is not None else 0
-    central = -1 if cfg.central == "all" else names.index(cfg.central) if cfg.central else chosen
-    seed_everything(derive_seed(run.args.seed, 2), deterministic=run.args.deterministic,
-                    threads=run.args.threads)  # stage 2 starts alike whether stage 1 was cached
-    net = train(cfg, run, bench, ablation=cfg.ablation, central=central,
-                pool_central=central if central >= 0 else chosen)
-    extra = {"ablation": cfg.ablation, "domain_names": names,
-             "central": None if ot is None else names[central] if central >= 0 else "all",
-             "ot": ({m: {"central": names[v["central"]], "distances": v["distances"]}
-                     for m, v in ot.items()} if ot else None)}
-    extra |= analyse(cfg, run, bench, net, names, central, ot)          # Tables 4, 2
-    return run.finish(encode=net, extra=extra,
-                      title=f"DDAN ({cfg.ablation}, central {extra['central']})")
+    return train(DDAN, argv, name="ddan", description=__doc__)
 
 
 if __name__ == "__main__":

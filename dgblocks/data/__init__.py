@@ -5,7 +5,8 @@
 - embedded benchmarks: :func:`synthetic_reid`, :func:`rotated_digits`
 - batch samplers (:mod:`dgblocks.data.batch_samplers`): :class:`RandomIdentitySampler`,
   :class:`DomainBalancedSampler`, :class:`DatasetBalancedSampler`
-- transforms: :mod:`dgblocks.data.transforms`
+- transforms: :mod:`dgblocks.data.transforms`; the network input: :func:`normalize_input`,
+  :func:`image_size`
 - real datasets: :mod:`dgblocks.data.datasets`
 """
 
@@ -15,6 +16,7 @@ from dgblocks.data.batch_samplers import (
     DomainBalancedSampler,
     RandomIdentitySampler,
 )
+from dgblocks.data.inputs import image_size, normalize_input
 from dgblocks.data.rotated_digits import rotated_digits
 from dgblocks.data.synthetic_reid import SyntheticReIDConfig, synthetic_reid, time_period
 
@@ -23,6 +25,8 @@ __all__ = [
     "ReIDDataset",
     "TargetDomain",
     "load_image",
+    "normalize_input",
+    "image_size",
     "synthetic_reid",
     "SyntheticReIDConfig",
     "time_period",

@@ -88,6 +88,9 @@ class SharedArgs:
     compile_backend: str = arg("inductor", "torch.compile backend (aot_eager: a quick check)")
     resume_changed: bool = arg(False, "resume even though the checkpoint was written with "
                                "other settings (they are listed; the new ones apply)")
+    stage_cache: str = arg("", "folder of the stage caches: a stage that an earlier run with the "
+                           "same data, settings, seed and device trained is loaded from it "
+                           "('': stage_cache/ beside --out)")
     check_data: bool = arg(False, "scan the dataset (every image decodes, every name parses), "
                            "list every problem and exit")
 

@@ -1,10 +1,15 @@
-"""Learning-rate factors shared by the recipes."""
+"""Learning-rate factors shared by every method: linear warm-up, then cosine, step or constant."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-from dgblocks._checks import check_int
+from dgblocks._checks import DGBlocksError, check_int
+
+__all__ = ["SCHEDULES", "warmup_cosine", "lr_factor"]
+
+SCHEDULES = ("cosine", "step", "constant")
 
 
 def warmup_cosine(step: int, *, total: int, warmup: float) -> float:
@@ -14,14 +19,61 @@ def warmup_cosine(step: int, *, total: int, warmup: float) -> float:
     ``0.5 * (1 + cos(pi * (s - w) / max(1, total - w)))``. Use with
     ``torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total=T, warmup=0.1))``.
 
-    Examples:
+    Example:
         >>> [round(warmup_cosine(s, total=10, warmup=0.2), 3) for s in (0, 1, 2, 6, 10)]
         [0.5, 1.0, 1.0, 0.5, 0.0]
     """
     check_int(total, name="total", minimum=0)
     if not 0.0 <= warmup <= 1.0:
-        raise ValueError(f"warmup: expected a fraction in [0, 1], got {warmup}")
+        raise DGBlocksError(f"warmup: expected a fraction in [0, 1], got {warmup}")
     w = max(1, int(warmup * total))
     if step < w:
         return (step + 1) / w
     return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
+
+
+def lr_factor(step: int, *, total: int, schedule: str = "cosine", warmup: float = 0.1,
+              milestones: Sequence[float] = (2 / 3,), gamma: float = 0.1) -> float:
+    r"""The factor applied to the base learning rate at ``step`` of a ``total``-step run.
+
+    - ``cosine``: :func:`warmup_cosine` (linear warm-up over ``warmup * total`` steps, then
+      cosine to 0; at least one warm-up step);
+    - ``step``: linear warm-up over ``int(warmup * total)`` steps (none when 0), then
+      $\gamma^{m(s)}$ with $m(s)$ the number of milestones (fractions of ``total``) passed:
+      $s \ge \lfloor f \cdot total \rfloor$ (the papers' "x0.1 every 40 of 100 epochs" is
+      ``milestones=(0.4, 0.8)``);
+    - ``constant``: linear warm-up over ``int(warmup * total)`` steps (none when 0), then 1.
+
+    Args:
+        step: the optimiser steps taken so far (``LambdaLR``'s epoch counter).
+        total: the run's length in steps.
+        schedule: ``"cosine" | "step" | "constant"``.
+        warmup: warm-up fraction in [0, 1].
+        milestones: ``step`` decay points as fractions of ``total``, increasing.
+        gamma: ``step`` decay factor in (0, 1].
+
+    Example:
+        >>> [lr_factor(s, total=9, schedule="step", warmup=0.0) for s in (0, 5, 6)]
+        [1.0, 1.0, 0.1]
+        >>> [lr_factor(s, total=10, schedule="constant", warmup=0.2) for s in (0, 1, 5)]
+        [0.5, 1.0, 1.0]
+    """
+    check_int(total, name="total", minimum=0)
+    if schedule not in SCHEDULES:
+        raise DGBlocksError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    if not 0.0 <= warmup <= 1.0:
+        raise DGBlocksError(f"warmup: expected a fraction in [0, 1], got {warmup}")
+    if schedule == "cosine":
+        return warmup_cosine(step, total=total, warmup=warmup)
+    w = int(warmup * total)
+    if step < w:
+        return (step + 1) / w
+    if schedule == "constant":
+        return 1.0
+    if not 0.0 < gamma <= 1.0:
+        raise DGBlocksError(f"gamma: expected a factor in (0, 1], got {gamma}")
+    if any(not 0.0 <= m <= 1.0 for m in milestones) or list(milestones) != sorted(milestones):
+        raise DGBlocksError(f"milestones: expected increasing fractions in [0, 1], got "
+                            f"{tuple(milestones)}")
+    passed = sum(step >= int(m * total) for m in milestones)
+    return gamma ** passed

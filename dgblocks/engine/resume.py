@@ -17,7 +17,8 @@ __all__ = ["ResumeError", "config_changes", "check_resume_config", "install_erro
 # shared flags that change where or how fast a run goes, not what it computes
 UNCOMPARED = frozenset({"out", "resume", "resume_changed", "device", "config", "threads",
                         "ckpt_every", "log_every", "plots", "eval_batch_size", "workers",
-                        "check_data", "deterministic", "compile", "compile_backend"})
+                        "check_data", "deterministic", "compile", "compile_backend",
+                         "stage_cache"})
 
 
 class ResumeError(DGBlocksError):

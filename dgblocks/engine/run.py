@@ -84,6 +84,7 @@ class Run:
         self.done_phases: dict[str, int] = {}
         self.phase, self.step, self.total = "", 0, 0
         self.bench = None
+        self.image_size: tuple[int, int] | None = None
         self.t0 = time.time()
         self._ckpt: dict[str, Any] | None = None
         self.effective: dict[str, Any] = {}  # settings that ran other than configured
@@ -119,14 +120,18 @@ class Run:
         if self.is_main:
             print(*a, **kw, flush=True)
 
-    def benchmark(self, **kwargs: Any) -> Any:
+    def benchmark(self, cfg: Any = None, **kwargs: Any) -> Any:
         """``dgblocks.protocols.build_benchmark`` from ``--data --data-root --protocol --smoke
-        --seed``; keyword arguments (``image_size=...``) override."""
+        --seed``, at ``cfg.image_size`` (0 0: 64 x 32 embedded, 256 x 128 real data);
+        keyword arguments (``image_size=...``) override."""
         from dgblocks.protocols import build_benchmark
 
         a = self.args
+        size = tuple(getattr(cfg, "image_size", None) or (0, 0))
+        if not all(size):
+            size = (256, 128) if a.data == "real" else (64, 32)
         kw = {"root": a.data_root or None, "protocol": a.protocol or None, "smoke": a.smoke,
-              "seed": a.seed} | kwargs
+              "seed": a.seed, "image_size": size} | kwargs
         if a.check_data:  # list every problem of the data, then exit (1: some found)
             from dgblocks.data.check import check_data
 
@@ -134,11 +139,12 @@ class Run:
             self.print("\n".join([f"--check-data: {len(problems)} problem(s)", *problems]))
             raise SystemExit(1 if problems else 0)
         self.bench = build_benchmark(data=a.data, **kw)
+        self.image_size = size if self.bench.task == "reid" else None
         return self.bench
 
     def batches(self, dataset: Any, *, batch_size: int,
                 sampler: str | Callable[[torch.Generator], Any] = "identity",
-                num_instances: int = 4, **kwargs: Any) -> Batches:
+                num_instances: int = 4, seed: int | None = None, **kwargs: Any) -> Batches:
         """Resumable, rank-sharded batches: ``"identity"`` (P x K), ``"domain"`` (equal per
         domain), ``"random"``, or ``sampler(generator) -> indices`` called each epoch."""
         if not callable(sampler):
@@ -148,7 +154,8 @@ class Run:
             self.effective.setdefault("batch_size", batch_size)
             self.print(f"batch size {batch_size} (--batch-size {self.cfg.batch_size} rounded "
                        "to what the sampler can draw; recorded as effective.batch_size)")
-        return Batches(dataset, batch_size=batch_size, sampler=sampler, seed=self.args.seed,
+        seed = self.args.seed if seed is None else seed
+        return Batches(dataset, batch_size=batch_size, sampler=sampler, seed=seed,
                        rank=self.dist.rank, world_size=self.dist.world_size,
                        workers=self.args.workers, **kwargs)
 
@@ -202,10 +209,33 @@ class Run:
         """Fraction of the current phase done, in [0, 1] (the GRL warm-start's ``p``)."""
         return self.step / max(self.total, 1)
 
-    def steps(self, batches: Batches, total: int, *, phase: str = "train"
-              ) -> Iterator[tuple[int, Any]]:
+    def skip(self, phase: str) -> bool:
+        """True when ``phase`` was finished before this (resumed) run started; the state the
+        checkpoint saved at its end is then restored, if the checkpoint was taken there."""
+        if phase not in self.done_phases:
+            return False
+        if self._ckpt is not None and self._ckpt["phase"] == phase:
+            self._restore(self._ckpt)
+        self.print(f"phase {phase!r} already finished: skipped")
+        return True
+
+    def resumes_in(self, phase: str) -> bool:
+        """True when the checkpoint being resumed was taken inside ``phase``."""
+        return self._ckpt is not None and self._ckpt["phase"] == phase
+
+    def finish_phase(self, phase: str, total: int) -> None:
+        """Mark ``phase`` finished without running it (a stage-cache hit) and checkpoint."""
+        self.phase, self.step, self.total = phase, total, total
+        self.done_phases[phase] = total
+        self.save(phase, total)
+
+    def steps(self, batches: Batches, total: int, *, phase: str = "train",
+              on_end: Callable[[], None] | None = None,
+              before_save: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
         """Yield ``(step, batch)`` for ``step`` in ``[start, total)``, batches on the device; the
-        loop body runs under the ``--amp`` autocast."""
+        loop body runs under the ``--amp`` autocast. ``on_end()`` runs after the last step,
+        before the phase's final checkpoint; ``before_save()`` before every checkpoint (a
+        check that may raise to keep a bad state off the disk)."""
         start = 0
         ck = self._ckpt
         if ck is not None and ck["phase"] == phase:  # the checkpoint was taken in this phase
@@ -220,6 +250,7 @@ class Run:
         bar = progress_bar(total=total, initial=start, desc=f"{self.name}:{phase}",
                            enabled=self.is_main)
         debug = sync_debug_step()
+        every = max(self.args.ckpt_every, 1)
         for step in range(start, total):
             self.step = step
             batch = move_to(next(batches), self.device)
@@ -229,12 +260,23 @@ class Run:
                 time.sleep(_SLEEP)
             done = step + 1
             self.step = done
-            if done == total:
-                self.done_phases[phase] = total
-            if done % max(self.args.ckpt_every, 1) == 0 or done == total:
+            if done % every == 0 and done < total:
+                if before_save is not None:
+                    before_save()
                 self.save(phase, done, batches)
             bar.update(1)
         bar.close()
+        self.step = total
+        if on_end is not None:
+            on_end()
+        if before_save is not None:
+            before_save()
+        self.done_phases[phase] = total
+        self.save(phase, total, batches)
+
+    def logs_now(self) -> bool:
+        """Whether :meth:`log` at the current step writes a record."""
+        return self.step % self.args.log_every == 0 or self.step == self.total - 1
 
     def log(self, *, every: int | None = None, **metrics: Any) -> None:
         """Log ``metrics`` at the current step every ``--log-every`` steps (rank 0)."""

@@ -1,8 +1,8 @@
-"""A cache for a recipe's stage-1 result (a pretrained model, its features), keyed by every
-setting the stage reads.
+"""A cache for a method's earlier stages (a pretrained model, its features), keyed by every
+setting the stage reads: :func:`stage_cache` builds the one key every stage uses.
 
 DDAN's central-domain baseline and episodic's per-domain extractors take longer than the stage
-they feed; re-running stage 2 (an ablation, another seed of stage 2) loads them instead. The
+they feed; re-running the last stage (an ablation, another variant) loads them instead. The
 file is written atomically (temporary file + ``os.replace``, via
 :func:`~dgblocks.engine.save_checkpoint`), so an interrupted run never leaves half a cache, and
 its name carries the hash of the settings, so a changed setting never loads a stale result. A
@@ -12,6 +12,7 @@ warning naming it and recomputed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -21,6 +22,8 @@ from typing import Any
 
 from dgblocks._checks import DGBlocksError
 from dgblocks.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+__all__ = ["StageCache", "settings_key", "stage_key", "stage_cache"]
 
 
 def settings_key(settings: Mapping[str, Any]) -> str:
@@ -88,3 +91,34 @@ class StageCache:
 
     def __repr__(self) -> str:
         return f"StageCache({str(self.path)!r})"
+
+
+def stage_key(run: Any, method: Any, stage: Any) -> dict[str, Any]:
+    """Everything that decides what ``stage`` of ``method`` produces: the method and
+    stage, the data (flags, image size, the training set's size and domains), the config
+    fields the stage reads (``stage.settings``; all when ``None``), the seed, and how the run
+    computes (device type, ``--amp``, ``--compile``, ``--threads``, ``--deterministic``,
+    world size): a CPU float32 stage is never reused by a CUDA bf16 run."""
+    a, cfg, bench = run.args, method.cfg, run.bench
+    fields = stage.settings if stage.settings is not None else [
+        f.name for f in dataclasses.fields(cfg)]
+    data = stage.data if stage.data is not None else bench.train
+    return {"method": type(method).__qualname__, "stage": stage.name,
+            "steps": stage.steps, "sampler": stage.sampler, "batch_size": stage.batch_size,
+            "num_instances": stage.num_instances,
+            "data": {"data": a.data, "data_root": a.data_root, "protocol": a.protocol,
+                     "smoke": a.smoke, "image_size": getattr(run, "image_size", None),
+                     "benchmark": bench.name, "domains": list(bench.domain_names),
+                     "images": len(data), "ids": bench.num_ids},
+            "settings": {f: getattr(cfg, f) for f in fields},
+            "run": {"seed": a.seed, "device": run.device.type, "amp": a.amp,
+                    "compile": a.compile and a.compile_backend, "threads": a.threads,
+                    "deterministic": a.deterministic, "world_size": run.dist.world_size}}
+
+
+def stage_cache(run: Any, method: Any, stage: Any) -> StageCache:
+    """The cache of ``stage`` of ``method``: ``--stage-cache`` (default: the folder
+    ``stage_cache`` beside ``--out``), keyed by :func:`stage_key`."""
+    folder = Path(run.args.stage_cache) if run.args.stage_cache else run.out.parent / "stage_cache"
+    return StageCache(folder, f"{type(method).__name__.lower()}-{stage.name}",
+                      stage_key(run, method, stage))

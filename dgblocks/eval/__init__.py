@@ -5,6 +5,7 @@
 - :func:`summarize` (average and worst over targets), :func:`mean_std` (sample std): the one
   metric summary behind the results JSON, the printed table and the sweep tables
 - :func:`paired_difference`: a method against a reference over the same seeds, with a t interval
+- :func:`validation_error`: 1 - R1 on held-out identities (a schedule that switches on it)
 
 The protocols (what trains, what is evaluated) are in :mod:`dgblocks.protocols`.
 """
@@ -19,6 +20,7 @@ from dgblocks.eval.evaluate import (
 from dgblocks.eval.paired import PairedDifference, paired_difference
 from dgblocks.eval.ranking import RankingResult, cmc_curve, evaluate_ranking
 from dgblocks.eval.summary import mean_std, summarize
+from dgblocks.eval.validation import validation_error
 
 __all__ = [
     "evaluate_ranking",
@@ -33,4 +35,5 @@ __all__ = [
     "mean_std",
     "paired_difference",
     "PairedDifference",
+    "validation_error",
 ]

@@ -42,4 +42,9 @@ def build_benchmark(data: str = "synthetic", *, root: str | None = None,
     if root is None:
         raise ValueRangeError("root: expected the folder of the real datasets for data='real',"
                               " got None")
-    return build_protocol(protocol or "protocol1", root=root, image_size=tuple(image_size))
+    protocol = protocol or "protocol1"
+    if protocol.startswith("direct:") and "+" in protocol.partition("->")[2]:
+        from dgblocks.protocols.real import real_direct  # one source, several targets
+
+        return real_direct(protocol, root, image_size=tuple(image_size))
+    return build_protocol(protocol, root=root, image_size=tuple(image_size))

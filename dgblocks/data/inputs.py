@@ -1,4 +1,4 @@
-"""The glue between a dataset's images and a network's input, shared by every recipe."""
+"""The glue between a dataset's images and a network's input, shared by every method."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 from torch import Tensor
 
 from dgblocks._checks import DGBlocksError
+
+__all__ = ["normalize_input", "image_size"]
 
 
 def normalize_input(x: Tensor) -> Tensor:

@@ -1,11 +1,10 @@
-"""dgblocks.engine.inputs: the one input normalisation and the one image-size rule."""
+"""dgblocks.data.inputs: the one input normalisation and the one image-size rule."""
 
 import pytest
 import torch
 
 from dgblocks._checks import DGBlocksError
-from dgblocks.data import ReIDDataset
-from dgblocks.engine import image_size, normalize_input
+from dgblocks.data import ReIDDataset, image_size, normalize_input
 
 
 def test_normalize_input_maps_unit_interval_and_keeps_dtype():

@@ -9,6 +9,8 @@ from torch import nn
 
 from dgblocks._checks import DGBlocksError
 
+__all__ = ["validation_error"]
+
 
 def validation_error(model: nn.Module, val: Any, *, batch_size: int = 256,
                      device: Any = "cpu") -> float:

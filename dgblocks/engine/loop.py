@@ -1,0 +1,227 @@
+"""The one training loop: any :class:`dgblocks.methods.Method`, stage by stage.
+
+::
+
+    cfg, run = setup(Config, argv, name="mine")
+    bench = run.benchmark()
+    method = MyMethod(cfg, bench, seed=run.args.seed)
+    fit(method, run)                 # stages, checkpoints, resume, stage caches, NaN guard
+    run.finish(encode=method.encode)
+
+or, for a recipe, :func:`train` does all four lines from the method's class.
+
+Every stage: skipped when a resumed run had finished it; loaded from the stage cache when the
+stage is cacheable and an earlier run with the same key produced it; otherwise re-seeded
+(:func:`stage_seed`: from the run's seed and the stage's name, so a stage starts alike
+whether the stages before it ran or came from the cache), given fresh batches of its own
+order, and run for its steps.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dgblocks._checks import DGBlocksError
+from dgblocks.engine.distributed import wrap_ddp
+from dgblocks.engine.seeding import derive_seed, seed_everything
+from dgblocks.engine.stage_cache import stage_cache
+
+__all__ = ["fit", "train", "stage_seed", "NonFiniteLoss", "LoopContext"]
+
+
+class NonFiniteLoss(DGBlocksError):
+    """A loss term became NaN or infinite: the run stops; its last checkpoint is finite."""
+
+
+class _Guard:
+    """Remembers, on the device, the first step at which each logged term was not finite
+    (no host sync per step); :meth:`check` reads it (one sync) and raises."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, Tensor] = {}
+
+    def observe(self, step: int, logs: dict[str, Any]) -> None:
+        for k, v in logs.items():
+            if isinstance(v, Tensor) and v.is_floating_point():
+                bad = ~torch.isfinite(v.detach()).all()
+                prev = self.first.get(k)
+                if prev is None:
+                    prev = torch.full((), -1, dtype=torch.long, device=v.device)
+                self.first[k] = torch.where(bad & (prev < 0), step, prev)
+            elif isinstance(v, float) and not math.isfinite(v):
+                self.first.setdefault(k, torch.tensor(step))
+
+    def check(self, stage: str, method: Any, ckpt: Path) -> None:
+        if self.first:
+            steps = torch.stack([t.cpu() for t in self.first.values()]).tolist()
+            bad = [(s, k) for s, k in zip(steps, self.first) if s >= 0]
+            if bad:
+                s, k = min(bad)
+                raise NonFiniteLoss(f"stage {stage!r}, step {s}: loss term {k!r} is not finite "
+                                    f"(NaN or inf); the run stops. Its last checkpoint "
+                                    f"({ckpt}) holds finite weights: lower --lr or check the "
+                                    "data, then --resume")
+        params = [p.detach() for p in method.parameters()]
+        if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+            raise NonFiniteLoss(f"stage {stage!r}: the weights are not finite (NaN or inf) "
+                                f"although every logged loss was; not saved. Last checkpoint: "
+                                f"{ckpt}")
+
+
+class LoopContext:
+    """What a method may ask of the loop while it trains (``method.ctx``): extra resumable
+    batch streams, the device, validation, printing and logging."""
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+        self.seed: int = run.args.seed
+        self.device: torch.device = run.device
+        self.is_main: bool = run.is_main
+        self.out: Path = run.out
+        self.eval_batch_size: int = run.args.eval_batch_size
+
+    @property
+    def new_epoch(self) -> bool:
+        """True when the current step's batch opened a new epoch of the stage's stream."""
+        b = getattr(self, "_batches", None)
+        return bool(b is not None and b.epoch_started)
+
+    @property
+    def step(self) -> int:
+        """The step of the current stage being run (0-based)."""
+        return self._run.step
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the current stage done, in [0, 1]."""
+        return self._run.progress
+
+    def batches(self, dataset: Any, *, name: str, batch_size: int, sampler: str = "identity",
+                num_instances: int = 4) -> Any:
+        """Another resumable batch stream (saved in checkpoints as ``name``); batches come on
+        the host: ``ctx.to_device(next(stream))``."""
+        b = self._run.batches(dataset, batch_size=batch_size, sampler=sampler,
+                              num_instances=num_instances)
+        self._run.register(**{f"stream:{name}": b})
+        return b
+
+    def to_device(self, batch: Any) -> Any:
+        """``batch`` on the run's device (non-blocking)."""
+        return self._run.to_device(batch)
+
+    def validation_error(self, model: Any, val: Any) -> float:
+        """1 - R1/100 of ``model`` on the held-out split ``val``
+        (:func:`dgblocks.eval.validation_error`)."""
+        from dgblocks.eval import validation_error
+
+        return validation_error(model, val, batch_size=self.eval_batch_size, device=self.device)
+
+    def print(self, *a: Any) -> None:
+        """``print`` on rank 0."""
+        self._run.print(*a)
+
+    def log(self, step: int, phase: str, **metrics: Any) -> None:
+        """One metrics record at ``step`` of ``phase`` (rank 0)."""
+        self._run.logger.log(step, phase, **metrics)
+
+
+def stage_seed(seed: int, name: str) -> int:
+    """The seed stage ``name`` starts from (its global RNGs and its batch order):
+    ``derive_seed(seed, crc32(name))``. It depends on the run's seed and the stage's name
+    only, so a stage starts alike whatever ran (or was loaded from the cache) before it and
+    whatever the method built.
+
+    Example:
+        >>> stage_seed(0, "train") == stage_seed(0, "train") != stage_seed(0, "stage1")
+        True
+    """
+    return derive_seed(seed, zlib.crc32(name.encode())) % 2**31
+
+
+def _distribute(method: Any, run: Any) -> None:
+    if run.dist.world_size > 1:
+        if not method.distributed:
+            raise DGBlocksError(f"{type(method).__name__}: single process only (no DDP wiring);"
+                                f" got world size {run.dist.world_size}")
+        for name in method.distributed:
+            if getattr(method, name, None) is not None:
+                method._ddp[name] = wrap_ddp(method.get_submodule(name), device=run.device,
+                                             sync_bn=True)
+
+
+def fit(method: Any, run: Any) -> None:
+    """Train ``method`` through every stage of ``method.stages()`` (see the module docstring).
+
+    Args:
+        method: a :class:`dgblocks.methods.Method` built on ``run``'s benchmark.
+        run: the :class:`dgblocks.engine.Run` from :func:`dgblocks.engine.setup`.
+    """
+    run.prepare(method, *(method.compiled or [n for n, _ in method.named_children()
+                                              if any(True for _ in _.parameters())]))
+    _distribute(method, run)
+    method.ctx = LoopContext(run)
+    run.register(method=method)
+    bench = run.bench
+    for stage in method.stages():
+        if run.skip(stage.name):                      # finished before a resume
+            continue
+        resuming = run.resumes_in(stage.name)
+        cache = stage_cache(run, method, stage) if stage.cache else None
+        if cache is not None and not resuming:
+            payload = cache.load(map_location=run.device)
+            if payload is not None:
+                method.load_stage(stage, payload)
+                run.print(f"stage {stage.name!r}: loaded from {cache.path}")
+                run.finish_phase(stage.name, stage.steps)
+                continue
+        seed = stage_seed(run.args.seed, stage.name)
+        if not resuming:                              # the one re-seeding rule
+            seed_everything(seed, deterministic=run.args.deterministic, threads=run.args.threads)
+        batches = run.batches(stage.data if stage.data is not None else bench.train,
+                              batch_size=stage.batch_size, sampler=stage.sampler,
+                              num_instances=stage.num_instances, seed=seed)
+        method.stage, method.ctx._batches = stage, batches
+        method.train()
+        method.begin_stage(stage)
+        guard = _Guard()
+        check = lambda: guard.check(stage.name, method, run.ckpt_path)  # noqa: E731
+        for step, batch in run.steps(batches, total=stage.steps, phase=stage.name,
+                                     on_end=lambda: method.end_stage(stage), before_save=check):
+            logs = method.step(batch)
+            guard.observe(step, logs)
+            if run.logs_now():
+                check()
+            run.log(**logs, lr=method.lr())
+        if cache is not None and run.is_main:
+            cache.save(method.stage_payload(stage))
+    method.stage = None
+
+
+def train(method_cls: type, argv: list[str] | None = None, *, config: type | None = None,
+          name: str | None = None, description: str | None = None) -> dict[str, Any]:
+    """A recipe's ``main``: parse flags into ``config`` (default ``method_cls.Config``), build
+    the benchmark (``method_cls.prepare_benchmark`` may reshape it), the method, train it
+    (:func:`fit`), evaluate on the unseen targets and write the results (``run.finish``).
+
+    Returns:
+        The results payload (metrics per target, summary, config, ...).
+    """
+    from dgblocks.engine.run import setup
+
+    cfg, run = setup(config or method_cls.Config, argv, name=name, description=description)
+    proto = getattr(method_cls, "default_protocol", None)  # real data without --protocol
+    kw = {"protocol": proto} if proto and run.args.data == "real" and not run.args.protocol else {}
+    bench = run.bench = method_cls.prepare_benchmark(cfg, run.benchmark(cfg, **kw), run.args)
+    method = method_cls(cfg, bench, seed=run.args.seed)
+    run.print(method.describe())
+    fit(method, run)
+    method.eval()
+    size = {"image_size": list(run.image_size) if run.image_size else None}
+    return run.finish(encode=method.encode, classify=method.classifier(),
+                      extra=size | method.results(), title=method.describe())

@@ -1,0 +1,338 @@
+"""``Method``: one training algorithm, as the engine's one loop runs it (DomainBed's
+``Algorithm.update``, with declared stages and exact resume).
+
+A method is an ``nn.Module`` built from ``(cfg, bench)``. It owns its networks, losses,
+optimisers, learning-rate schedules, random generators and clocks; ``update(batch)`` does one
+optimisation step and returns logs (never summed into a loss); ``encode(x)`` is the retrieval
+feature; ``state_dict()`` holds everything exact resume needs (optimiser, scheduler and
+generator states travel as the module's extra state). A method with several stages (a
+pre-training stage, a warm-up) declares them in :meth:`Method.stages`; the engine runs each
+stage's steps, checkpoints, resumes, caches and re-seeds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from dgblocks._checks import DGBlocksError
+from dgblocks.engine.lr import lr_factor
+from dgblocks.engine.seeding import derive_seed
+from dgblocks.layers import GradientReversal
+
+__all__ = ["Batch", "Stage", "Method"]
+
+
+class Batch(NamedTuple):
+    """One training batch as the engine hands it to :meth:`Method.update` (unpacks like the
+    datasets' 5-tuples: ``x, pid, cam, dom, ts = batch``)."""
+
+    images: Tensor
+    pids: Tensor
+    camids: Tensor
+    domains: Tensor
+    times: Tensor
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: ``steps`` calls of ``update`` (default :meth:`Method.update`) on
+    batches drawn by ``sampler`` from ``data`` (default: the benchmark's merged sources).
+
+    Args:
+        name: the stage's name (checkpoints, logs, progress bars).
+        steps: optimiser steps of the stage (0: skipped, its end hook still runs).
+        update: the step function of this stage; ``None``: :meth:`Method.update`.
+        data: the dataset the batches come from; ``None``: ``bench.train``.
+        sampler: ``"identity"`` (P x K), ``"domain"`` (equal per source) or ``"random"``.
+        batch_size: images per step.
+        num_instances: K images per identity (identity and domain samplers).
+        cache: names of the sub-modules (and keys of ``Method.state``) the stage produces;
+            non-empty makes the stage reusable across runs through the engine's stage cache.
+        settings: the config fields the stage reads (the cache key); ``None``: all of them.
+        clocks: advance the method's gradient-reversal schedules after each step.
+    """
+
+    name: str
+    steps: int
+    update: Callable[[Batch], dict[str, Any]] | None = None
+    data: Any = None
+    sampler: str = "identity"
+    batch_size: int = 64
+    num_instances: int = 4
+    cache: tuple[str, ...] = ()
+    settings: tuple[str, ...] | None = None
+    clocks: bool = True
+
+
+@dataclass
+class _Optim:
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    hyper: list[dict[str, Any]] = field(default_factory=list)  # as configured (resume-changed)
+
+
+class Method(nn.Module):
+    """Base class of every training algorithm (see the module docstring and
+    ``docs/new_method.md``).
+
+    Args:
+        cfg: the method's config (a dataclass; :class:`dgblocks.methods.TrainConfig` fields
+            ``steps``, ``batch_size``, ``num_instances`` and the optimiser fields).
+        bench: the :class:`dgblocks.data.Benchmark` it trains on (``num_ids``,
+            ``num_domains``, ``task``, ``train``).
+        seed: the run's seed (the method's own generators derive from it).
+
+    Subclasses implement :meth:`update` and :meth:`encode`, build their networks in
+    ``__init__`` and their optimisers in :meth:`configure_optimizers`; they may override
+    :meth:`stages`, :meth:`begin_stage`, :meth:`end_stage` and :meth:`results`.
+    """
+
+    compiled: tuple[str, ...] = ()     # sub-modules --compile compiles (): every child network
+    distributed: tuple[str, ...] = ()  # sub-modules wrapped in DDP under torchrun (): 1 process
+
+    def __init__(self, cfg: Any, bench: Any, *, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg, self.bench, self.seed = cfg, bench, int(seed)
+        self.state: dict[str, Any] = {}   # plain values saved with the state_dict
+        self.ctx: Any = None              # the engine's loop context (set by the engine)
+        self.stage: Stage | None = None   # the stage being run (set by the engine)
+        self._optims: dict[str, _Optim] | None = None
+        self._generators: dict[str, torch.Generator] = {}
+        self._generator_seeds: dict[str, int] = {}
+        self._ddp: dict[str, nn.Module] = {}   # DDP wrappers of ``distributed`` (the engine)
+        self._tracked: dict[str, Any] = {}     # non-module objects with a state_dict
+
+    # ------------------------------------------------------------------ to override
+    def stages(self) -> list[Stage]:
+        """The stages, in order; default: one stage of ``cfg.steps`` P x K batches."""
+        c = self.cfg
+        return [Stage("train", c.steps, batch_size=c.batch_size,
+                      num_instances=getattr(c, "num_instances", 4))]
+
+    def update(self, batch: Batch) -> dict[str, Any]:
+        """One optimisation step on ``batch``; returns logs (tensors are fine: the engine
+        reads them every ``--log-every`` steps)."""
+        raise NotImplementedError(f"{type(self).__name__}.update")
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The retrieval feature of images ``x`` (B, C, H, W) in ``[0, 1]``, in eval mode."""
+        raise NotImplementedError(f"{type(self).__name__}.encode")
+
+    def configure_optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, Any]]:
+        """``{name: (optimiser, scheduler or None)}``; built once, on first use."""
+        return {}
+
+    def begin_stage(self, stage: Stage) -> None:
+        """Called before ``stage``'s first step (also when a run resumes inside it)."""
+
+    def end_stage(self, stage: Stage) -> None:
+        """Called after ``stage``'s last step, before its final checkpoint."""
+
+    def results(self) -> dict[str, Any]:
+        """Entries the results JSON gets beside the metrics (the ablation's name, ...)."""
+        return {}
+
+    def describe(self) -> str:
+        """One line naming the method and its variant (printed, and the results' title)."""
+        return type(self).__name__
+
+    def classifier(self) -> Callable[[Tensor], Tensor] | None:
+        """Images -> class logits for classification benchmarks (digits); ``None``: ReID."""
+        return None
+
+    @classmethod
+    def prepare_benchmark(cls, cfg: Any, bench: Any, args: Any) -> Any:
+        """The benchmark the method trains on, from the one the flags built (``args``: the
+        shared flags): a leave-one-out split, one source, relabelled domains. Default: as is."""
+        return bench
+
+    # ------------------------------------------------------------------ provided
+    @property
+    def device(self) -> torch.device:
+        """The device of the method's parameters (CPU when it has none)."""
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers of :meth:`configure_optimizers`, by name."""
+        return {k: o.optimizer for k, o in self._built().items()}
+
+    def _built(self) -> dict[str, _Optim]:
+        if self._optims is None:
+            self._optims = {}
+            for name, (opt, sched) in self.configure_optimizers().items():
+                hyper = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                self._optims[name] = _Optim(opt, sched, hyper)
+        return self._optims
+
+    def make_optimizer(self, params: Any, *, total: int | None = None, lr: float | None = None,
+                       cfg: Any = None, **overrides: Any) -> tuple[torch.optim.Optimizer, Any]:
+        """An optimiser over ``params`` and its schedule, from the config's optimiser fields
+        (``optimizer``, ``lr``, ``weight_decay``, ``momentum``, ``schedule``, ``warmup``,
+        ``milestones``; ``cfg`` defaults to the method's), over ``total`` steps (default
+        ``cfg.steps``). ``overrides`` replace config fields (``schedule="constant"``)."""
+        c = cfg if cfg is not None else self.cfg
+        get = lambda k, d=None: overrides.get(k, getattr(c, k, d))  # noqa: E731
+        lr = get("lr") if lr is None else lr
+        params = [p for p in params if p.requires_grad]
+        kind = get("optimizer", "adam")
+        if kind == "sgd":
+            opt = torch.optim.SGD(params, lr=lr, momentum=get("momentum", 0.9),
+                                  weight_decay=get("weight_decay", 0.0))
+        elif kind == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=get("weight_decay", 0.0))
+        else:
+            raise DGBlocksError(f"optimizer: expected 'adam' or 'sgd', got {kind!r}")
+        total = c.steps if total is None else total
+        kw = dict(total=total, schedule=get("schedule", "cosine"), warmup=get("warmup", 0.1),
+                  milestones=tuple(get("milestones", (2 / 3,))))
+        lr_factor(0, **kw)  # validate now, not at the first step
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, **kw))
+
+    def ddp(self, name: str) -> nn.Module:
+        """Sub-module ``name``, through its DDP wrapper when the engine made one (call the
+        networks of :attr:`distributed` through this in :meth:`update`)."""
+        return self._ddp.get(name) or self.get_submodule(name)
+
+    def minimize(self, loss: Tensor, name: str = "main") -> None:
+        """``zero_grad``, ``backward``, ``step`` of optimiser ``name``, then its schedule."""
+        o = self._built().get(name)
+        if o is None:
+            raise DGBlocksError(f"name: expected one of the optimisers {list(self._built())}, "
+                                f"got {name!r}")
+        o.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        o.optimizer.step()
+        if o.scheduler is not None:
+            o.scheduler.step()
+
+    def lr(self, name: str | None = None) -> float:
+        """The current learning rate of optimiser ``name`` (default: the first)."""
+        built = self._built()
+        if not built:
+            return 0.0
+        return built[name or next(iter(built))].optimizer.param_groups[0]["lr"]
+
+    def track(self, name: str, obj: Any) -> Any:
+        """Save ``obj`` (not a module, with ``state_dict``/``load_state_dict``: a domain
+        splitter, an alternation schedule) with the method's state_dict; returns it."""
+        if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
+            raise DGBlocksError(f"obj: expected an object with state_dict/load_state_dict, got "
+                                f"{type(obj).__name__}")
+        self._tracked[name] = obj
+        return obj
+
+    @contextlib.contextmanager
+    def seeded(self, *parts: int) -> Iterator[None]:
+        """Run the block (a network's construction) from the torch seed
+        ``derive_seed(seed, *parts)``, leaving the global RNG as it was: a network whose
+        stage may come from the stage cache starts the same whatever was built before it."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, *parts) % 2**63)
+            yield
+
+    def generator(self, name: str, seed: int | None = None, *,
+                  device: str | torch.device | None = None) -> torch.Generator:
+        """The method's own random generator ``name`` on ``device`` (default: the method's;
+        created on first use, seeded with ``seed``, default the run's seed); saved with the
+        state_dict."""
+        g = self._generators.get(name)
+        if g is None:
+            dev = torch.device(device) if device is not None else self.device
+            g = torch.Generator(device=dev) if dev.type != "meta" else torch.Generator()
+            self._generator_seeds[name] = self.seed if seed is None else int(seed)
+            g.manual_seed(self._generator_seeds[name])
+            self._generators[name] = g
+        return g
+
+    def step(self, batch: Any) -> dict[str, Any]:
+        """What the engine calls: the stage's update on ``batch``, then the clocks."""
+        stage = self.stage
+        fn = stage.update if stage is not None and stage.update is not None else self.update
+        logs = fn(batch if isinstance(batch, Batch) or len(batch) != 5 else Batch(*batch))
+        if stage is None or stage.clocks:
+            self.advance_clocks()
+        return logs
+
+    def clocks(self) -> Iterator[nn.Module]:
+        """The schedules :meth:`advance_clocks` steps: every gradient reversal's."""
+        return (m for m in self.modules() if isinstance(m, GradientReversal))
+
+    def advance_clocks(self) -> None:
+        """Advance every clock once (after each optimisation step of a clocked stage)."""
+        for m in self.clocks():
+            m.step()
+
+    # ------------------------------------------------------------------ state
+    def stage_payload(self, stage: Stage) -> dict[str, Any]:
+        """What the stage cache keeps of ``stage``: the state of each sub-module and the
+        :attr:`state` value named in ``stage.cache``."""
+        out: dict[str, Any] = {}
+        for name in stage.cache:
+            if name in self.state:
+                out[name] = self.state[name]
+            else:
+                out[name] = self.get_submodule(name).state_dict()
+        return out
+
+    def load_stage(self, stage: Stage, payload: dict[str, Any]) -> None:
+        """Restore what :meth:`stage_payload` kept (a stage-cache hit)."""
+        for name in stage.cache:
+            if name not in payload:
+                raise DGBlocksError(f"payload: the cached stage {stage.name!r} has no {name!r}")
+            try:
+                self.get_submodule(name).load_state_dict(payload[name])
+            except AttributeError:
+                self.state[name] = payload[name]
+
+    def get_extra_state(self) -> dict[str, Any]:
+        built = self._built()
+        return {"optimizers": {k: o.optimizer.state_dict() for k, o in built.items()},
+                "schedulers": {k: o.scheduler.state_dict() for k, o in built.items()
+                               if o.scheduler is not None},
+                "generators": {k: g.get_state() for k, g in self._generators.items()},
+                "generator_seeds": dict(self._generator_seeds),
+                "generator_devices": {k: g.device.type for k, g in self._generators.items()},
+                "tracked": {k: o.state_dict() for k, o in self._tracked.items()},
+                "state": dict(self.state)}
+
+    def set_extra_state(self, state: Any) -> None:
+        if not isinstance(state, dict) or "optimizers" not in state:
+            raise DGBlocksError(f"state: expected a {type(self).__name__} extra state with "
+                                f"'optimizers', got {type(state).__name__}")
+        built = self._built()
+        for k, s in state["optimizers"].items():
+            if k not in built:
+                raise DGBlocksError(f"state: optimiser {k!r} is not one of {list(built)}")
+            o = built[k]
+            o.optimizer.load_state_dict(s)
+            if k in state["schedulers"] and o.scheduler is not None:
+                o.scheduler.load_state_dict(state["schedulers"][k])
+            # the configured hyper-parameters win over the saved ones (--resume-changed)
+            for g, h in zip(o.optimizer.param_groups, o.hyper):
+                g.update({n: v for n, v in h.items() if n not in ("lr", "initial_lr")})
+            if o.scheduler is not None:
+                o.scheduler.base_lrs = [h["initial_lr"] if "initial_lr" in h else h["lr"]
+                                        for h in o.hyper]
+                for g, f, fn in zip(o.optimizer.param_groups, o.scheduler.base_lrs,
+                                    o.scheduler.lr_lambdas):
+                    g["lr"] = f * fn(o.scheduler.last_epoch)
+        for k, s in state.get("generators", {}).items():
+            old = self._generators.pop(k, None)
+            dev = old.device if old is not None else state.get("generator_devices", {}).get(k)
+            if dev is not None and torch.device(dev).type != "cpu":
+                dev = self.device  # a device generator follows the method (cuda:N)
+            self.generator(k, state.get("generator_seeds", {}).get(k), device=dev).set_state(s)
+        for k, s in state.get("tracked", {}).items():
+            if k not in self._tracked:
+                raise DGBlocksError(f"state: tracked object {k!r} is not one of "
+                                    f"{list(self._tracked)}")
+            self._tracked[k].load_state_dict(s)
+        self.state = dict(state.get("state", {}))
