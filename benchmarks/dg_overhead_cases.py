@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from dgblocks.engine import normalize_input
+from dgblocks.data import normalize_input
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("baseline", "dir_reid", "ddan", "cdvm", "episodic", "adin")

@@ -26,8 +26,9 @@ sys.path.insert(0, os.path.join(ROOT, "recipes"))
 import baseline as B  # noqa: E402
 
 from dgblocks.backbones import mobilenetv2 as M  # noqa: E402
+from dgblocks.data import image_size  # noqa: E402
 from dgblocks.data.transforms import train_transform  # noqa: E402
-from dgblocks.engine import image_size, setup, warmup_cosine  # noqa: E402
+from dgblocks.engine import setup, warmup_cosine  # noqa: E402
 
 V = set(filter(None, os.environ.get("VARIANT", "").split(",")))
 orig_build = B.build_backbone

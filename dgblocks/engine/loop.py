@@ -155,6 +155,33 @@ def _distribute(method: Any, run: Any) -> None:
                                              sync_bn=True)
 
 
+def _run_stage(method: Any, run: Any, stage: Any, cache: Any) -> None:
+    """One stage from scratch (or from the checkpoint inside it): re-seed, batches, steps."""
+    seed = stage_seed(run.args.seed, stage.name)
+    if not run.resumes_in(stage.name):               # the one re-seeding rule
+        seed_everything(seed, deterministic=run.args.deterministic, threads=run.args.threads)
+    batches = run.batches(stage.data if stage.data is not None else run.bench.train,
+                          batch_size=stage.batch_size, sampler=stage.sampler,
+                          num_instances=stage.num_instances, seed=seed)
+    method.stage, method.ctx._batches = stage, batches
+    method.train()
+    method.begin_stage(stage)
+    guard = _Guard()
+
+    def check() -> None:
+        guard.check(stage.name, method, run.ckpt_path)
+
+    for step, batch in run.steps(batches, total=stage.steps, phase=stage.name,
+                                 on_end=lambda: method.end_stage(stage), before_save=check):
+        logs = method.step(batch)
+        guard.observe(step, logs)
+        if run.logs_now():
+            check()
+        run.log(**logs, lr=method.lr())
+    if cache is not None and run.is_main:
+        cache.save(method.stage_payload(stage))
+
+
 def fit(method: Any, run: Any) -> None:
     """Train ``method`` through every stage of ``method.stages()`` (see the module docstring).
 
@@ -162,44 +189,23 @@ def fit(method: Any, run: Any) -> None:
         method: a :class:`dgblocks.methods.Method` built on ``run``'s benchmark.
         run: the :class:`dgblocks.engine.Run` from :func:`dgblocks.engine.setup`.
     """
-    run.prepare(method, *(method.compiled or [n for n, _ in method.named_children()
-                                              if any(True for _ in _.parameters())]))
+    run.prepare(method, *(method.compiled or [n for n, m in method.named_children()
+                                              if next(m.parameters(), None) is not None]))
     _distribute(method, run)
     method.ctx = LoopContext(run)
     run.register(method=method)
-    bench = run.bench
     for stage in method.stages():
         if run.skip(stage.name):                      # finished before a resume
             continue
-        resuming = run.resumes_in(stage.name)
         cache = stage_cache(run, method, stage) if stage.cache else None
-        if cache is not None and not resuming:
+        if cache is not None and not run.resumes_in(stage.name):
             payload = cache.load(map_location=run.device)
             if payload is not None:
                 method.load_stage(stage, payload)
                 run.print(f"stage {stage.name!r}: loaded from {cache.path}")
                 run.finish_phase(stage.name, stage.steps)
                 continue
-        seed = stage_seed(run.args.seed, stage.name)
-        if not resuming:                              # the one re-seeding rule
-            seed_everything(seed, deterministic=run.args.deterministic, threads=run.args.threads)
-        batches = run.batches(stage.data if stage.data is not None else bench.train,
-                              batch_size=stage.batch_size, sampler=stage.sampler,
-                              num_instances=stage.num_instances, seed=seed)
-        method.stage, method.ctx._batches = stage, batches
-        method.train()
-        method.begin_stage(stage)
-        guard = _Guard()
-        check = lambda: guard.check(stage.name, method, run.ckpt_path)  # noqa: E731
-        for step, batch in run.steps(batches, total=stage.steps, phase=stage.name,
-                                     on_end=lambda: method.end_stage(stage), before_save=check):
-            logs = method.step(batch)
-            guard.observe(step, logs)
-            if run.logs_now():
-                check()
-            run.log(**logs, lr=method.lr())
-        if cache is not None and run.is_main:
-            cache.save(method.stage_payload(stage))
+        _run_stage(method, run, stage, cache)
     method.stage = None
 
 

@@ -8,6 +8,7 @@
   bag-of-tricks baseline that the recipes and new methods extend by adding terms.
 - :class:`NuisanceAdversary`: self-training nuisance heads and the encoder's loss against them.
 - :class:`OptimConfig`, :class:`TrainConfig`: the config fields every method shares.
+- :class:`LocalContext`: a method's context outside the engine (tests, a loop of one's own).
 
 See ``docs/new_method.md`` for a new method built from blocks of three papers.
 """
@@ -15,9 +16,10 @@ See ``docs/new_method.md`` for a new method built from blocks of three papers.
 from dgblocks.methods.adversary import ADVERSARIAL_LOSSES, NuisanceAdversary
 from dgblocks.methods.agg import AGG, AGGConfig, owned_parameters
 from dgblocks.methods.config import OptimConfig, TrainConfig
+from dgblocks.methods.context import LocalContext
 from dgblocks.methods.method import Batch, Method, Stage
 from dgblocks.methods.reidnet import ReIDNet, StageBlock
 
 __all__ = ["Method", "Stage", "Batch", "ReIDNet", "StageBlock", "AGG", "AGGConfig",
            "NuisanceAdversary", "ADVERSARIAL_LOSSES", "OptimConfig", "TrainConfig",
-           "owned_parameters"]
+           "owned_parameters", "LocalContext"]

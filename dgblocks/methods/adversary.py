@@ -56,7 +56,8 @@ class NuisanceAdversary(nn.Module):
 
     Example:
         >>> adv = NuisanceAdversary(in_dim=8, sizes={"camera": 3}, loss="ne")
-        >>> f, y = torch.randn(6, 8, requires_grad=True), {"camera": torch.tensor([0, 1, 2] * 2)}
+        >>> f = torch.randn(6, 8, requires_grad=True)
+        >>> y = {"camera": torch.tensor([0, 1, 2] * 2)}
         >>> adv(f, y).backward(); all(p.grad is None for p in adv.parameters())
         True
         >>> float(adv.update(f, y)) > 0
@@ -72,8 +73,9 @@ class NuisanceAdversary(nn.Module):
             raise DGBlocksError(f"sizes: expected a non-empty mapping name -> classes, got "
                                 f"{sizes!r}")
         if loss.startswith("cane") and (labels is None or set(labels) != set(sizes)):
+            got = None if labels is None else sorted(labels)
             raise DGBlocksError(f"labels: CaNE needs the training labels of every nuisance "
-                                f"{sorted(sizes)}, got {None if labels is None else sorted(labels)}")
+                                f"{sorted(sizes)}, got {got}")
         check_positive(lr, name="lr")
         self.kind, self.sizes = loss, dict(sizes)
         self.heads = NuisanceHeads(in_dim=in_dim, sizes=self.sizes, hidden=hidden)

@@ -18,7 +18,7 @@ __all__ = ["OptimConfig", "TrainConfig"]
 
 @dataclass
 class OptimConfig:
-    """The optimiser and its learning-rate schedule (:meth:`dgblocks.methods.Method.make_optimizer`).
+    """The optimiser and its learning-rate schedule (``Method.make_optimizer``).
 
     The defaults are the from-scratch regime of the embedded benchmarks: Adam 6e-3, weight
     decay 5e-4, linear warm-up over a tenth of the run, then cosine to 0.

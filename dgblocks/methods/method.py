@@ -24,6 +24,7 @@ from dgblocks._checks import DGBlocksError
 from dgblocks.engine.lr import lr_factor
 from dgblocks.engine.seeding import derive_seed
 from dgblocks.layers import GradientReversal
+from dgblocks.methods.context import LocalContext
 
 __all__ = ["Batch", "Stage", "Method"]
 
@@ -100,7 +101,7 @@ class Method(nn.Module):
         super().__init__()
         self.cfg, self.bench, self.seed = cfg, bench, int(seed)
         self.state: dict[str, Any] = {}   # plain values saved with the state_dict
-        self.ctx: Any = None              # the engine's loop context (set by the engine)
+        self.ctx: Any = LocalContext(self, seed=seed)  # the engine sets its loop's
         self.stage: Stage | None = None   # the stage being run (set by the engine)
         self._optims: dict[str, _Optim] | None = None
         self._generators: dict[str, torch.Generator] = {}
@@ -259,6 +260,8 @@ class Method(nn.Module):
         logs = fn(batch if isinstance(batch, Batch) or len(batch) != 5 else Batch(*batch))
         if stage is None or stage.clocks:
             self.advance_clocks()
+        if isinstance(self.ctx, LocalContext):
+            self.ctx.step += 1
         return logs
 
     def clocks(self) -> Iterator[nn.Module]:

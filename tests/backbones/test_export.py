@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dgblocks.backbones import DigitsCNN, DualBranch, MobileNetV2, ResNet
-from dgblocks.engine import ExportMismatch, export_onnx, export_torchscript, run_onnx
+from dgblocks.engine.export import ExportMismatch, export_onnx, export_torchscript, run_onnx
 
 
 def _nets():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from dgblocks.engine import Batches, random_sampler
+from dgblocks.engine.batches import Batches, random_sampler
 
 DS = TensorDataset(torch.arange(20), torch.arange(20) // 2)
 

@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from dgblocks.engine import (
+from dgblocks.engine.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_latest_checkpoint,
     previous_path,
-    rng_state,
     save_checkpoint,
-    seed_everything,
-    set_rng_state,
 )
+from dgblocks.engine.seeding import rng_state, seed_everything, set_rng_state
 
 
 def test_round_trip(tmp_path):

@@ -6,7 +6,8 @@ from typing import Literal
 
 import pytest
 
-from dgblocks.engine import ConfigError, SharedArgs, arg, config_dict, parse_config
+from dgblocks.engine import ConfigError, SharedArgs, arg, parse_config
+from dgblocks.engine.config import config_dict
 
 
 @dataclass

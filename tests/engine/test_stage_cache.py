@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dgblocks._checks import DGBlocksError
-from dgblocks.engine import StageCache, settings_key
+from dgblocks.engine.stage_cache import StageCache, settings_key
 
 SETTINGS = {"data": "synthetic", "seed": 0, "backbone": "resnet_tiny", "steps": 4, "lr": 1e-3,
             "size": (64, 32)}

@@ -3,47 +3,36 @@ leave-one-source-out, and the meta step's gradient against finite differences.""
 
 import copy
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from dgblocks.data import SyntheticReIDConfig, synthetic_reid
-from dgblocks.engine import parse_config
 from dgblocks.meta import MetaObjective, meta_objective, module_loss, module_params
 from dgblocks.protocols import leave_one_out
 from recipes import cdvm
 from tests.data import fake_trees as ft
+from tests.recipes._build import batch as _batch
+from tests.recipes._build import build as _build
+from tests.recipes._build import fake_bench
 
 FAST = ["--smoke", "--no-plots", "--threads", "1", "--base-width", "4"]
 
 
 def build(flags, num_domains=2, num_ids=8, base_width=4):
-    cfg, _ = parse_config(cdvm.Config, ["--smoke", "--backbone", "resnet_small", "--base-width",
-                                        str(base_width), *flags])
-    objective = cdvm.build_model(cfg, SimpleNamespace(num_ids=num_ids, num_domains=num_domains))
-    return cfg, objective.model, objective
+    method = _build(cdvm.CDVM, ["--backbone", "resnet_small", "--base-width", str(base_width),
+                                *flags], bench=fake_bench(num_ids, num_domains))
+    return method.cfg, method.net, method
 
 
 def batch(num_domains=2, per_domain=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    n = num_domains * per_domain
-    x = torch.rand(n, 3, 32, 16, generator=g)
-    pid = torch.arange(n) // 4
-    dom = torch.arange(n) // per_domain
-    return x, pid, torch.zeros(n, dtype=torch.long), dom, torch.zeros(n, dtype=torch.long)
+    return _batch(num_domains * per_domain, num_domains=num_domains, seed=seed)
 
 
-def take_step(cfg, objective, num_domains=2, per_domain=8):
-    opt = torch.optim.Adam(objective.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    from dgblocks.meta import MetaDomainSplitter
-
-    splitter = MetaDomainSplitter(num_domains=num_domains, seed=0)
-    objective.train()
-    logs = cdvm.train_step(objective, batch(num_domains, per_domain), augment=lambda x: x,
-                           splitter=splitter, meta=MetaObjective(inner_lr=cfg.meta_lr), opt=opt,
-                           sched=sched, cfg=cfg)
+def take_step(cfg, method, num_domains=2, per_domain=8):
+    method.augment = lambda x: x
+    method.train()
+    logs = method.step(batch(num_domains, per_domain))
     assert torch.isfinite(logs["loss"])
     return logs
 
@@ -65,7 +54,10 @@ def test_each_switch_builds_and_takes_a_step(flags):
     logs = take_step(cfg, objective)
     n_gl = sum(isinstance(m, cdvm.layers.GlobalLocalBlock) for m in model.modules())
     assert n_gl == (4 if cfg.dis or cfg.aug else 0)  # one per backbone stage
-    assert (float(logs["l_ws"]) != 0) == (cfg.dis and cfg.ws)
+    pairs = [p for m in model.modules() if isinstance(m, cdvm.layers.GlobalLocalBlock)
+             for p in m.branch_pairs()]
+    assert objective.use_ws == (cfg.dis and cfg.ws) and bool(pairs) == (cfg.dis or cfg.aug)
+    assert float(objective.ws(pairs)) != 0 if pairs else True
     assert (float(logs["l_attr"]) != 0) == cfg.attr
     assert ("l_mte" in logs) == cfg.meta
     model.eval()  # inference needs no domain labels
@@ -103,7 +95,7 @@ def test_meta_gradient_matches_finite_differences():
     assert 0.1 < float(next(m for m in objective.modules()
                              if isinstance(m, cdvm.layers.GradientReversal)).coeff) < 0.9
     train_b, test_b = split_batch()
-    fn = module_loss(objective, lambda call, b: call(*b))
+    fn = module_loss(objective, lambda call, b: sum(call(*b).values()))
     params, eta = module_params(objective), 0.05
 
     def reversed_grad(p):  # the layer's own first-order backward: g(theta)
@@ -141,20 +133,12 @@ def test_meta_train_loss_does_not_see_the_meta_test_images():
     other[dom == 2] = torch.rand_like(other[dom == 2])  # only the meta-test domain's images
     logs = []
     for obj, images in ((objective, x), (twin, other)):
-        opt = torch.optim.Adam(obj.parameters(), lr=1e-3)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        splitter = cdvm.MetaDomainSplitter(num_domains=3, seed=0)
-        skip = 0  # advance the splitter to a step whose meta-test domain is 2
+        obj.augment = lambda t: t
         probe = cdvm.MetaDomainSplitter(num_domains=3, seed=0)
         while probe.next()[1].tolist() != [2]:
-            skip += 1
-        for _ in range(skip):
-            splitter.next()
+            obj.splitter.next()  # advance to a step whose meta-test domain is 2
         torch.manual_seed(0)
-        logs.append(cdvm.train_step(obj.train(), (images, pid, cam, dom, ts),
-                                    augment=lambda t: t, splitter=splitter,
-                                    meta=MetaObjective(inner_lr=cfg.meta_lr), opt=opt,
-                                    sched=sched, cfg=cfg))
+        logs.append(obj.train().step(_batch(len(x), num_domains=3)._replace(images=images)))
     assert torch.equal(logs[0]["l_mtr"], logs[1]["l_mtr"])
     assert not torch.equal(logs[0]["l_mte"], logs[1]["l_mte"])
 
@@ -170,7 +154,7 @@ def test_meta_test_takes_the_unseen_domain_path():
              for st in model.modules() if isinstance(st, cdvm.CDVMStage)
              for b in (st.dom_cls, st.style, st.gl.local_branches[2])]
     objective(x.float(), pid, dom, seen)
-    assert called == [] and objective.logs == {}  # logs are the meta-train pass's
+    assert called == []
     for h in hooks:
         h.remove()
 

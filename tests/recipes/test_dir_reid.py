@@ -10,10 +10,10 @@ import torch
 
 from dgblocks.losses import LabelSmoothingCE
 from dgblocks.protocols import build_benchmark
-from dgblocks.sampling import BackdoorAdjustment
 from dgblocks.sampling.backdoor import backdoor_pairs
 from recipes import dir_reid as dr
 from tests.data import fake_trees as ft
+from tests.recipes._build import build, data_batch
 
 TINY = ["--smoke", "--no-plots", "--threads", "1", "--steps", "2", "--log-every", "1", "--width", "0.25"]
 
@@ -24,20 +24,12 @@ def digits():
 
 
 def _setup(bench, **over):
-    cfg = dr.resolve(dr.Config(**({"steps": 4, "batch_size": 12, "k": 3} | over)),
-                     bench.task == "classification")
-    torch.manual_seed(0)
-    model = dr.build_model(cfg, bench)
-    opts, scheds = dr.make_optimisers(model, cfg, bench.task == "classification")
-    losses = dr.make_losses(cfg)
-    ba = BackdoorAdjustment(k=cfg.k, strategy=cfg.ba)
-    g = torch.Generator().manual_seed(0)
-    ds = bench.train
-    idx = torch.randperm(len(ds), generator=g)[:cfg.batch_size]
-    batch = (ds.images[idx].float() / 255, ds.pids[idx], ds.camids[idx], ds.domains[idx], None)
-    kw = {"augment": lambda x: x, "losses": losses, "ba": ba, "gen": g, "opts": opts,
-          "scheds": scheds, "cfg": cfg}
-    return model, batch, kw
+    """DIR-ReID on ``bench`` with steps 4, batch 12, K 3 (``over``: other config values), and a
+    batch of 12 training images."""
+    flags = {"steps": 4, "batch_size": 12, "k": 3} | over
+    argv = [a for k, v in flags.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+    model = build(dr.DIRReID, argv, bench=bench)
+    return model, data_batch(bench, 12)
 
 
 def test_smoke_synthetic_writes_results(tmp_path, capsys):
@@ -60,8 +52,8 @@ def test_smoke_synthetic_writes_results(tmp_path, capsys):
                         "l_dominvar"}),
     ("full", "hardest", None), ("full", "mixup", None), ("full", "mixhard", None)])
 def test_each_variant_and_strategy_takes_a_finite_step(digits, variant, ba, terms):
-    model, batch, kw = _setup(digits, variant=variant, ba=ba)
-    logs = dr.train_step(model, batch, **kw)
+    model, batch = _setup(digits, variant=variant, ba=ba)
+    logs = model.step(batch)
     if terms is not None:
         assert set(logs) - {"loss1", "loss2", "lr"} == terms
     assert all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values())
@@ -69,20 +61,23 @@ def test_each_variant_and_strategy_takes_a_finite_step(digits, variant, ba, term
 
 @pytest.mark.parametrize("frozen", [0, 1])
 def test_two_phase_update_touches_only_its_own_parameters(digits, frozen):
-    model, batch, kw = _setup(digits, variant="full", ba="mixup")
-    for group in kw["opts"][frozen].param_groups:  # freeze one phase through its learning rate
+    model, batch = _setup(digits, variant="full", ba="mixup")
+    opt = model.optimizers[("phase1", "phase2")[frozen]]
+    for group in opt.param_groups:  # freeze one phase through its learning rate
         group["lr"] = 0.0
+    phase1_params = [*model.enc.encoder_parameters(), *model.c_sc.parameters(),
+                     *model.c_vc.parameters()]
     heads = [p.detach().clone() for p in model.enc.head_parameters()]
-    phase1 = [p.detach().clone() for p in model.phase1_parameters()]
-    dr.train_step(model, batch, **kw)
+    phase1 = [p.detach().clone() for p in phase1_params]
+    model.step(batch)
     moved_heads = any(not torch.equal(a, b) for a, b in zip(heads, model.enc.head_parameters()))
-    moved_enc = any(not torch.equal(a, b) for a, b in zip(phase1, model.phase1_parameters()))
-    # phase I (opts[0]) never moves C_S/C_V; phase II (opts[1]) never moves f_S/f_V/C_SC/C_VC
+    moved_enc = any(not torch.equal(a, b) for a, b in zip(phase1, phase1_params))
+    # phase I never moves C_S/C_V; phase II never moves f_S/f_V/C_SC/C_VC
     assert (moved_heads, moved_enc) == ((True, False) if frozen == 0 else (False, True))
 
 
 def test_dual_dann_reverses_the_encoder_gradient(digits):
-    model, batch, kw = _setup(digits, variant="dual_dann")
+    model, batch = _setup(digits, variant="dual_dann")
     model.grl.schedule.step(10**6)  # coefficient -> 1
     x, d = batch[0] * 2 - 1, batch[3]
     s = model.enc.encoder_s(x).detach().requires_grad_(True)
@@ -122,15 +117,15 @@ def test_resnet_latent_dim_must_match_the_backbone(tmp_path):
 def test_ba_terms_sum_over_k_as_eq11(digits, ba):
     """Eq 11: L_idinvar = mean over i of sum over k of CE_eps(C_SC(s_i + v~_ik), y_i); the dual
     L_dominvar likewise (a mean over the B x K pairs would weigh both K times less)."""
-    model, batch, kw = _setup(digits, variant="full", ba=ba, k=3, lambda3=1.0, lambda4=1.0)
+    model, batch = _setup(digits, variant="full", ba=ba, k=3, lambda3=1.0, lambda4=1.0)
     x, y, _cam, d, _ts = batch
-    gen = kw["gen"]
+    gen = model.generator("ba")
     state = gen.get_state()
     with torch.no_grad():
         s, v = model.enc.encoder_s(x * 2 - 1), model.enc.encoder_v(x * 2 - 1)
-        idx, w = kw["ba"].indices(v, generator=gen)
+        idx, w = model.ba.indices(v, generator=gen)
         pairs = backdoor_pairs(s, v, idx, w)                       # (B, K, ds + dv)
-        ce_id, ce = LabelSmoothingCE(eps=kw["cfg"].eps), LabelSmoothingCE(eps=0.0)
+        ce_id, ce = LabelSmoothingCE(eps=model.cfg.eps), LabelSmoothingCE(eps=0.0)
         idinvar = sum(ce_id(model.c_sc(pairs[:, k]), y) for k in range(3))
         dominvar = sum(w[:, k] @ torch.stack([ce(model.c_vc(pairs[i:i + 1, k]), d[idx[i:i + 1, k, 0]])
                                                for i in range(len(y))])
@@ -139,7 +134,7 @@ def test_ba_terms_sum_over_k_as_eq11(digits, ba):
                                                       for i in range(len(y))])
                        for k in range(3)) / len(y)
     gen.set_state(state)
-    logs = dr.train_step(model, batch, **kw)
+    logs = model.step(batch)
     torch.testing.assert_close(logs["l_idinvar"], idinvar, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(logs["l_dominvar"], dominvar, rtol=1e-4, atol=1e-5)
 
@@ -149,7 +144,7 @@ def test_table4_single_source_uses_cameras_as_domains(tmp_path, capsys):
     names = res["domain_names"]
     assert len(names) >= 2 and all(n.startswith(names[0].split("/")[0] + "/cam") for n in names)
     assert res["config"]["source"] == 0 and "src-" in " ".join(res["targets"])
-    assert "domains=" in capsys.readouterr().out
+    assert "domains [" in capsys.readouterr().out
 
 
 def test_single_source_with_dataset_domains_runs_with_one_domain(tmp_path):
@@ -160,6 +155,6 @@ def test_single_source_with_dataset_domains_runs_with_one_domain(tmp_path):
 
 @pytest.mark.parametrize("ba,k", [("random", 1), ("mixup", 1), ("mixhard", 2), ("mixup", 11)])
 def test_figure5_k_range_takes_a_step(digits, ba, k):
-    model, batch, kw = _setup(digits, variant="full", ba=ba, k=k)  # batch 12: K <= 11
-    logs = dr.train_step(model, batch, **kw)
+    model, batch = _setup(digits, variant="full", ba=ba, k=k)  # batch 12: K <= 11
+    logs = model.step(batch)
     assert torch.isfinite(logs["l_idinvar"]) and torch.isfinite(logs["l_dominvar"])

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import tests.data.fake_trees as ft
-from dgblocks.engine import parse_config, settings_key
+from dgblocks.engine import parse_config
+from dgblocks.engine.stage_cache import settings_key
 from dgblocks.protocols import build_benchmark
 from recipes import episodic as ep
 
