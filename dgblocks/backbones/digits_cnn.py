@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from dgblocks._checks import check_int, check_shape
+from dgblocks.backbones._args import check_pair
 
 __all__ = ["DigitsCNN"]
 
@@ -36,7 +37,7 @@ class DigitsCNN(nn.Module):
         super().__init__()
         check_int(out_dim, name="out_dim", minimum=1)
         check_int(in_channels, name="in_channels", minimum=1)
-        h, w = (int(s) for s in image_size)
+        h, w = check_pair(image_size, name="image_size", allow_int=False)
         fh, fw = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
         if fh < 1 or fw < 1:
             raise ValueError(f"image_size: expected at least (16, 16), got {tuple(image_size)}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from dgblocks._checks import check_int, check_positive, check_shape
+from dgblocks._checks import check_int, check_shape
+from dgblocks.backbones._args import check_real
 
 __all__ = ["MobileNetV2", "InvertedResidual", "make_divisible"]
 
@@ -25,6 +26,8 @@ def make_divisible(v: float, divisor: int = 8) -> int:
         >>> make_divisible(32 * 0.5)
         16
     """
+    check_real(v, name="v")
+    check_int(divisor, name="divisor", minimum=1)
     new = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * v else new
 
@@ -53,6 +56,10 @@ class InvertedResidual(nn.Module):
     def __init__(self, *, in_channels: int, out_channels: int, stride: int, expand_ratio: int,
                  instance_norm: bool = False) -> None:
         super().__init__()
+        check_int(in_channels, name="in_channels", minimum=1)
+        check_int(out_channels, name="out_channels", minimum=1)
+        check_int(stride, name="stride", minimum=1, maximum=2)
+        check_int(expand_ratio, name="expand_ratio", minimum=1)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.expand_ratio = stride, expand_ratio
         hidden = int(round(in_channels * expand_ratio))
@@ -108,11 +115,11 @@ class MobileNetV2(nn.Module):
     def __init__(self, *, width_mult: float = 1.0, last_stride: int = 2, in_channels: int = 3,
                  instance_norm_blocks: int = 0, last_channel: int | None = None) -> None:
         super().__init__()
-        check_positive(width_mult, name="width_mult")
+        check_real(width_mult, name="width_mult")
         check_int(last_stride, name="last_stride", minimum=1, maximum=2)
         check_int(in_channels, name="in_channels", minimum=1)
         check_int(instance_norm_blocks, name="instance_norm_blocks", minimum=0, maximum=17)
-        self.width_mult, self.last_stride = width_mult, last_stride
+        self.width_mult, self.last_stride, self.in_channels = width_mult, last_stride, in_channels
         self.instance_norm_blocks = instance_norm_blocks
         cin = make_divisible(32 * width_mult)
         self.out_channels = (last_channel if last_channel is not None
@@ -141,7 +148,7 @@ class MobileNetV2(nn.Module):
         return cls(**kwargs)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        check_shape(x, "B C H W", name="x")
+        check_shape(x, "B C H W", name="x", C=self.in_channels)
         return self.features(x)
 
     def forward(self, x: Tensor) -> Tensor:

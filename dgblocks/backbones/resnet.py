@@ -29,6 +29,7 @@ class IBN(nn.Module):
 
     def __init__(self, *, channels: int, ratio: float = 0.5) -> None:
         super().__init__()
+        check_int(channels, name="channels", minimum=1)
         check_probability(ratio, name="ratio")
         self.channels, self.ratio = channels, ratio
         self.half = int(channels * ratio)
@@ -59,6 +60,9 @@ class Bottleneck(nn.Module):
     def __init__(self, *, in_channels: int, planes: int, stride: int = 1,
                  ibn: bool = False) -> None:
         super().__init__()
+        check_int(in_channels, name="in_channels", minimum=1)
+        check_int(planes, name="planes", minimum=1)
+        check_int(stride, name="stride", minimum=1)
         self.in_channels, self.planes, self.stride, self.ibn = in_channels, planes, stride, ibn
         out = planes * self.expansion
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
@@ -113,12 +117,14 @@ class ResNet(nn.Module):
     def __init__(self, *, layers: tuple[int, ...] = (3, 4, 6, 3), base_width: int = 64,
                  last_stride: int = 1, ibn: bool = False, in_channels: int = 3) -> None:
         super().__init__()
-        if len(layers) != 4:
-            raise ValueError(f"layers: expected 4 stage depths, got {tuple(layers)}")
+        if not isinstance(layers, (tuple, list)) or len(layers) != 4:
+            raise ValueError(f"layers: expected 4 stage depths, got {layers!r}")
         for i, n in enumerate(layers):
             check_int(n, name=f"layers[{i}]", minimum=1)
         check_int(base_width, name="base_width", minimum=1)
         check_int(last_stride, name="last_stride", minimum=1, maximum=2)
+        check_int(in_channels, name="in_channels", minimum=1)
+        self.in_channels = in_channels
         self.layers, self.base_width = tuple(layers), base_width
         self.last_stride, self.ibn = last_stride, ibn
         self.conv1 = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False)
@@ -143,7 +149,7 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: Tensor) -> Tensor:
-        check_shape(x, "B C H W", name="x")
+        check_shape(x, "B C H W", name="x", C=self.in_channels)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for name in self.stage_names:
             x = getattr(self, name)(x)

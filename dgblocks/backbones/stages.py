@@ -52,10 +52,16 @@ def replace_stage(model: nn.Module, name: str,
         >>> net(torch.zeros(1, 3, 64, 32)).shape
         torch.Size([1, 128])
     """
-    names = getattr(model, "stage_names", ())
+    named_stages(model)  # a model without stage_names raises, naming ``model``
+    names = model.stage_names
     if name not in names:
         raise ValueError(f"name: expected one of {tuple(names)}, got {name!r}")
+    if not callable(make):
+        raise ValueError(f"make: expected a callable old_stage -> nn.Module, got "
+                         f"{type(make).__name__}")
     new = make(model.get_submodule(name))
+    if not isinstance(new, nn.Module):
+        raise ValueError(f"make: expected it to return an nn.Module, got {type(new).__name__}")
     _set(model, name, new)
     return new
 
@@ -70,4 +76,6 @@ def insert_after(model: nn.Module, name: str, block: nn.Module) -> nn.Sequential
         >>> net(torch.zeros(1, 3, 64, 32)).shape
         torch.Size([1, 256])
     """
+    if not isinstance(block, nn.Module):
+        raise ValueError(f"block: expected an nn.Module, got {type(block).__name__}")
     return replace_stage(model, name, lambda old: nn.Sequential(old, block))

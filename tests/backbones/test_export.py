@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dgblocks.backbones import DigitsCNN, DualBranch, MobileNetV2, ResNet
+from dgblocks.backbones import DigitsCNN, DualBranch, MobileNetV2, ResNet, VisionTransformer
 from dgblocks.engine.export import ExportMismatch, export_onnx, export_torchscript, run_onnx
 
 
@@ -17,6 +17,8 @@ def _nets():
         "digits": (DigitsCNN(out_dim=8), (1, 28, 28)),
         "dual_branch": (DualBranch(backbone=ResNet(layers=(1, 1, 1, 1), base_width=8),
                                    num_stripes=2, dim=8), (3, 64, 32)),
+        "vit": (VisionTransformer(image_size=(64, 32), dim=32, depth=2, heads=4, style="clip"),
+                (3, 64, 32)),
     }
 
 
@@ -30,7 +32,7 @@ def _settle_bn(net, shape):
 SLOW = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2", "resnet_ibn", "digits",
+@pytest.mark.parametrize("name", ["mobilenetv2", "resnet_ibn", "digits", "vit",
                                   pytest.param("dualnorm", marks=SLOW),
                                   pytest.param("dual_branch", marks=SLOW)])
 def test_onnx_round_trip(tmp_path, name):
@@ -52,7 +54,7 @@ def test_onnx_dynamo_exporter(tmp_path):
     assert torch.allclose(torch.as_tensor(run_onnx(path, x3)), net(x3).detach(), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["resnet_ibn", pytest.param("mobilenetv2", marks=SLOW)])
+@pytest.mark.parametrize("name", ["resnet_ibn", "vit", pytest.param("mobilenetv2", marks=SLOW)])
 def test_torchscript_round_trip(tmp_path, name):
     net, shape = _nets()[name]
     net = _settle_bn(net, shape)

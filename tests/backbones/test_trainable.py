@@ -49,7 +49,8 @@ def _build(name: str) -> nn.Module:
     return build_backbone(name, width=0.5)
 
 
-HEAVY = {"resnet50", "resnet50_ibn_a"}
+HEAVY = {"resnet50", "resnet50_ibn_a", "vit_tiny"}  # vit_tiny: ~40 s here (learns: test_vit.py)
+NOT_HERE = {"vit_b16"}  # 86M parameters from scratch at Adam 1e-3 on 32x16 images: not a test
 # With the zero-initialised residual BN scale MobileNetV2 and DualNorm pass the tiny problem,
 # and the dual-branch head learns on a ResNet (loss 1.95 -> 0.10). On a width-0.25 MobileNetV2
 # the head gets to 2.11 -> 1.13 in these 40 steps (0.64 after 100): MobileNetV2 fits
@@ -66,7 +67,7 @@ def _param(name):
 
 
 @pytest.mark.parametrize("name", [_param(n) for n in (*BACKBONES, "digits_cnn", "dual_branch",
-                                                    "dual_branch_mnv2")])
+                                                    "dual_branch_mnv2") if n not in NOT_HERE])
 def test_identity_loss_drops(name):
     first, last = _loss_drop(_build(name))
     assert last < 0.5 * first, f"{name}: identity loss {first:.3f} -> {last:.3f}"
