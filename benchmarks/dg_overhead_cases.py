@@ -75,9 +75,15 @@ def load_recipe(name: str) -> Any:
 
 
 def bench_of(s: Setting) -> Any:
-    """What a recipe's ``build_model`` reads of a benchmark, at the sizes of ``s``."""
+    """What a recipe's Method reads of a benchmark when it is built, at the sizes of ``s``
+    (camera and time labels for ADIN's CaNE prior: random)."""
+    g = torch.Generator().manual_seed(2)
+    train = SimpleNamespace(images=None, image_size=s.size,
+                            camids=torch.randint(0, 6, (1000,), generator=g),
+                            timestamps=torch.randint(0, 3, (1000,), generator=g))
     return SimpleNamespace(task="reid", num_ids=s.num_ids, num_domains=s.num_domains,
-                           train=SimpleNamespace(images=None, image_size=s.size))
+                           train=train, name="setting", source_val=[], info={},
+                           domain_names=[f"d{k}" for k in range(s.num_domains)])
 
 
 def make_batch(s: Setting, seed: int = 0) -> tuple[Tensor, ...]:

@@ -29,7 +29,6 @@ Test (no domain labels): local path = mean of the local branches, no re-styling;
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -150,7 +149,7 @@ class CDVM(Method):
         backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
                     if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))
         if cfg.pretrained:  # before the stage surgery
-            report = load_pretrained(backbone, torch.load(cfg.pretrained, weights_only=True))
+            report = load_pretrained(backbone, cfg.pretrained)
             self.state["pretrained"] = str(report)
         stage = dict(num_domains=bench.num_domains, dis=cfg.dis, aug=cfg.aug, attr=cfg.attr,
                      expansion=cfg.expansion, subspaces=cfg.subspaces,

@@ -148,8 +148,10 @@ class DDAN(Method):
 
     def configure_optimizers(self):
         c = self.cfg
-        stage1 = {"stage1": self.make_optimizer(self.base.parameters(), total=c.stage1_steps)}
-        return (stage1 if self.aligned else {}) | {"main": self.make_optimizer(self.net.parameters())}
+        main = {"main": self.make_optimizer(self.net.parameters())}
+        if self.base is None:
+            return main
+        return {"stage1": self.make_optimizer(self.base.parameters(), total=c.stage1_steps)} | main
 
     def _l1(self, out, pid, triplet: bool = True):                           # 5. L1
         l_ide = self.ide(out["neck"].logits, pid)
@@ -180,7 +182,7 @@ class DDAN(Method):
     def begin_stage(self, stage):
         if stage.name != "train":
             return
-        if self.aligned:
+        if self.aligned and "ot" in self.state:
             names = self.bench.domain_names
             for m, d in self.state["ot"].items():
                 self.ctx.print(domain_table(names, d, sums=True, title=f"Table 2 analogue ({m}): "

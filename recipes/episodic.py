@@ -28,6 +28,7 @@ E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import partial
 
@@ -44,9 +45,10 @@ from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
 from dgblocks.methods import Method, Stage, TrainConfig
 from dgblocks.protocols import split_by_domain as domain_subsets  # one dataset per source
 
-STAGE1 = ("backbone", "ext_backbone", "feat_dim", "width", "ext_width", "stage1_steps",
-          "init_steps", "stage1_lr", "batch_size", "num_instances", "margin", "weight_decay",
-          "image_size")  # what the extractor stages read: their cache key
+SHARED = ("backbone", "feat_dim", "stage1_lr", "batch_size", "num_instances", "margin",
+          "weight_decay", "image_size")  # what the extractor stages read: their cache keys
+F_D, F_INIT = (*SHARED, "ext_backbone", "ext_width", "stage1_steps"), (*SHARED, "width",
+                                                                        "init_steps")
 
 
 @dataclass
@@ -110,7 +112,6 @@ class Episodic(Method):
     def __init__(self, cfg: Config, bench, *, seed: int = 0) -> None:
         super().__init__(cfg, bench, seed=seed)
         size, doms = image_size(bench.train), bench.num_domains
-        self.subsets = domain_subsets(bench.train)
         self.episodic = cfg.method == "episodic" and (cfg.triplet or cfg.consistency)
         exts = []
         for d in range(doms if self.episodic else 0):
@@ -131,14 +132,19 @@ class Episodic(Method):
         self.triplet, self.dom_ce = TripletLoss(margin=cfg.margin), nn.CrossEntropyLoss()
         self.augment = train_transform(size)
 
+    @functools.cached_property
+    def subsets(self) -> list:
+        """One training dataset per source domain."""
+        return domain_subsets(self.bench.train)
+
     def stages(self):
         c = self.cfg
-        kw = dict(batch_size=c.batch_size, num_instances=c.num_instances, settings=STAGE1,
-                  clocks=False)
+        kw = dict(batch_size=c.batch_size, num_instances=c.num_instances, clocks=False)
         ext = [Stage(f"F{d}", c.stage1_steps, update=partial(self.pretrain_step, f"F{d}"),
-                     data=ds, cache=(f"ext.{d}",), **kw) for d, ds in enumerate(self.subsets)]
+                     data=ds, cache=(f"ext.{d}",), settings=F_D, **kw)
+               for d, ds in enumerate(self.subsets)]
         init = [Stage("Finit", c.init_steps, update=partial(self.pretrain_step, "Finit"),
-                      cache=("F",), **kw)] if c.init_steps else []
+                      cache=("F",), settings=F_INIT, **kw)] if c.init_steps else []
         main = Stage("train", c.steps, batch_size=c.batch_size, num_instances=c.num_instances)
         return init + ext[:len(self.ext)] + [main]  # F's initialisation first: alike in every row
 

@@ -91,7 +91,7 @@ class AGG(Method):
         c = self.cfg
         backbone = build_backbone(c.backbone, width=c.width)
         if c.pretrained:
-            report = load_pretrained(backbone, torch.load(c.pretrained, weights_only=True))
+            report = load_pretrained(backbone, c.pretrained)
             self.state["pretrained"] = str(report)
         return backbone
 

@@ -182,7 +182,7 @@ class Method(nn.Module):
         c = cfg if cfg is not None else self.cfg
         get = lambda k, d=None: overrides.get(k, getattr(c, k, d))  # noqa: E731
         lr = get("lr") if lr is None else lr
-        params = [p for p in params if p.requires_grad]
+        params = list(params)  # frozen ones too: a parameter without a gradient is skipped
         kind = get("optimizer", "adam")
         if kind == "sgd":
             opt = torch.optim.SGD(params, lr=lr, momentum=get("momentum", 0.9),

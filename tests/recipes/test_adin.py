@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from dgblocks import protocols as dt
-from dgblocks.backbones import DualBranch, MobileNetV2
-from dgblocks.engine import read_jsonl
+from dgblocks.engine import parse_config, read_jsonl
 from dgblocks.layers.alternation import AlternatingSchedule
 from recipes import adin
 from tests.data import fake_trees
+from tests.recipes._build import build, data_batch
 
 TINY = ["--smoke", "--no-plots", "--threads", "1", "--backbone", "cnn", "--warmup-steps", "2",
         "--nuisance-steps", "2", "--steps", "4", "--val-every", "2", "--log-every", "1"]
@@ -57,29 +57,9 @@ def test_alternation_switches_and_resume_restores_phase(tmp_path):
 
 
 def _setup(tmp_path, argv):
-    cfg, run = adin.setup(adin.Config, [*TINY, "--out", str(tmp_path / "x.json"), *argv],
-                          name="adin")
-    bench, val, periods = adin.build_data(run, cfg)
-    train = bench.train
-    labels = dt.nuisance_labels(cfg.nuisance, train.camids, train.timestamps, periods=periods)
-    sizes = {k: (int(v.max()) + 1 if k != "time" else periods) for k, v in labels.items()}
-    sizes = {k: max(s, 2) for k, s in sizes.items()}
-    f_e = MobileNetV2(width_mult=0.25, last_stride=1)
-    if cfg.head == "dual_branch":
-        f_e = DualBranch(backbone=f_e, num_stripes=2, dim=16)
-    model = adin.ADIN(f_e, bench.num_ids, sizes, 32)
-    center = adin.losses.CenterLoss(num_classes=bench.num_ids, dim=f_e.out_channels)
-    opt = torch.optim.Adam([*model.f_E.parameters(), *model.f_I.parameters(),
-                            *center.parameters()], lr=1e-3)
-    opt_n = torch.optim.Adam(model.f_N.parameters(), lr=1e-3)
-    idx = torch.arange(16)
-    batch = (torch.stack([train[i][0] for i in idx.tolist()]), train.pids[idx],
-             train.camids[idx], train.domains[idx], train.timestamps[idx])
-    kw = dict(augment=lambda x: x, ce=adin.losses.LabelSmoothingCE(eps=0.0), center=center,
-              l_adv=adin.adversarial_losses(cfg, labels, sizes), opt=opt, opt_n=opt_n,
-              sched=torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), cfg=cfg,
-              periods=periods)
-    return model, batch, kw
+    model = build(adin.ADIN, [*TINY, *argv])
+    model.augment = lambda x: x
+    return model, data_batch(model.bench, 16)
 
 
 @pytest.mark.parametrize("argv", [
@@ -88,36 +68,36 @@ def _setup(tmp_path, argv):
     ["--nuisance", "joint"], ["--head", "dual_branch", "--adv", "ne"], ["--skew", "0"],
 ])
 def test_each_switch_builds_and_steps(tmp_path, argv):
-    model, batch, kw = _setup(tmp_path, argv)
+    model, batch = _setup(tmp_path, argv)
     model.train()
     before = [p.detach().clone() for p in model.f_N.parameters()]
-    for phase in ("identity", "warmup_nuisance", "adversarial"):
-        logs = adin.train_step(model, batch, phase=phase, **kw)
+    model.schedule.phase = "adversarial"
+    for step in (model.identity_step, model.nuisance_step, model.update):
+        logs = step(batch)
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.f_N.parameters()))
 
 
 def test_warmup_nuisance_leaves_encoder_untouched(tmp_path):
-    model, batch, kw = _setup(tmp_path, [])
-    enc = [p.detach().clone() for p in model.f_E.parameters()]
-    adin.train_step(model, batch, phase="warmup_nuisance", **kw)
-    assert all(torch.equal(a, b) for a, b in zip(enc, model.f_E.parameters()))
+    model, batch = _setup(tmp_path, [])
+    enc = [p.detach().clone() for p in model.net.parameters()]
+    model.nuisance_step(batch)
+    assert all(torch.equal(a, b) for a, b in zip(enc, model.net.parameters()))
 
 
 def test_rg_gives_the_encoder_the_reversed_nuisance_gradient(tmp_path):
     """RG: the encoder's gradient of L_adv is minus that of the nuisance CE."""
-    model, batch, kw = _setup(tmp_path, ["--adv", "rg"])
+    model, batch = _setup(tmp_path, ["--adv", "rg"])
     model.eval()                                    # deterministic forward (BN running stats)
     x, _, cam, _, period = batch
-    y = dt.nuisance_labels(kw["cfg"].nuisance, cam, period, periods=kw["periods"])
+    y = dt.nuisance_labels(model.cfg.nuisance, cam, period, periods=adin.PERIODS)
     grads = []
-    for loss_fn in (lambda k, z: kw["l_adv"][k](z, y[k]),
-                    lambda k, z: torch.nn.functional.cross_entropy(z, y[k])):
+    for loss in (lambda f: model.f_N(f, y),
+                 lambda f: sum(torch.nn.functional.cross_entropy(z, y[k])
+                               for k, z in model.f_N.heads(f).items())):
         model.zero_grad()
-        f = model(x)
-        logits = model.f_N(f)
-        sum(loss_fn(k, logits[k]) for k in y).backward()
-        grads.append(next(model.f_E.parameters()).grad.clone())
+        loss(model.net(x)).backward()
+        grads.append(next(model.net.parameters()).grad.clone())
     torch.testing.assert_close(grads[0], -grads[1])
 
 
@@ -177,10 +157,13 @@ def test_real_data_paper_tables_on_fake_trees(tmp_path, real_root, protocol, nui
 def test_skew_on_real_data_keeps_every_msmt17_camera(tmp_path, real_root):
     """An explicit --skew on real data: cameras 1, 14, 15 skewed, none emptied (the old rule
     kept 0.5 ** 14 of MSMT17's 15th camera, i.e. nothing; see the protocol tests)."""
-    cfg, run = adin.setup(adin.Config, [*TINY, *REAL, "--out", str(tmp_path / "x.json"),
-                                        "--data-root", str(real_root), "--protocol",
-                                        "direct:MS->D", "--skew", "0.5"], name="adin")
-    bench, _, _ = adin.build_data(run, cfg)
+    from dgblocks.protocols import build_benchmark
+
+    argv = [*TINY, *REAL, "--data-root", str(real_root), "--protocol", "direct:MS->D",
+            "--skew", "0.5"]
+    cfg, args = parse_config(adin.Config, argv)
+    bench = adin.ADIN.prepare_benchmark(cfg, build_benchmark(
+        "real", root=str(real_root), protocol="direct:MS->D", image_size=(32, 16)), args)
     kept = bench.info["skew"]["camera"]
     assert kept["class"] == [0, 1, 2] and min(kept["kept"]) >= 1
     assert kept["kept"][0] == kept["of"][0] and kept["kept"][2] < kept["of"][2]
@@ -227,9 +210,7 @@ def test_multi_source_trains_on_all_sources_and_tests_on_unseen_targets(tmp_path
 
 
 def test_multi_source_skew_keeps_domains_and_every_camera(tmp_path):
-    cfg, run = adin.setup(adin.Config, [*TINY, "--source", "-1", "--skew", "0.5",
-                                        "--out", str(tmp_path / "x.json")], name="adin")
-    bench, _, _ = adin.build_data(run, cfg)
+    bench = build(adin.ADIN, [*TINY, "--source", "-1", "--skew", "0.5"]).bench
     train = bench.train
     assert train.domains.unique().numel() == bench.num_domains > 1
     assert torch.bincount(train.camids).min() >= 1 and train.camids.max() >= 3

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dgblocks.data import SyntheticReIDConfig, synthetic_reid
-from dgblocks.meta import MetaObjective, meta_objective, module_loss, module_params
+from dgblocks.meta import meta_objective, module_loss, module_params
 from dgblocks.protocols import leave_one_out
 from recipes import cdvm
 from tests.data import fake_trees as ft

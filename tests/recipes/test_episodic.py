@@ -10,9 +10,10 @@ import torch
 
 import tests.data.fake_trees as ft
 from dgblocks.engine import parse_config
-from dgblocks.engine.stage_cache import settings_key
+from dgblocks.engine.stage_cache import settings_key, stage_key
 from dgblocks.protocols import build_benchmark
 from recipes import episodic as ep
+from tests.recipes._build import build, data_batch
 
 TINY = ["--width", "0.25", "--ext-width", "0.25", "--feat-dim", "32", "--emb-dim", "32",
         "--no-plots", "--threads", "1"]
@@ -20,19 +21,19 @@ TINY = ["--width", "0.25", "--ext-width", "0.25", "--feat-dim", "32", "--emb-dim
 
 def _run(tmp_path, *flags):
     return ep.main(["--smoke", "--steps", "2", "--stage1-steps", "2", *TINY,
-                    "--stage1-cache", str(tmp_path / "cache"), "--out",
+                    "--stage-cache", str(tmp_path / "cache"), "--out",
                     str(tmp_path / "r.json"), *flags])
 
 
 def test_smoke_run_and_stage1_cache(tmp_path, capsys):
     first = _run(tmp_path)
     assert set(first["metrics"]) == set(first["targets"]) and first["variant"] == "episodic"
-    cached = sorted((tmp_path / "cache").glob("F*.pt"))
+    cached = sorted((tmp_path / "cache").glob("episodic-F*.pt"))
     assert len(cached) == 3                             # one F_d per source domain + initial F
     again = _run(tmp_path)                                    # stage 2 alone, from the cache
     assert "loaded from" in capsys.readouterr().out
     assert again["metrics"] == first["metrics"]               # cache hit == fresh stage 1
-    assert sorted((tmp_path / "cache").glob("F*.pt")) == cached
+    assert sorted((tmp_path / "cache").glob("episodic-F*.pt")) == cached
 
 
 @functools.cache
@@ -45,13 +46,17 @@ def _setup(flags):
     return cfg, args, _bench()
 
 
-class _Run:  # the attributes stage1_settings reads
+class _Run:  # the attributes stage_key reads
     def __init__(self, cfg, args, bench):
-        self.args, self.bench = args, bench
+        self.args, self.bench, self.image_size = args, bench, (64, 32)
+        self.device, self.dist = torch.device("cpu"), dataclasses.make_dataclass(
+            "D", [("world_size", int)])(1)
 
 
-def _key(cfg, run, d):  # the file name's key of F_d's stage cache
-    return settings_key(ep.stage1_settings(cfg, run, d))
+def _key(cfg, run, d):  # the file name's key of F_d's stage cache (d = -1: F's initialisation)
+    m = ep.Episodic(cfg, run.bench, seed=run.args.seed)
+    stage = {s.name: s for s in m.stages()}[f"F{d}" if d >= 0 else "Finit"]
+    return settings_key(stage_key(run, m, stage))
 
 
 def test_cache_key_follows_stage1_config_and_seed():
@@ -63,44 +68,33 @@ def test_cache_key_follows_stage1_config_and_seed():
                   ["--seed", "1"], ["--feat-dim", "16"]):
         c, a, _ = _setup(flags)
         assert _key(c, _Run(c, a, bench), 0) != key, flags
-    for flags in (["--lr", "0.1"], ["--steps", "9"], ["--no-consistency"], ["--method", "dann"]):
+    for flags in (["--lr", "0.1"], ["--steps", "9"], ["--no-consistency"]):
         c, a, _ = _setup(flags)
         assert _key(c, _Run(c, a, bench), 0) == key, flags  # stage 2 only: reused
+    for flags in (["--method", "dann"], ["--method", "baseline"]):  # Table IV rows share F's init
+        c, a, _ = _setup(flags)
+        assert _key(c, _Run(c, a, bench), -1) == init, flags
     for flags in (["--width", "0.5"], ["--init-steps", "7"]):  # F's init, not the F_d
         c, a, _ = _setup(flags)
         assert _key(c, _Run(c, a, bench), -1) != init, flags
         assert _key(c, _Run(c, a, bench), 0) == key, flags
 
 
-def _step(flags, extractors=None):
-    cfg, _args, bench = _setup(flags)
-    torch.manual_seed(0)
-    model = ep.build_model(cfg, bench)
-    if extractors is None:
-        extractors = [ep.extractor(cfg, cfg.ext_width, (64, 32)).eval().requires_grad_(False)
-                      for _ in range(bench.num_domains)]
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [1])
-    losses = ep.make_losses(cfg)  # eps 0.1, margin 0.3
-    subsets = ep.domain_subsets(bench.train)
-    idx = torch.arange(8)
-    batch = [torch.stack([bench.train[int(i)][0] for i in idx]), bench.train.pids[idx],
-             bench.train.camids[idx], bench.train.domains[idx], bench.train.timestamps[idx]]
-    d0 = subsets[0]
-    xi = torch.stack([d0[i][0] for i in range(8)])
-    episode = ((xi, d0.pids[:8]), (0, 1)) if cfg.method == "episodic" else None
+def _step(flags):
+    """One stage-2 step of the method configured by ``flags`` (extractors untrained)."""
+    model = build(ep.Episodic, [*TINY, *flags], bench=_bench())
+    stage = model.stages()[-1]
+    model.stage = stage
     model.train()
-    logs = ep.train_step(model, extractors, batch, episode, augment=lambda x: x, losses=losses,
-                         opt=opt, sched=sched, cfg=cfg)
-    return model, extractors, logs
+    model.begin_stage(stage)
+    model.augment = lambda x: x
+    return model, model.ext, model.step(data_batch(_bench(), 8))
 
 
 def test_frozen_extractors_receive_no_gradient():
-    cfg, _, bench = _setup([])
-    extractors = [ep.extractor(cfg, cfg.ext_width, (64, 32)).eval().requires_grad_(False)
-                  for _ in range(bench.num_domains)]
-    before = [{k: v.clone() for k, v in f.state_dict().items()} for f in extractors]
-    model, extractors, logs = _step([], extractors)
+    before = [{k: v.clone() for k, v in f.state_dict().items()}
+              for f in build(ep.Episodic, TINY, bench=_bench()).ext]
+    model, extractors, logs = _step([])
     assert {"l_cls", "l_tri", "l_consis"} <= set(logs)
     for f, b in zip(extractors, before):
         assert all(p.grad is None and not p.requires_grad for p in f.parameters())
@@ -138,7 +132,7 @@ def _protocol1(tmp_path, *flags):
         f(tmp_path / "data")
     return ep.main(["--data", "real", "--data-root", str(tmp_path / "data"), "--protocol",
                     "protocol1", "--steps", "1", "--stage1-steps", "1", "--batch-size", "8",
-                    "--stage1-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json"),
+                    "--stage-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json"),
                     "--eval-batch-size", "256", *TINY, *flags])
 
 
@@ -157,14 +151,14 @@ def test_protocol1_through_the_loaders(tmp_path, monkeypatch):
     monkeypatch.setattr(protocols, "build_benchmark", trimmed)
     out = _protocol1(tmp_path)
     assert out["targets"] == ["ilids"] and out["benchmark"] == "protocol1"
-    assert len(list((tmp_path / "cache").glob("F[0-9]-*.pt"))) == 4
+    assert len(list((tmp_path / "cache").glob("episodic-F[0-9]-*.pt"))) == 4
 
 
 @pytest.mark.slow
 def test_protocol1_end_to_end_on_fake_tree(tmp_path):
     out = _protocol1(tmp_path)
     assert out["targets"] == ["prid2011", "grid", "viper", "ilids"]
-    assert len(list((tmp_path / "cache").glob("F[0-9]-*.pt"))) == 4
+    assert len(list((tmp_path / "cache").glob("episodic-F[0-9]-*.pt"))) == 4
 
 
 @pytest.mark.parametrize("method", ["episodic", "baseline"])
@@ -172,13 +166,12 @@ def test_table3_dualnorm_global_extractor_takes_a_step(method):
     """Table III: the paper's F is the DualNorm backbone; ``--method baseline`` with it is the
     DualNorm row. The F_d keep their own backbone (``--ext-backbone``)."""
     cfg, _, bench = _setup(["--backbone", "dualnorm", "--ext-backbone", "cnn"])
-    f_d = [ep.extractor(cfg, cfg.ext_width, (64, 32), cfg.ext_backbone).eval()
-           .requires_grad_(False) for _ in range(bench.num_domains)]
-    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in f_d[0].modules())
+    f_d = ep.extractor(cfg, cfg.ext_width, (64, 32), cfg.ext_backbone)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in f_d.modules())
     model, _, logs = _step(["--backbone", "dualnorm", "--ext-backbone", "cnn", "--method",
-                            method], f_d)
+                            method])
     assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.F.modules())
-    assert model(torch.rand(2, 3, 64, 32)).shape == (2, cfg.emb_dim)
+    assert model.eval()(torch.rand(2, 3, 64, 32)).shape == (2, cfg.emb_dim)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in logs.values())
     assert ("l_tri" in logs) == (method == "episodic")
 

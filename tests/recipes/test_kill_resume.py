@@ -105,8 +105,8 @@ CASES = {  # recipe: (extra flags, checkpoints before the kill: a point inside a
     "baseline": ((), 3),
     "dir_reid": ((), 2),
     "cdvm": ((), 1),  # step 1: not a multiple of the number of source domains
-    "ddan": (("--cache", "{out}/cache"), 6),  # stage 2, after the cached stage 1
-    "episodic": (("--stage1-cache", "{out}/stage1"), 2),
+    "ddan": ((), 6),  # stage 2, after stage 1 (each run's stage cache beside its --out)
+    "episodic": ((), 2),
     "adin": ((), 9),  # the alternation phase
 }
 
