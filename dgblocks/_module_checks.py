@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, ValueRangeError, _fmt, check_device
+from dgblocks._checks import ValueRangeError, _fmt, check_device
 
 __all__ = ["check_dtype", "check_module_input", "check_state_entry", "check_state_mapping"]
 
@@ -64,9 +64,9 @@ def check_state_entry(state: Any, key: str, like: Tensor, *, minimum: float | No
 def check_state_mapping(state: Any, *, name: str = "state", keys: tuple[str, ...] = ()) -> Mapping:
     """Check a state given to ``load_state_dict`` is a mapping holding ``keys``."""
     if not isinstance(state, Mapping):
-        raise ShapeError(f"{name}: expected the mapping of state_dict(),"
-                         f" got {type(state).__name__}")
+        raise ValueRangeError(f"{name}: expected the mapping of state_dict(),"
+                              f" got {type(state).__name__}")
     missing = [k for k in keys if k not in state]
     if missing:
-        raise ShapeError(f"{name}: expected the keys of state_dict(), missing {missing}")
+        raise ValueRangeError(f"{name}: expected the keys of state_dict(), missing {missing}")
     return state
