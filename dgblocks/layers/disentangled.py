@@ -90,9 +90,10 @@ class DisentangledEncoders(nn.Module):
         """Both factors of ``x`` and both shared heads applied to both factors.
 
         Args:
-            x: whatever the two encoders take, (B, ...) (checked for NaN/Inf under
-                ``dgblocks.checks(nan=True)``); their outputs must be (B, dim) in the heads'
-                dtype and on their device.
+            x: whatever the two encoders take, (B, ...), on the block's device and, if
+                floating, in its dtype (or under ``torch.autocast``); checked for NaN/Inf under
+                ``dgblocks.checks(nan=True)``. The encoders' outputs must be (B, dim) in the
+                heads' dtype.
             detach: apply the heads to detached factors (phase II: train the heads only).
 
         Returns:
@@ -102,6 +103,7 @@ class DisentangledEncoders(nn.Module):
         """
         if isinstance(x, Tensor):
             check_finite(x, name="x")
+            check_module_input(x, self, name="x")  # a floating x in the encoders' dtype
         s, v = self.encoder_s(x), self.encoder_v(x)
         b = check_shape(s, "B D", name="encoder_s output", D=self.dim)["B"]
         check_shape(v, "B D", name="encoder_v output", B=b, D=self.dim)

@@ -27,6 +27,7 @@ from dgblocks._checks import (
     check_labels,
     values_on_host,
 )
+from dgblocks._module_checks import check_module_input
 
 __all__ = ["GlobalLocalBlock", "GlobalLocalOutput"]
 
@@ -93,8 +94,9 @@ class GlobalLocalBlock(nn.Module):
         """Route ``x`` through the global branch and the local branch of each sample's domain.
 
         Args:
-            x: the branches' input, (B, *) (checked for NaN/Inf under
-                ``dgblocks.checks(nan=True)``; its dtype and device are the branches' concern).
+            x: the branches' input, (B, *), on the block's device and, if floating, in its
+                dtype (or under ``torch.autocast``); checked for NaN/Inf under
+                ``dgblocks.checks(nan=True)``.
             domains: domain of each sample in ``[0, num_domains)``, (B,); None for an unseen
                 domain (inference, meta-test).
             branches: without ``domains``, the local branches to average (default: all).
@@ -111,6 +113,7 @@ class GlobalLocalBlock(nn.Module):
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise ShapeError(f"x: expected a tensor of shape (B, *), got {type(x).__name__}")
         check_finite(x, name="x")
+        check_module_input(x, self, name="x")  # a floating x in the branches' dtype
         inv = self.global_branch(x)
         if domains is None:  # an unseen domain: the mean of the local branches
             ks = range(self.num_domains) if branches is None else list(branches)

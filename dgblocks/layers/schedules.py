@@ -122,8 +122,12 @@ class ConstantSchedule(nn.Module):
         self.steps.add_(check_int(n, name="n", minimum=0))
 
     def forward(self) -> Tensor:
-        """The coefficient: a copy of :attr:`value`, a 0-d float32 tensor on the module's
-        device (no host sync); the same in training and eval mode."""
+        """The current coefficient (no argument).
+
+        Returns:
+            A copy of :attr:`value`, a 0-d float32 tensor on the module's device (no host
+            sync); the same in training and eval mode.
+        """
         return self.value.clone()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
@@ -185,9 +189,13 @@ class DannSchedule(nn.Module):
         return (self.steps.to(torch.float32) / self.max_steps).clamp(max=1.0)
 
     def forward(self) -> Tensor:
-        """The coefficient :func:`dann_coeff` at :attr:`progress`, a 0-d float32 tensor on
-        the module's device (no host sync); the same in training and eval mode (only
-        :meth:`step` advances it)."""
+        """The current coefficient (no argument).
+
+        Returns:
+            :func:`dann_coeff` at :attr:`progress`, a 0-d float32 tensor on the module's
+            device (no host sync); the same in training and eval mode (only :meth:`step`
+            advances it).
+        """
         return _dann(self.progress, self.hi, self.lo, self.gamma)  # progress is in [0, 1]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
