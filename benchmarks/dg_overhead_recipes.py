@@ -79,12 +79,13 @@ def ddan_case(s: Setting) -> Case:
                   alpha=cfg.alpha, central=0)
     g = torch.Generator().manual_seed(1)  # every identity seen once: L_SE has its neighbours
     feats = torch.rand(s.num_ids, dim, generator=g, device="cpu").to(torch.get_default_device())
-    pool.update(feats, labels=torch.arange(s.num_ids),
-                domains=torch.arange(s.num_ids) % s.num_domains)
+    batch = make_batch(s)
+    dom_of = torch.arange(s.num_ids) % s.num_domains  # an identity stays in one domain: the
+    dom_of[batch[1].cpu()] = batch[3].cpu()           # batch's own where it has one
+    pool.update(feats, labels=torch.arange(s.num_ids), domains=dom_of.to(feats.device))
     pool.end_epoch()
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
-    batch = make_batch(s)
     kw = dict(pool=pool, central=0, step=cfg.steps, cfg=cfg, augment=identity,
               losses=r.make_losses(cfg),
               opt=opt, sched=schedule(opt), ablation="full")
