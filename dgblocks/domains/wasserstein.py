@@ -53,8 +53,10 @@ def _as_matrix(x: object, name: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
     try:
-        return torch.as_tensor(np.asarray(x) if not isinstance(x, (str, bytes)) else None)
-    except (TypeError, ValueError, RuntimeError):
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError
+        return torch.as_tensor(np.asarray(x))  # ragged lists: ValueError; objects: TypeError
+    except (TypeError, ValueError):
         raise ShapeError(f"{name}: expected a tensor or array of numbers, got"
                          f" {type(x).__name__}") from None
 

@@ -47,6 +47,7 @@ __all__ = [
     "BackdoorAdjustment",
 ]
 
+
 def _check_index(index: Tensor, s: Tensor, b: int) -> None:
     # an index of -1 would silently pair with the last factor, B would index out of bounds
     if index.dtype != torch.long:
