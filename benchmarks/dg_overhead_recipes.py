@@ -81,12 +81,13 @@ def ddan_case(s: Setting) -> Case:
     net, dim = m.net, m.net.neck.dim
     g = torch.Generator().manual_seed(1)  # every identity seen once: L_SE has its neighbours
     feats = torch.rand(s.num_ids, dim, generator=g, device="cpu").to(torch.get_default_device())
+    batch = make_batch(s)
+    dom_of = torch.arange(s.num_ids) % s.num_domains  # an identity stays in one domain: the
+    dom_of[batch[1].cpu()] = batch[3].cpu()           # batch's own where it has one
     m.pool.set_central(0)
-    m.pool.update(feats, labels=torch.arange(s.num_ids),
-                  domains=torch.arange(s.num_ids) % s.num_domains)
+    m.pool.update(feats, labels=torch.arange(s.num_ids), domains=dom_of.to(feats.device))
     m.pool.end_epoch()
     m.ctx.step = m.cfg.steps  # past se_start: L_SE on
-    batch = make_batch(s)
     # 4. f_m = M(z.detach()) re-runs the mapping stage M: its share of the backbone's FLOPs
     probe = build_backbone(s.backbone, width=s.width).eval()
     last = probe.get_submodule(probe.stage_names[-1])

@@ -1,24 +1,18 @@
-"""Input checks shared by every block (one place, one message format).
+"""Input checks shared by every block (one place, one message format): each raises a
+:class:`ValueError` subclass naming the argument, what was expected and what was received,
+e.g. ``labels: expected shape (N,) with N=64 from features, got (32,)``.
 
-Every check raises a subclass of :class:`ValueError` whose message names the argument, what
-was expected and what was received, e.g.
-``labels: expected shape (N,) with N=64 from features, got (32,)``.
-
-Shape checks read only ``.shape`` and never synchronise with the device. Value checks (label
-ranges, finiteness) need one host sync; label-range checks are on by default and can be turned
-off on a hot path with :func:`dgblocks.checks`; NaN/Inf checks are off by default and turned on
-with ``dgblocks.checks(nan=True)`` (docs/decisions.md, "Value checks are switchable"). While
-``torch.compile`` traces a block, value checks are skipped (as with
-``checks(values=False, nan=False)``): reading a tensor value would split the graph. Run a step
-eagerly first to have the inputs checked.
-
-Only CPU tensors are read on the host; elsewhere (CUDA, ``meta``) a value check is an async
-device assertion (:func:`check_async`): no host sync, same message without the offending value.
+Shape, dtype and device checks read only metadata. Value checks (label and index ranges, on by
+default) and NaN/Inf checks (opt-in) are switched with :func:`dgblocks.checks` and skipped
+while ``torch.compile`` traces; only CPU tensors are read on the host, elsewhere a value check
+is an async device assertion (:func:`check_async`, no host sync).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
@@ -31,7 +25,7 @@ __all__ = [
     "nan_checked", "check_shape", "check_same_length", "check_labels", "check_reduction",
     "check_finite", "check_float", "check_features", "check_nonnegative_values",
     "check_positive", "check_nonnegative", "check_probability", "check_choice", "check_int",
-    "check_async", "values_on_host",
+    "check_async", "values_on_host", "check_device", "check_index", "check_generator",
 ]
 
 Reduction = Literal["mean", "sum", "none"]
@@ -54,11 +48,8 @@ class ValueRangeError(DGBlocksError):
 
 @contextlib.contextmanager
 def checks(*, values: bool | None = None, nan: bool | None = None) -> Iterator[None]:
-    """Temporarily switch the value checks that need a host sync.
-
-    Args:
-        values: label-range and similar checks (default on).
-        nan: NaN/Inf checks on floating inputs (default off).
+    """Temporarily switch the value checks (``values``: label ranges, default on) and the
+    NaN/Inf checks on floating inputs (``nan``, default off).
 
     Example:
         >>> import dgblocks
@@ -100,23 +91,8 @@ def _dims(pattern: str) -> list[str]:
 
 
 def check_shape(x: Any, pattern: str, *, name: str, **known: int) -> dict[str, int]:
-    """Check ``x`` against a space-separated pattern and return the named axis sizes.
-
-    A pattern item is an axis letter (bound to its size, and checked against ``known`` or an
-    earlier use of the same letter), a literal integer, or ``*`` (any size). A leading ``...``
-    is not supported: blocks document a fixed rank.
-
-    Args:
-        x: the tensor to check.
-        pattern: e.g. ``"N K"``, ``"B C H W"``, ``"N 2"``.
-        name: the argument name used in the error message.
-        **known: sizes fixed by earlier arguments, e.g. ``N=64``.
-
-    Returns:
-        A dict from axis letter to size (including ``known``).
-
-    Raises:
-        ShapeError: if ``x`` is not a tensor, has the wrong rank, or disagrees with a size.
+    """Check ``x`` against a pattern of axis letters (checked against ``known``, e.g. ``N=64``
+    from an earlier argument, and earlier uses), integers and ``*``; return the axis sizes.
 
     Example:
         >>> check_shape(torch.zeros(4, 10), "N K", name="logits")
@@ -147,12 +123,8 @@ def check_shape(x: Any, pattern: str, *, name: str, **known: int) -> dict[str, i
 
 
 def check_same_length(*pairs: tuple[str, Any]) -> int:
-    """Check that several tensors/sequences share their first dimension; return it.
-
-    Example:
-        >>> check_same_length(("features", torch.zeros(3, 2)), ("labels", torch.zeros(3)))
-        3
-    """
+    """Check that several ``(name, tensor or sequence)`` share their first dimension;
+    return it."""
     first_name, first = pairs[0]
     n = len(first)
     for name, value in pairs[1:]:
@@ -163,14 +135,8 @@ def check_same_length(*pairs: tuple[str, Any]) -> int:
 
 def check_labels(labels: Any, num_classes: int | None, *, name: str, n: int | None = None,
                  length_from: str = "the batch") -> Tensor:
-    """Check an integer label vector: shape ``(N,)``, integer dtype, values in ``[0, K)``.
-
-    The range check costs one host sync and runs only while value checks are enabled
-    (:func:`values_checked`: on, and not inside a ``torch.compile`` trace).
-
-    Raises:
-        ShapeError: wrong rank or length.
-        ValueRangeError: non-integer dtype or a label outside ``[0, num_classes)``.
+    """Check an integer label vector: shape ``(N,)``, integer dtype, values in ``[0, K)`` (the
+    range while :func:`values_checked`). Raises :class:`ShapeError` / :class:`ValueRangeError`.
     """
     if not isinstance(labels, Tensor):
         raise ShapeError(f"{name}: expected an integer torch.Tensor of shape (N,),"
@@ -180,19 +146,27 @@ def check_labels(labels: Any, num_classes: int | None, *, name: str, n: int | No
     if n is not None and labels.shape[0] != n:
         raise ShapeError(f"{name}: expected shape (N,) with N={n} from {length_from},"
                          f" got {_fmt(labels.shape)}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise ValueRangeError(f"{name}: expected an integer dtype, got {labels.dtype}")
-    if num_classes is not None and values_checked() and labels.numel() > 0:
-        if not values_on_host(labels):  # CUDA: a device assertion, no host sync
-            check_async((labels >= 0) & (labels < num_classes),
-                        f"{name}: expected values in [0, {num_classes})")
-            return labels
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= num_classes:
-            bad = lo if lo < 0 else hi
-            raise ValueRangeError(f"{name}: expected values in [0, {num_classes}),"
-                                  f" got {bad}")
-    return labels
+    return check_index(labels, num_classes, name=name)
+
+
+def check_index(index: Tensor, high: int | None, *, name: str, origin: str = "") -> Tensor:
+    """An integer tensor (not bool: a mask; not uint8) with values in ``[0, high)``, e.g. rows
+    of ``origin`` (-1 would silently wrap). The range is a value check (:func:`values_checked`).
+    """
+    if (index.dtype.is_floating_point or index.dtype.is_complex
+            or index.dtype in (torch.bool, torch.uint8)):
+        raise ValueRangeError(f"{name}: expected an integer dtype (int64), got {index.dtype}")
+    if high is None or not values_checked() or index.numel() == 0:
+        return index
+    rows = f" (rows of {origin})" if origin else ""
+    if not values_on_host(index):  # CUDA: a device assertion, no host sync
+        check_async((index >= 0) & (index < high), f"{name}: expected values in [0, {high}){rows}")
+        return index
+    lo, hi = int(index.min()), int(index.max())
+    if lo < 0 or hi >= high:
+        raise ValueRangeError(f"{name}: expected values in [0, {high}){rows},"
+                              f" got {lo if lo < 0 else hi}")
+    return index
 
 
 def values_on_host(x: Tensor) -> bool:
@@ -208,9 +182,7 @@ def check_async(cond: Tensor, msg: str) -> None:
 
 def check_reduction(reduction: str) -> str:
     """Check ``reduction`` is one of ``"mean" | "sum" | "none"``."""
-    if reduction not in _REDUCTIONS:
-        raise ValueRangeError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
+    return check_choice(reduction, _REDUCTIONS, name="reduction")
 
 
 def check_finite(x: Tensor, *, name: str, always: bool = False) -> Tensor:
@@ -257,32 +229,37 @@ def check_nonnegative_values(x: Tensor, *, name: str, always: bool = False) -> T
     return x
 
 
-def check_positive(value: float, *, name: str) -> float:
-    """Check a scalar hyper-parameter is ``> 0``."""
-    if not value > 0:
-        raise ValueRangeError(f"{name}: expected a value > 0, got {value!r}")
+def _number(value: Any, name: str, expected: str, test: Any) -> Any:
+    """Check a scalar hyper-parameter: a finite real number (or 0-d tensor) passing ``test``."""
+    v = value.item() if isinstance(value, Tensor) and value.dim() == 0 else value
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        got = repr(v) if isinstance(v, numbers.Real) else f"{type(value).__name__} {value!r}"
+        raise ValueRangeError(f"{name}: expected a finite value {expected}, got {got}")
+    if not test(v):
+        raise ValueRangeError(f"{name}: expected a value {expected}, got {value!r}")
     return value
+
+
+def check_positive(value: float, *, name: str) -> float:
+    """Check a scalar hyper-parameter is a finite number ``> 0``."""
+    return _number(value, name, "> 0", lambda v: v > 0)
 
 
 def check_nonnegative(value: float, *, name: str) -> float:
-    """Check a scalar hyper-parameter is ``>= 0``."""
-    if not value >= 0:
-        raise ValueRangeError(f"{name}: expected a value >= 0, got {value!r}")
-    return value
+    """Check a scalar hyper-parameter is a finite number ``>= 0``."""
+    return _number(value, name, ">= 0", lambda v: v >= 0)
 
 
 def check_probability(value: float, *, name: str, closed: bool = True) -> float:
     """Check a scalar lies in ``[0, 1]`` (``closed``) or ``[0, 1)``."""
-    ok = 0 <= value <= 1 if closed else 0 <= value < 1
-    if not ok:
-        rng = "[0, 1]" if closed else "[0, 1)"
-        raise ValueRangeError(f"{name}: expected a value in {rng}, got {value!r}")
-    return value
+    if closed:
+        return _number(value, name, "in [0, 1]", lambda v: 0 <= v <= 1)
+    return _number(value, name, "in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def check_choice(value: Any, choices: Sequence[Any], *, name: str) -> Any:
     """Check ``value`` is one of ``choices``."""
-    if value not in choices:
+    if isinstance(value, Tensor) or value not in choices:
         raise ValueRangeError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
     return value
 
@@ -297,3 +274,18 @@ def check_int(value: Any, *, name: str, minimum: int | None = None,
     if maximum is not None and value > maximum:
         raise ValueRangeError(f"{name}: expected an int <= {maximum}, got {value}")
     return value
+
+
+def check_generator(generator: Any, *, name: str = "generator") -> Any:
+    """Check an optional random source is ``None`` or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueRangeError(f"{name}: expected a torch.Generator or None,"
+                              f" got {type(generator).__name__}")
+    return generator
+
+
+def check_device(x: Tensor, device: torch.device, *, name: str, origin: str) -> Tensor:
+    """Check ``x`` is on ``device`` (that of ``origin``): mixing fails deep inside torch."""
+    if x.device != device:
+        raise ShapeError(f"{name}: expected device {device} (from {origin}), got {x.device}")
+    return x

@@ -2,8 +2,12 @@ r"""Pairwise distances: the only place that handles fp16/bf16 quirks.
 
 ``torch.cdist`` is inaccurate for half precision on CPU (and its gradient at zero distance is
 NaN), so every function here computes in float32 (float64 inputs stay float64) through the
-expansion $\|x\|^2 + \|y\|^2 - 2 x y^\top$, clamps tiny negative round-off to zero, and casts
-the result back to the input dtype.
+expansion $\|x\|^2 + \|y\|^2 - 2 x y^\top$ and clamps tiny negative round-off to zero.
+The Euclidean and squared Euclidean distances of fp16/bf16 inputs are *returned* in float32:
+they are unbounded (64-D features of scale 40 have squared distances near 2e5, beyond the
+float16 maximum 65504), so a half result would be ``inf`` where the float32 one is finite.
+Cosine similarities and distances are bounded and keep the input dtype. Gradients flow back
+to the inputs in their own dtype either way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, check_choice, check_features
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    check_features,
+    check_nonnegative,
+)
 
 __all__ = [
     "Metric",
@@ -31,6 +41,16 @@ _METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _eps(eps: float, dtype: torch.dtype) -> float:
+    # a finite floor >= 0 that the compute dtype can hold (1e300 cannot become a float32)
+    check_nonnegative(eps, name="eps")
+    big = torch.finfo(_compute_dtype(dtype)).max
+    if eps > big:
+        raise ValueRangeError(f"eps: expected a value <= {big:.4g} (the largest"
+                              f" {_compute_dtype(dtype)}), got {eps!r}")
+    return float(eps)
 
 
 def grad_safe_eps(eps: float, dtype: torch.dtype) -> float:
@@ -67,10 +87,12 @@ def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
         y: second set; ``None`` means ``x``.
 
     Shape:
-        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x`` (float32 for fp16/bf16 ``x``:
+        the value overflows float16 at feature scale 40).
 
     Invariants:
         - non-negative; symmetric when ``y`` is ``None``; zero diagonal for ``y is None``
+        - finite for half inputs wherever the float32 distance is finite
 
     Example:
         >>> squared_euclidean_distance(torch.tensor([[0., 0.], [3., 4.]]))
@@ -87,7 +109,7 @@ def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
         d = torch.addmm(xx + yy.t(), xc, yc.t(), alpha=-2.0).clamp_min(0.0)  # one fused pass
     if same:
         d = d.fill_diagonal_(0.0)  # exact zeros, and no gradient through the diagonal
-    return d.to(x.dtype)
+    return d if x.dtype in (torch.float16, torch.bfloat16) else d.to(x.dtype)
 
 
 def euclidean_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-12) -> Tensor:
@@ -98,10 +120,11 @@ def euclidean_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-12
     Args:
         x: first set of vectors.
         y: second set; ``None`` means ``x``.
-        eps: floor under the squared distance so that the square root has a finite gradient.
+        eps: floor $\epsilon \ge 0$ under the squared distance so that the square root has a
+            finite gradient.
 
     Shape:
-        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x`` (float32 for fp16/bf16 ``x``).
 
     Invariants:
         - non-negative and symmetric; satisfies the triangle inequality up to ``sqrt(eps)``
@@ -112,14 +135,22 @@ def euclidean_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-12
     """
     x, y = _pair(x, y, "x", "y")
     ct = _compute_dtype(x.dtype)
+    eps = _eps(eps, x.dtype)
     d2 = squared_euclidean_distance(x.to(ct), None if y is x else y.to(ct))
-    return d2.clamp_min(eps).sqrt().to(x.dtype)
+    d = d2.clamp_min(eps).sqrt()
+    return d if x.dtype in (torch.float16, torch.bfloat16) else d.to(x.dtype)
 
 
 def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:
     r"""Pairwise cosine similarity.
 
     $$ s_{ij} = \frac{x_i^\top y_j}{\max(\|x_i\|, \epsilon)\,\max(\|y_j\|, \epsilon)} $$
+
+    Args:
+        x: first set of vectors.
+        y: second set; ``None`` means ``x``.
+        eps: floor $\epsilon \ge 0$ under each norm (raised to ``4 / finfo(dtype).max`` for
+            half inputs, so that the gradient stays finite).
 
     Shape:
         x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
@@ -133,7 +164,7 @@ def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float =
     """
     x, y = _pair(x, y, "x", "y")
     ct = _compute_dtype(x.dtype)
-    eps = grad_safe_eps(eps, x.dtype)  # half inputs: a gradient that fits in half
+    eps = grad_safe_eps(_eps(eps, x.dtype), x.dtype)  # half inputs: a gradient that fits in half
     with _no_autocast(x):
         xn = torch.nn.functional.normalize(x.to(ct), dim=1, eps=eps)
         yn = xn if y is x else torch.nn.functional.normalize(y.to(ct), dim=1, eps=eps)
@@ -143,6 +174,11 @@ def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float =
 
 def cosine_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:
     r"""Pairwise cosine distance $d_{ij} = 1 - s_{ij}$ (see :func:`cosine_similarity_matrix`).
+
+    Args:
+        x: first set of vectors.
+        y: second set; ``None`` means ``x``.
+        eps: floor $\epsilon \ge 0$ under each norm.
 
     Shape:
         x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
@@ -164,7 +200,8 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, *,
     $$ d_{ij} = \|x_i - y_j\|_2,\quad \|x_i - y_j\|_2^2 \quad\text{or}\quad 1 - \cos(x_i, y_j) $$
 
     Shape:
-        x: (N, D); y: (M, D); output: (N, M), dtype of ``x``.
+        x: (N, D); y: (M, D); output: (N, M), dtype of ``x`` (float32 for fp16/bf16 ``x``
+        with the Euclidean metrics).
 
     Invariants:
         - non-negative; symmetric when ``y`` is ``None``

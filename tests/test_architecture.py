@@ -13,7 +13,7 @@ from pathlib import Path
 import dgblocks
 
 ROOT = Path(dgblocks.__file__).parent
-FOUNDATIONS = {"__init__", "_checks", "_dist", "distances", "functional"}
+FOUNDATIONS = {"__init__", "_checks", "_module_checks", "_dist", "distances", "functional"}
 MAX_LINES = 300
 
 

@@ -505,6 +505,237 @@ CASES: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
 }
 
 
+# Issue 27 (no silent wrong value, no foreign exception): each case below returned a wrong
+# value silently or raised an IndexError/RuntimeError/TypeError/... from inside torch before.
+INF = float("inf")
+
+
+def meta(*shape: int) -> torch.Tensor:  # a tensor on another device than the rest
+    return torch.randn(*shape, device="meta")
+
+
+def h(*shape: int) -> torch.Tensor:  # a float16 input for a float32 block
+    return torch.randn(*shape).half()
+
+
+def _index(value: int) -> torch.Tensor:
+    index = torch.zeros(N, 2, 2, dtype=torch.long)
+    index[0, 0, 0] = value
+    return index
+
+
+def _load(module: nn.Module, **entries: Any) -> nn.Module:
+    module.load_state_dict({**module.state_dict(), **entries})
+    return module
+
+
+def _pool_twice(first: list[int], second: list[int]) -> None:
+    pool = _pool()  # identity 0 first seen in domain first[0], then in another domain
+    pool.update(f(len(first), D), labels=torch.zeros(len(first), dtype=torch.long),
+                domains=torch.tensor(first))
+    pool.update(f(len(second), D), labels=torch.zeros(len(second), dtype=torch.long),
+                domains=torch.tensor(second))
+
+
+def _splitter(**state: Any) -> None:
+    s = Me.MetaDomainSplitter(num_domains=3)
+    s.load_state_dict({**s.state_dict(), **state})
+
+
+_B = (f(N, D), f(N, 3))  # identity and domain factors of the backdoor cases
+MORE: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
+    "euclidean_distance": [("eps-neg", c(DF.euclidean_distance, f(N, D), eps=-1.0), "eps"),
+                           ("eps-huge", c(DF.euclidean_distance, f(N, D), eps=1e300), "eps")],
+    "cosine_distance": [("eps-inf", c(DF.cosine_distance, f(N, D), eps=INF), "eps"),
+                        ("eps-neg", c(DF.cosine_distance, f(N, D), eps=-1.0), "eps"),
+                        ("eps-str", c(DF.cosine_distance, f(N, D), eps="x"), "eps")],
+    "cosine_similarity_matrix": [("eps-nan", c(DF.cosine_similarity_matrix, f(N, D), eps=NAN),
+                                  "eps")],
+    "symmetric_kl": [("tau-tiny", c(DF.symmetric_kl, f(N, K), f(N, K), tau=1e-300), "tau"),
+                     ("b-device", c(DF.symmetric_kl, f(N, K), meta(N, K)), "b"),
+                     ("mask-device", c(DF.symmetric_kl, f(N, K), f(N, 2, K), mask=torch.ones(
+                         N, 2, dtype=torch.bool, device="meta")), "mask")],
+    "triplet_loss": [("labels-device", c(DF.triplet_loss, f(N, D), y(4).to("meta")), "labels"),
+                     ("margin-inf", c(DF.triplet_loss, f(N, D), y(4), margin=INF), "margin"),
+                     ("margin-str", c(DF.triplet_loss, f(N, D), y(4), margin="x"), "margin")],
+    "batch_hard_mining": [("labels-device", c(DF.batch_hard_mining, f(N, N), y(4).to("meta")),
+                           "labels")],
+    "center_loss": [("centers-empty", c(DF.center_loss, f(N, D), y(), f(0, D)), "centers"),
+                    ("labels-device", c(DF.center_loss, f(N, D), y().to("meta"), f(K, D)),
+                     "labels"),
+                    ("labels-uint8", c(DF.center_loss, f(N, D), y().to(torch.uint8), f(K, D)),
+                     "labels")],
+    "calibrated_neg_entropy": [("labels-device", c(
+        DF.calibrated_neg_entropy, f(N, K), torch.ones(K), labels=y().to("meta"), focal=True),
+        "labels")],
+    "reverse_cross_entropy": [("labels-device", c(DF.reverse_cross_entropy, f(N, K),
+                                                  y().to("meta")), "labels")],
+    "label_smoothing_ce": [("labels-device", c(DF.label_smoothing_ce, f(N, K), y().to("meta")),
+                            "labels")],
+    "parameter_cosine": [("eps-neg", c(DF.parameter_cosine, f(3), f(3), eps=-1.0), "eps"),
+                         ("b-device", c(DF.parameter_cosine, f(3), meta(3)), "params_b")],
+    "subspace_diversity": [("m1-inf", c(DF.subspace_diversity, f(N, 4), m1=INF), "m1")],
+    "subspace_consistency": [("labels-device", c(DF.subspace_consistency, f(N, 4),
+                                                 y(4).to("meta")), "labels")],
+    "dann_coeff": [("p-above", c(DF.dann_coeff, 1.5), "p"), ("p-nan", c(DF.dann_coeff, NAN), "p"),
+                   ("p-tensor", c(DF.dann_coeff, torch.tensor([0.5, 1.5])), "p")],
+    "grad_reverse": [("nan", c(DF.grad_reverse, nan(N, D)), "x"),
+                     ("coeff-device", c(DF.grad_reverse, f(N, D), torch.tensor(1.0,
+                                                                             device="meta")),
+                      "coeff")],
+    "backdoor_pairs": [("index-neg", c(DF.backdoor_pairs, *_B, _index(-1), f(N, 2)), "index"),
+                       ("index-high", c(DF.backdoor_pairs, *_B, _index(N), f(N, 2)), "index"),
+                       ("v-device", c(DF.backdoor_pairs, f(N, D), meta(N, 3), i(N, 2, 2),
+                                      f(N, 2)), "v")],
+    "backdoor_linear": [
+        ("index-neg", c(DF.backdoor_linear, *_B, _index(-1), f(N, 2), f(K, D + 3)), "index"),
+        ("s-half", c(DF.backdoor_linear, h(N, D), f(N, 3), i(N, 2, 2), f(N, 2), f(K, D + 3)),
+         "s"),
+        ("head-device", c(DF.backdoor_linear, *_B, i(N, 2, 2), f(N, 2), meta(K, D + 3)),
+         "head_weight")],
+    "backdoor_indices": [("generator", c(DF.backdoor_indices, f(N, D), k=2, generator=5),
+                          "generator"),
+                         ("empty", c(DF.backdoor_indices, f(0, D), k=2), "v")],
+    "backdoor_adjustment": [("v-device", c(DF.backdoor_adjustment, f(N, D), meta(N, 3), k=2),
+                             "v")],
+    "domain_style_moments": [
+        ("eps-neg", c(DF.domain_style_moments, torch.ones(N, D, 2, 2), y(2), num_domains=2,
+                      eps=-1.0), "eps"),
+        ("domains-device", c(DF.domain_style_moments, f(N, D, 2, 2), y(2).to("meta"),
+                             num_domains=2), "domains"),
+        ("spatial-empty", c(DF.domain_style_moments, f(N, D, 0, 2), y(2), num_domains=2), "x")],
+    "expand_style_moments": [
+        ("present-float", c(DF.expand_style_moments, f(2, D), f(2, D).exp(),
+                            torch.tensor([0.5, 3.0]), f(2, D), f(2, D)), "present"),
+        ("sigma-device", c(DF.expand_style_moments, f(2, D), meta(2, D),
+                           torch.ones(2, dtype=torch.bool), f(2, D), f(2, D)), "sigma")],
+    "cross_domain_style": [("eps-inf", c(DF.cross_domain_style, f(N, D, 2, 2), y(2), f(2, D),
+                                         f(2, D), num_domains=2, eps=INF), "eps")],
+    "batch_norm_train": [
+        ("nan-running_var", c(_bn, running_mean=torch.zeros(3),
+                              running_var=torch.full((3,), NAN)), "running_var"),
+        ("nan-running_var-negative", c(_bn, running_mean=torch.zeros(3),
+                                       running_var=-torch.ones(3)), "running_var"),
+        ("nan-running_mean", c(_bn, running_mean=torch.full((3,), NAN),
+                               running_var=torch.ones(3)), "running_mean"),
+        ("weight-device", c(_bn, w=torch.ones(3, device="meta")), "weight"),
+        ("eps-inf", c(_bn, eps=INF), "eps")],
+    "meta_objective": [
+        ("loss_fn", c(DF.meta_objective, None, {"w": f(2).requires_grad_()}, 0, 0,
+                      inner_lr=0.1), "loss_fn"),
+        ("loss_fn-detached", c(DF.meta_objective, lambda p, b: torch.tensor(1.0),
+                               {"w": f(2).requires_grad_()}, 0, 0, inner_lr=0.1), "loss_fn"),
+        ("inner_lr-inf", c(DF.meta_objective, lambda p, b: p["w"].sum(),
+                           {"w": f(2).requires_grad_()}, 0, 0, inner_lr=INF), "inner_lr")],
+    "MetaObjective": [("inner_lr-str", c(Me.MetaObjective, inner_lr="x"), "inner_lr")],
+    "MetaDomainSplitter": [
+        ("seed", c(Me.MetaDomainSplitter, num_domains=3, seed="x"), "seed"),
+        ("generator", c(Me.MetaDomainSplitter, num_domains=3, generator=5), "generator"),
+        ("load-none", c(lambda: Me.MetaDomainSplitter(num_domains=3).load_state_dict(None)),
+         "state"),
+        ("load-generator", c(_splitter, generator=5), "generator"),
+        ("load-queue", c(_splitter, queue=[7]), "queue"),
+        ("masks-float", c(Me.MetaDomainSplitter.masks, torch.tensor([0.0, 1.0]),
+                          (torch.tensor([0]), torch.tensor([1]))), "domains"),
+        ("masks-split", c(Me.MetaDomainSplitter.masks, torch.tensor([0, 1]), (0, 1)), "split"),
+        ("select-tensor", c(Me.MetaDomainSplitter.select_grouped, torch.arange(6), [0],
+                            per_domain=1), "tensors"),
+        ("select-negative", c(Me.MetaDomainSplitter.select_grouped, [torch.arange(6)], [-1],
+                              per_domain=2), "domains")],
+    "CenterLoss": [("generator", c(L.CenterLoss, num_classes=K, dim=D, generator=5), "generator"),
+                   ("load-list", c(lambda: _load(L.CenterLoss(num_classes=K, dim=D),
+                                                 centers=[[0.0] * D] * K)), "centers"),
+                   ("load-nan", c(lambda: _load(L.CenterLoss(num_classes=K, dim=D),
+                                                centers=torch.full((K, D), NAN))), "centers")],
+    "CalibratedNegEntropy": [
+        ("load-negative", c(lambda: _load(L.CalibratedNegEntropy(prior=torch.ones(K)),
+                                          prior=-torch.ones(K))), "prior"),
+        ("logits-list", c(lambda: L.CalibratedNegEntropy(prior=torch.ones(K))([[0.0] * K])),
+         "logits")],
+    "TripletLoss": [("margin-inf", c(L.TripletLoss, margin=INF), "margin")],
+    "SubspaceConsistency": [("m2-str", c(L.SubspaceConsistency, m2="x"), "m2")],
+    "ReverseCrossEntropy": [("labels-device", c(lambda: L.ReverseCrossEntropy()(
+        f(N, K), y().to("meta"))), "labels")],
+    "GradientReversal": [("load-steps-float", c(lambda: _load(
+        Y.GradientReversal(schedule=Y.DannSchedule(max_steps=3)),
+        **{"schedule.steps": torch.tensor(1.5)})), "steps")],
+    "ConstantSchedule": [
+        ("load-value", c(lambda: _load(Y.ConstantSchedule(), value=torch.tensor(-1.0))), "value"),
+        ("load-steps", c(lambda: _load(Y.ConstantSchedule(), steps=torch.tensor(-5))), "steps")],
+    "DannSchedule": [
+        ("load-steps-float", c(lambda: _load(Y.DannSchedule(max_steps=3),
+                                             steps=torch.tensor(2.7))), "steps"),
+        ("load-steps-int", c(lambda: _load(Y.DannSchedule(max_steps=3), steps=5)), "steps")],
+    "BNNeck": [("half", c(lambda: Y.BNNeck(dim=D, num_classes=K)(h(N, D))), "x"),
+               ("device", c(lambda: Y.BNNeck(dim=D, num_classes=K)(meta(N, D))), "x")],
+    "CrossDomainStyle": [
+        ("generator", c(lambda: Y.CrossDomainStyle(num_domains=2)(f(N, D, 2, 2), y(2),
+                                                                  generator=5)), "generator"),
+        ("eps-inf", c(Y.CrossDomainStyle, num_domains=2, eps=INF), "eps")],
+    "StyleFusion": [("half", c(lambda: Y.StyleFusion(channels=D)(h(N, D, 2, 2), h(N, D, 2, 2))),
+                     "f_inv"),
+                    ("spatial-empty", c(lambda: Y.StyleFusion(channels=D)(
+                        f(N, D, 0, 2), f(N, D, 0, 2))), "f_inv")],
+    "DisentangledEncoders": [("half", c(lambda: Y.DisentangledEncoders(
+        encoder_s=nn.Linear(D, 4), encoder_v=nn.Linear(D, 4), dim=4, num_ids=K,
+        num_domains=2)(h(N, D))), "x")],
+    "GlobalLocalBlock": [
+        ("device", c(lambda: Y.GlobalLocalBlock(make_block=lambda: nn.Linear(D, 2),
+                                                num_domains=2)(meta(N, D), y(2))), "x"),
+        ("from_block", c(Y.GlobalLocalBlock.from_block, None, num_domains=2), "block")],
+    "SubspaceHypernet": [("half", c(lambda: Y.SubspaceHypernet(channels=16)(h(N, 16))), "x"),
+                         ("spatial-empty", c(lambda: Y.SubspaceHypernet(channels=16)(
+                             f(N, 16, 0, 2))), "x")],
+    "CentralDomainDiscriminator": [
+        ("half", c(lambda: Y.CentralDomainDiscriminator(in_dim=D)(h(N, D))), "x"),
+        ("one-in-training", c(lambda: Y.CentralDomainDiscriminator(in_dim=D)(f(1, D))), "x")],
+    "NuisanceHeads": [("half", c(lambda: Y.NuisanceHeads(in_dim=D, sizes=[2])(h(N, D))), "x"),
+                      ("one-in-training", c(lambda: Y.NuisanceHeads(in_dim=D, sizes=[2])(
+                          f(1, D))), "x")],
+    "BackdoorAdjustment": [("generator", c(lambda: S.BackdoorAdjustment(k=2)(*_B, generator=5)),
+                            "generator"),
+                           ("v-device", c(lambda: S.BackdoorAdjustment(k=2)(f(N, D),
+                                                                             meta(N, 3))), "v")],
+    "IDPool": [("dtype", c(_pool, dtype=torch.long), "dtype"),
+               ("domain-switch", c(_pool_twice, [0], [1]), "domains"),
+               ("domain-conflict", c(_pool_twice, [0, 1], [0]), "domains"),
+               ("features-device", c(lambda: _pool()(meta(N, D), labels=y(), domains=y() % 2)),
+                "features"),
+               ("topk-labels", c(lambda: _pool().topk(f(N, D), y() % 2, labels=None)), "labels"),
+               ("load-central", c(lambda: _load(_pool(), central=torch.tensor(7))), "central"),
+               ("load-bank-nan", c(lambda: _load(_pool(), bank=torch.full((K, D), NAN))),
+                "bank"),
+               ("load-seen-int", c(lambda: _load(_pool(), seen=torch.full((K,), 3))), "seen")],
+    "central_from_distances": [
+        ("asymmetric", c(Do.central_from_distances, [[0.0, 1.0, 2.0], [5.0, 0.0, 1.0],
+                                                     [2.0, 1.0, 0.0]]), "distances"),
+        ("str", c(Do.central_from_distances, "x"), "distances"),
+        ("ragged", c(Do.central_from_distances, [[0.0, 1.0], [1.0]]), "distances")],
+    "wasserstein_matrix": [
+        ("none-entry", c(Do.wasserstein_matrix, [f(4, D), None]), "features_by_domain[1]"),
+        ("device", c(Do.wasserstein_matrix, [f(4, D), meta(4, D)]), "features_by_domain[1]"),
+        ("seed", c(Do.wasserstein_matrix, [f(4, D), f(4, D)], seed="x"), "seed"),
+        ("reg-inf", c(Do.wasserstein_matrix, [f(4, D), f(4, D)], method="sinkhorn", reg=INF),
+         "reg")],
+    "paired_wasserstein": [("dims", c(Do.paired_wasserstein, [f(3, D)], [f(3, D + 1)]),
+                            "after[0]"),
+                           ("none", c(Do.paired_wasserstein, None, None), "before")],
+    "domain_cosine_similarity": [
+        ("device", c(Do.domain_cosine_similarity, [f(4, 3), meta(4, 3)]),
+         "features_by_domain[1]"),
+        ("none", c(Do.domain_cosine_similarity, None), "features_by_domain")],
+    "domain_table": [("digits", c(Do.domain_table, ["a"], [[0.0]], title="t", digits=-1),
+                      "digits"),
+                     ("names", c(Do.domain_table, None, [[0.0]], title="t"), "names")],
+    "encode_domains": [("encode", c(lambda: Do.encode_domains(None, bench().train, 2)), "encode"),
+                       ("ds", c(Do.encode_domains, lambda x: x, [1], 2), "ds"),
+                       ("seed", c(lambda: Do.encode_domains(lambda x: x.flatten(1),
+                                                            bench().train, 2, seed="x")), "seed")],
+}
+for _name, _cases in MORE.items():
+    CASES[_name] = CASES.get(_name, []) + _cases
+
+
 def _fused_bn(x: torch.Tensor) -> Any:
     bn = nn.BatchNorm1d(3)
     with Me.FusedNormDoubleBackward():

@@ -5,7 +5,10 @@
 - every public ``nn.Module`` has ``Shape:`` and ``Example:``, a keyword-only constructor, overrides
   ``forward`` (never ``__call__``), gives ``extra_repr`` when it has configuration, and declares
   ``functional_name``: the name of its pure twin in ``dgblocks.functional`` (or ``None`` for a
-  layer whose state *is* the block, such as a pool of running means).
+  layer whose state *is* the block, such as a pool of running means);
+- every public ``nn.Module`` of losses, layers, memory, sampling, domains and meta has a
+  ``forward`` docstring of its own (not torch's generic text) with ``Returns:`` and, when it
+  takes arguments, ``Args:`` naming each of them.
 """
 
 import importlib
@@ -17,11 +20,12 @@ from torch import nn
 import dgblocks.functional as DF
 
 MODULE_PACKAGES = ["dgblocks.losses", "dgblocks.layers", "dgblocks.sampling", "dgblocks.memory"]
+FORWARD_PACKAGES = MODULE_PACKAGES + ["dgblocks.domains", "dgblocks.meta"]
 
 
-def _public_modules():
+def _public_modules(packages=MODULE_PACKAGES):
     out = []
-    for pkg_name in MODULE_PACKAGES:
+    for pkg_name in packages:
         pkg = importlib.import_module(pkg_name)
         for name in getattr(pkg, "__all__", []):
             obj = getattr(pkg, name)
@@ -75,3 +79,35 @@ def test_module_conventions(cls):
     twin = cls.functional_name
     if twin is not None:
         assert twin in DF.__all__, f"{cls.__name__}: pure twin {twin!r} missing from dgblocks.functional"
+
+
+def _own_forward(cls):
+    for base in cls.__mro__:
+        if base is nn.Module:
+            return None
+        if "forward" in base.__dict__:
+            return base.__dict__["forward"]
+    return None
+
+
+@pytest.mark.parametrize("cls", _public_modules(FORWARD_PACKAGES))
+def test_forward_has_its_own_docstring(cls):
+    forward = _own_forward(cls)
+    assert forward is not None, f"{cls.__name__} does not define forward"
+    doc = inspect.getdoc(forward) or ""  # the function's own __doc__: getdoc of the
+    assert forward.__doc__, f"{cls.__name__}.forward has no docstring of its own"  # method
+    assert "Returns:" in doc, f"{cls.__name__}.forward: docstring lacks Returns:"
+    args = [n for n in inspect.signature(forward).parameters if n != "self"]
+    if args:
+        assert "Args:" in doc, f"{cls.__name__}.forward: docstring lacks Args:"
+        missing = [n for n in args if f"{n}:" not in doc]
+        assert not missing, f"{cls.__name__}.forward: Args: does not describe {missing}"
+
+
+def test_forward_docstring_check_catches_torchs_generic_text():
+    class Bare(nn.Module):
+        def forward(self, x):
+            return x
+
+    assert _own_forward(Bare).__doc__ is None
+    assert "Define the computation" in (inspect.getdoc(nn.Module.forward) or "")

@@ -154,7 +154,7 @@ MODULES: dict[str, Callable[[str], Any]] = {
         _t(N, D, dev=d)),
     "NuisanceHeads": lambda d: Y.NuisanceHeads(in_dim=D, sizes=[2, 3]).to(d)(_t(N, D, dev=d)),
     "IDPool": lambda d: M.IDPool(num_ids=K, dim=D, num_domains=G, k=2, central=0).to(d)(
-        _t(N, D, dev=d), labels=_labels(d), domains=_labels(d, G)),
+        _t(N, D, dev=d), labels=_labels(d), domains=_labels(d) % G),  # one domain per id
     "BackdoorAdjustment": lambda d: S.BackdoorAdjustment(k=2)(_t(N, D, dev=d), _t(N, D, dev=d)),
 }
 CASES = {**FUNCTIONS, **MODULES}

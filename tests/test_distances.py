@@ -59,8 +59,42 @@ def test_half_precision_close_to_float64(dtype):
     x = randn(0, 32, 64, scale=10.0)
     ref = naive(x, x, "euclidean")
     got = DF.euclidean_distance(x.to(dtype))
-    assert got.dtype == dtype
+    assert got.dtype == torch.float32  # unbounded: returned in float32 for half inputs
     torch.testing.assert_close(got.double(), ref, atol=0.5, rtol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_half_precision_finite_where_float32_is(dtype, metric):
+    # 64-D features of scale 40: squared distances near 2e5, beyond float16's 65504 (fp16
+    # results were inf in 56 of 64 entries before they were returned in float32)
+    x = randn(1, 8, 64, scale=40.0).to(dtype)
+    y = randn(2, 5, 64, scale=40.0).to(dtype)
+    for got, ref in ((DF.pairwise_distance(x, metric=metric),
+                      DF.pairwise_distance(x.float(), metric=metric)),
+                     (DF.pairwise_distance(x, y, metric=metric),
+                      DF.pairwise_distance(x.float(), y.float(), metric=metric))):
+        assert torch.isfinite(ref).all() and torch.isfinite(got).all(), metric
+        assert got.dtype == (dtype if metric == "cosine" else torch.float32)
+        torch.testing.assert_close(got.float(), ref, rtol=2e-2, atol=2e-2 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("fn", [DF.euclidean_distance, DF.squared_euclidean_distance,
+                                DF.cosine_distance, DF.cosine_similarity_matrix])
+def test_half_precision_gradient_reaches_the_input(fn):
+    x = (randn(3, 6, 16, scale=40.0)).half().requires_grad_()
+    fn(x, x.detach()[:4] + 1).sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.float16
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("fn", [DF.euclidean_distance, DF.cosine_distance,
+                                DF.cosine_similarity_matrix])
+@pytest.mark.parametrize("eps", [-1.0, float("inf"), float("nan"), 1e300, "x"])
+def test_eps_must_be_a_finite_representable_floor(fn, eps):
+    # eps=inf gave cosine distance 1 everywhere (and inf Euclidean distances); eps=-1 was taken
+    with pytest.raises(ValueError, match="^eps: expected"):
+        fn(torch.randn(3, 4), eps=eps)
 
 
 def test_gradient_finite_at_zero_distance():

@@ -16,8 +16,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, check_features, check_int, check_shape
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_device,
+    check_features,
+    check_int,
+    check_shape,
+)
 from dgblocks.data.base import ReIDDataset
+from dgblocks.domains.wasserstein import _as_matrix, _domains
 from dgblocks.eval import encode_dataset
 
 __all__ = ["domain_cosine_similarity", "domain_table", "encode_domains"]
@@ -52,14 +60,14 @@ def domain_cosine_similarity(features_by_domain: Sequence[Tensor]) -> Tensor:
                 [0.0000, 1.0000, 0.7071],
                 [0.7071, 0.7071, 1.0000]])
     """
-    if isinstance(features_by_domain, Tensor) or len(features_by_domain) == 0:
-        raise ShapeError("features_by_domain: expected a non-empty sequence of (n_g, D) "
-                         "tensors, got " + type(features_by_domain).__name__)
+    features_by_domain = _domains(features_by_domain, "features_by_domain", 1)
     dim = check_shape(features_by_domain[0], "N D", name="features_by_domain[0]")["D"]
     means = []
     for g, x in enumerate(features_by_domain):
         if check_features(x, "N D", name=f"features_by_domain[{g}]", D=dim)["N"] == 0:
             raise ShapeError(f"features_by_domain[{g}]: expected at least one row, got 0")
+        check_device(x, features_by_domain[0].device, name=f"features_by_domain[{g}]",
+                     origin="features_by_domain[0]")
         means.append(torch.nn.functional.normalize(x, dim=1).mean(0))
     m = torch.nn.functional.normalize(torch.stack(means), dim=1)
     return (m @ m.t()).clamp(-1.0, 1.0)
@@ -90,7 +98,10 @@ def domain_table(names: Sequence[str], matrix: Tensor | Sequence[Sequence[float]
         | a | 0.000 | 1.500 | 1.500 |
         | b | 1.500 | 0.000 | 1.500 |
     """
-    m = torch.as_tensor(matrix, dtype=torch.float64)
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise ValueRangeError(f"names: expected a sequence of domain names, got {names!r:.60}")
+    check_int(digits, name="digits", minimum=0)
+    m = _as_matrix(matrix, "matrix").to(torch.float64)
     check_shape(m, "G G", name="matrix", G=len(names))
     cols = [*names, "sum"] if sums else list(names)
     rows = [f"| {n} | " + " | ".join(f"{v:.{digits}f}" for v in (
@@ -122,10 +133,15 @@ def encode_domains(encode: Callable[[Tensor], Tensor], ds: ReIDDataset, num_doma
         >>> [f.shape for f in encode_domains(lambda x: x.flatten(1), ds, 2, max_per_domain=1)]
         [torch.Size([1, 12]), torch.Size([1, 12])]
     """
+    if not callable(encode):
+        raise ValueRangeError(f"encode: expected a callable images -> features, got"
+                              f" {type(encode).__name__}")
+    if not isinstance(ds, ReIDDataset):
+        raise ShapeError(f"ds: expected a ReIDDataset, got {type(ds).__name__}")
     check_int(num_domains, name="num_domains", minimum=1)
     if max_per_domain is not None:
         check_int(max_per_domain, name="max_per_domain", minimum=1)
-    gen, out = torch.Generator().manual_seed(int(seed)), []
+    gen, out = torch.Generator().manual_seed(check_int(seed, name="seed")), []
     with torch.no_grad():
         for d in range(num_domains):
             idx = (ds.domains == d).nonzero().flatten()

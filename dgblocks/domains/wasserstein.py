@@ -1,9 +1,4 @@
-r"""Central-domain selection by Wasserstein distance (DDAN eq 3), built on POT.
-
-The central domain is the source domain that minimises the total distributional shift needed to
-align every other domain to it:
-
-$$ c^* = \arg\min_{c} \sum_{i \ne c} d_{WS}(X_c, X_i). $$
+r"""Wasserstein distances between domains (DDAN eq 3, Table 2), built on POT.
 
 :func:`wasserstein_matrix` computes $d_{WS}$ between every pair of domains on L2-normalised
 features with the Euclidean ground cost ($W_1$), by one of three methods:
@@ -15,13 +10,14 @@ features with the Euclidean ground cost ($W_1$), by one of three methods:
   distances come from the sorted projections (equal to ``ot.wasserstein_1d``, tested), because
   POT's per-pair calls sort every domain again for each pair (6x slower on 5 x 20,000).
 
-:func:`central_from_distances` applies eq 3 to any distance matrix, e.g. DDAN Table 2.
+The central domain chosen from these distances (DDAN eq 3) is in
+:mod:`dgblocks.domains.central`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 import ot
@@ -31,11 +27,10 @@ from torch import Tensor
 from dgblocks._checks import (
     ShapeError,
     check_choice,
+    check_device,
     check_features,
     check_finite,
-    check_float,
     check_int,
-    check_nonnegative_values,
     check_positive,
     check_shape,
 )
@@ -44,10 +39,7 @@ from dgblocks.distances import squared_euclidean_distance
 __all__ = [
     "Method",
     "METHODS",
-    "CentralDomain",
     "wasserstein_matrix",
-    "central_from_distances",
-    "central_domain",
     "paired_wasserstein",
 ]
 
@@ -56,25 +48,41 @@ METHODS: tuple[str, ...] = ("emd", "sinkhorn", "sliced")
 _DEFAULT_MAX = {"emd": 2000, "sinkhorn": 2000, "sliced": None}
 
 
-class CentralDomain(NamedTuple):
-    """The result of :func:`central_domain`: the chosen index and the full distance matrix."""
+def _as_matrix(x: object, name: str) -> Tensor:
+    # a tensor, an array or nested lists of numbers; anything else is refused by name
+    if isinstance(x, Tensor):
+        return x
+    try:
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError
+        return torch.as_tensor(np.asarray(x))  # ragged lists: ValueError; objects: TypeError
+    except (TypeError, ValueError):
+        raise ShapeError(f"{name}: expected a tensor or array of numbers, got"
+                         f" {type(x).__name__}") from None
 
-    index: int
-    distances: Tensor
+
+def _domains(features_by_domain: object, name: str, least: int) -> list:
+    what = "a non-empty sequence of" if least == 1 else f"a sequence of at least {least}"
+    if isinstance(features_by_domain, (Tensor, str, bytes)) or not isinstance(
+            features_by_domain, Iterable):
+        raise ShapeError(f"{name}: expected {what} (n_g, D) tensors, one per domain, got"
+                         f" {type(features_by_domain).__name__}")
+    out = list(features_by_domain)
+    if len(out) < least:
+        raise ShapeError(f"{name}: expected {what} (n_g, D) tensors, got {len(out)}")
+    return out
 
 
 def _prepare(features_by_domain: Sequence[Tensor], max_samples: int | None,
              generator: torch.Generator) -> list[Tensor]:
-    if isinstance(features_by_domain, Tensor) or len(features_by_domain) < 2:
-        n = 1 if isinstance(features_by_domain, Tensor) else len(features_by_domain)
-        raise ShapeError(f"features_by_domain: expected a sequence of at least 2 (n_g, D)"
-                         f" tensors, got {n}")
-    out, dim = [], None
-    for g, x in enumerate(features_by_domain):
-        x = torch.as_tensor(x)
-        known = {} if dim is None else {"D": dim}
+    out, dim, device = [], None, None
+    for g, x in enumerate(_domains(features_by_domain, "features_by_domain", 2)):
         name = f"features_by_domain[{g}]"
+        x = _as_matrix(x, name)
+        known = {} if dim is None else {"D": dim}
         sizes = check_features(x, "N D", name=name, **known)
+        device = x.device if device is None else device
+        check_device(x, device, name=name, origin="features_by_domain[0]")
         check_finite(x, name=name, always=True)  # a NaN would silently pick another domain
         dim = sizes["D"]
         if sizes["N"] == 0:
@@ -166,7 +174,7 @@ def wasserstein_matrix(features_by_domain: Sequence[Tensor], *, method: Method =
         check_int(max_samples, name="max_samples", minimum=1)
     check_positive(reg, name="reg")
     check_int(n_projections, name="n_projections", minimum=1)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_int(seed, name="seed"))
     xs = _prepare(features_by_domain, max_samples, gen)
     g = len(xs)
     d = torch.zeros(g, g, dtype=torch.float64, device=xs[0].device)
@@ -191,60 +199,6 @@ def wasserstein_matrix(features_by_domain: Sequence[Tensor], *, method: Method =
     return d
 
 
-def central_from_distances(distances: Tensor | Sequence[Sequence[float]] | np.ndarray) -> int:
-    r"""The central domain of a distance matrix (DDAN eq 3): the argmin of the row sums.
-
-    $$ c^* = \arg\min_c \sum_{i \ne c} D_{ci} $$
-
-    The diagonal is ignored (it is zero for a distance). Ties go to the lowest index.
-
-    Shape:
-        distances: (G, G); output: a Python int in [0, G).
-
-    Invariants:
-        - equals argmin of the row sums of D with its diagonal zeroed
-        - permuting domains (rows and columns together) permutes the answer
-
-    Example:
-        >>> central_from_distances([[0.0, 1.0, 4.0], [1.0, 0.0, 2.0], [4.0, 2.0, 0.0]])
-        1
-    """
-    d = torch.as_tensor(np.asarray(distances) if not isinstance(distances, Tensor) else distances)
-    g = check_shape(d, "G G", name="distances")["G"]
-    if g == 0:
-        raise ShapeError("distances: expected at least one domain, got shape (0, 0)")
-    if d.is_complex() or d.dtype == torch.bool:
-        raise ShapeError(f"distances: expected real distances, got {d.dtype}")
-    d = d.to(torch.float64).clone()
-    d.fill_diagonal_(0.0)
-    check_nonnegative_values(d, name="distances", always=True)  # NaN or < 0: not a distance
-    return int(d.sum(dim=1).argmin())
-
-
-def central_domain(features_by_domain: Sequence[Tensor], *, method: Method = "sliced",
-                   max_samples: int | None = -1, seed: int = 0, reg: float = 0.05,
-                   n_projections: int = 200) -> CentralDomain:
-    r"""Choose the central domain from features (DDAN eq 3); see :func:`wasserstein_matrix`.
-
-    $$ c^* = \arg\min_{c} \sum_{i \ne c} d_{WS}(X_c, X_i) $$
-
-    Shape:
-        features_by_domain: G tensors (n_g, D); output: index (int), distances (G, G).
-
-    Invariants:
-        - index == central_from_distances(distances)
-
-    Example:
-        >>> near = [torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]),
-        ...         torch.tensor([[0.0, 1.0]])]
-        >>> central_domain(near, method="emd").index
-        1
-    """
-    d = wasserstein_matrix(features_by_domain, method=method, max_samples=max_samples, seed=seed,
-                           reg=reg, n_projections=n_projections)
-    return CentralDomain(central_from_distances(d), d)
-
-
 def paired_wasserstein(before: Sequence[Tensor], after: Sequence[Tensor], *,
                        method: Method = "sliced", max_samples: int | None = -1, seed: int = 0,
                        reg: float = 0.05, n_projections: int = 200) -> Tensor:
@@ -267,13 +221,17 @@ def paired_wasserstein(before: Sequence[Tensor], after: Sequence[Tensor], *,
         >>> paired_wasserstein(a, [a[0], a[0]], method="emd")
         tensor([0.0000, 1.4142], dtype=torch.float64)
     """
-    if isinstance(before, Tensor) or isinstance(after, Tensor) or len(before) != len(after):
+    before, after = _domains(before, "before", 1), _domains(after, "after", 1)
+    if len(before) != len(after):
         raise ShapeError(f"after: expected a sequence of as many (n_g, D) tensors as before "
                          f"({len(before)}), got {len(after)}")
     for name, sets in (("before", before), ("after", after)):
         for g, x in enumerate(sets):  # always checked, as every feature entering a W1 choice
-            check_float(x, name=f"{name}[{g}]")
+            sets[g] = x = _as_matrix(x, f"{name}[{g}]")
+            check_features(x, "N D", name=f"{name}[{g}]")
             check_finite(x, name=f"{name}[{g}]", always=True)
+    for g, (b, a) in enumerate(zip(before, after)):
+        check_shape(a, "N D", name=f"after[{g}]", D=b.shape[1])
     return torch.stack([wasserstein_matrix([b, a], method=method, max_samples=max_samples,
                                            seed=seed, reg=reg, n_projections=n_projections)[0, 1]
                         for b, a in zip(before, after)])

@@ -11,7 +11,8 @@ from dgblocks.layers.grl import GradientReversal
 from dgblocks.layers.heads import CentralDomainDiscriminator, NuisanceHeads
 from dgblocks.layers.hypernet import SubspaceHypernet, SubspaceOutput
 from dgblocks.layers.schedules import ConstantSchedule, DannSchedule
-from dgblocks.layers.style import CrossDomainStyle, StyleFusion
+from dgblocks.layers.style import CrossDomainStyle
+from dgblocks.layers.style_fusion import StyleFusion
 
 __all__: list[str] = [
     # grl.py, schedules.py
@@ -21,7 +22,7 @@ __all__: list[str] = [
     # bnneck.py
     "BNNeck",
     "BNNeckOutput",
-    # style.py
+    # style.py, style_fusion.py
     "CrossDomainStyle",
     "StyleFusion",
     # disentangled.py, global_local.py, hypernet.py, heads.py

@@ -21,9 +21,11 @@ phase it stopped in, and the log can be plotted with
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dgblocks._checks import ValueRangeError, check_choice, check_int
+from dgblocks._module_checks import check_state_mapping
 
 __all__ = ["AlternatingSchedule", "PHASES"]
 
@@ -38,6 +40,16 @@ def _finite(value: Any, name: str) -> float:
     if not math.isfinite(v):
         raise ValueRangeError(f"{name}: expected a finite number, got {v}")
     return v
+
+
+def _records(state: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    # a list of dicts: the checks / switches logs of state_dict()
+    rec = state[key]
+    if isinstance(rec, (str, bytes)) or not isinstance(rec, Sequence) or not all(
+            isinstance(r, Mapping) for r in rec):
+        raise ValueRangeError(f"state[{key!r}]: expected a list of dicts (the log of"
+                              f" state_dict()), got {rec!r:.60}")
+    return [dict(r) for r in rec]
 
 
 class AlternatingSchedule:
@@ -96,7 +108,8 @@ class AlternatingSchedule:
         Returns the phase the next training steps run in.
         """
         err = _finite(error, "error")
-        check_int(step, name="step", minimum=0)
+        last = self.checks[-1]["step"] if self.checks else 0
+        check_int(step, name="step", minimum=last)  # a step back would garble segments()
         lo, hi = self.thresholds()
         self.checks.append({"step": step, "error": err, "phase": self.phase, "i_target": lo,
                             "i_trigger": hi})
@@ -121,6 +134,7 @@ class AlternatingSchedule:
 
     def segments(self, end: int) -> list[tuple[int, int, str]]:
         """``(first_step, last_step_exclusive, phase)`` of every phase run up to ``end``."""
+        check_int(end, name="end", minimum=0)
         bounds = [(0, self.start)] + [(e["step"], e["to"]) for e in self.switches]
         out = []
         for (a, phase), (b, _) in zip(bounds, bounds[1:] + [(end, "")]):
@@ -136,21 +150,37 @@ class AlternatingSchedule:
                 "switches": [dict(s) for s in self.switches]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = {"phase", "since", "steps", "checks", "switches"} - set(state)
-        if missing:
-            raise ValueRangeError(f"state: expected the keys of state_dict(), missing "
-                                  f"{sorted(missing)}")
-        self.phase = check_choice(state["phase"], PHASES, name="state['phase']")
-        self.i_target = _finite(state.get("i_target", self.i_target), "i_target")
-        self.i_trigger = _finite(state.get("i_trigger", self.i_trigger), "i_trigger")
-        self.start = state.get("start", self.start)
-        self.min_steps = int(state.get("min_steps", self.min_steps))
-        self.relative = bool(state.get("relative", self.relative))
-        self.best = float(state.get("best", self.best))
-        self.since = int(state["since"])
-        self.steps = {p: int(state["steps"].get(p, 0)) for p in PHASES}
-        self.checks = [dict(c) for c in state["checks"]]
-        self.switches = [dict(s) for s in state["switches"]]
+        """Restore :meth:`state_dict`; every entry is checked before anything changes."""
+        check_state_mapping(state, keys=("phase", "since", "steps", "checks", "switches"))
+        phase = check_choice(state["phase"], PHASES, name="state['phase']")
+        i_target = _finite(state.get("i_target", self.i_target), "state['i_target']")
+        i_trigger = _finite(state.get("i_trigger", self.i_trigger), "state['i_trigger']")
+        if not i_target < i_trigger:
+            raise ValueRangeError(f"state['i_trigger']: expected a value > i_target={i_target},"
+                                  f" got {i_trigger}")
+        start = check_choice(state.get("start", self.start), PHASES, name="state['start']")
+        min_steps = check_int(state.get("min_steps", self.min_steps), name="state['min_steps']",
+                              minimum=0)
+        relative = state.get("relative", self.relative)
+        if not isinstance(relative, bool):
+            raise ValueRangeError(f"state['relative']: expected a bool, got {relative!r}")
+        best = state.get("best", self.best)
+        if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best):
+            raise ValueRangeError(f"state['best']: expected a number (inf before any check),"
+                                  f" got {best!r}")
+        since = check_int(state["since"], name="state['since']", minimum=0)
+        steps = state["steps"]
+        check_state_mapping(steps, name="state['steps']")
+        steps = {p: check_int(steps.get(p, 0), name=f"state['steps'][{p!r}]", minimum=0)
+                 for p in PHASES}
+        checks, switches = _records(state, "checks"), _records(state, "switches")
+        for i, s in enumerate(switches):
+            check_int(s.get("step"), name=f"state['switches'][{i}]['step']", minimum=0)
+            check_choice(s.get("to"), PHASES, name=f"state['switches'][{i}]['to']")
+        self.phase, self.i_target, self.i_trigger, self.start = phase, i_target, i_trigger, start
+        self.min_steps, self.relative, self.since = min_steps, relative, since
+        self.best = float(best)
+        self.steps, self.checks, self.switches = steps, checks, switches
 
     def __repr__(self) -> str:
         return (f"AlternatingSchedule(i_target={self.i_target:.4g}, "

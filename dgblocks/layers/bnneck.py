@@ -18,6 +18,7 @@ from dgblocks._checks import (
     check_features,
     check_int,
 )
+from dgblocks._module_checks import check_module_input
 
 __all__ = ["BNNeck", "BNNeckOutput"]
 
@@ -86,7 +87,24 @@ class BNNeck(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.001)
 
     def forward(self, x: Tensor, *, return_all: bool | None = None) -> BNNeckOutput | Tensor:
+        """Batch-normalise ``x`` and, in training mode, classify it.
+
+        Args:
+            x: features (the backbone's pooled output), (N, D); N >= 2 in training mode (batch
+                statistics). Same dtype and device as the block's parameters, or run under
+                ``torch.autocast``.
+            return_all: return the :class:`BNNeckOutput` triple; ``None`` means "in training
+                mode".
+
+        Returns:
+            Training mode: :class:`BNNeckOutput` ``(feat_pre_bn, feat_post_bn, logits)`` with
+            ``feat_pre_bn`` the input itself (for the triplet / centre loss), ``feat_post_bn``
+            (N, D) normalised with the batch statistics (running statistics updated) and
+            ``logits`` (N, K). Eval mode: only ``feat_post_bn``, normalised with the running
+            statistics (the retrieval feature), unless ``return_all=True``.
+        """
         sizes = check_features(x, "N D", name="x", D=self.dim)
+        check_module_input(x, self, name="x")
         if self.training and sizes["N"] < 2:
             raise ShapeError("x: expected N >= 2 in training mode (batch statistics),"
                              f" got {tuple(x.shape)}")

@@ -24,7 +24,8 @@ from typing import ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
-from dgblocks._checks import ShapeError, check_int, check_shape
+from dgblocks._checks import ShapeError, check_finite, check_float, check_int, check_shape
+from dgblocks._module_checks import check_module_input
 
 __all__ = ["DisentangledEncoders", "DisentangledOutput"]
 
@@ -86,9 +87,29 @@ class DisentangledEncoders(nn.Module):
         self.domain_head = nn.Linear(dim, num_domains)  # C_V
 
     def forward(self, x: Tensor, *, detach: bool = False) -> DisentangledOutput:
+        """Both factors of ``x`` and both shared heads applied to both factors.
+
+        Args:
+            x: whatever the two encoders take, (B, ...), on the block's device and, if
+                floating, in its dtype (or under ``torch.autocast``); checked for NaN/Inf under
+                ``dgblocks.checks(nan=True)``. The encoders' outputs must be (B, dim) in the
+                heads' dtype.
+            detach: apply the heads to detached factors (phase II: train the heads only).
+
+        Returns:
+            :class:`DisentangledOutput` ``(s, v, id_s, dom_s, id_v, dom_v)``: the factors
+            (B, dim) and the logits $C_S(s), C_V(s), C_S(v), C_V(v)$; the same in training and
+            eval mode (the encoders' own layers follow the mode).
+        """
+        if isinstance(x, Tensor):
+            check_finite(x, name="x")
+            check_module_input(x, self, name="x")  # a floating x in the encoders' dtype
         s, v = self.encoder_s(x), self.encoder_v(x)
         b = check_shape(s, "B D", name="encoder_s output", D=self.dim)["B"]
         check_shape(v, "B D", name="encoder_v output", B=b, D=self.dim)
+        for name, t in (("encoder_s output", s), ("encoder_v output", v)):
+            check_float(t, name=name)
+            check_module_input(t, self.id_head, name=name)
         hs, hv = (s.detach(), v.detach()) if detach else (s, v)
         return DisentangledOutput(s, v, self.id_head(hs), self.domain_head(hs),
                                   self.id_head(hv), self.domain_head(hv))

@@ -21,10 +21,13 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     ShapeError,
     ValueRangeError,
+    check_device,
+    check_finite,
     check_int,
     check_labels,
     values_on_host,
 )
+from dgblocks._module_checks import check_module_input
 
 __all__ = ["GlobalLocalBlock", "GlobalLocalOutput"]
 
@@ -88,8 +91,29 @@ class GlobalLocalBlock(nn.Module):
     def forward(self, x: Tensor, domains: Tensor | None = None, *,
                 branches: Sequence[int] | None = None,
                 counts: Sequence[int] | None = None) -> GlobalLocalOutput:
+        """Route ``x`` through the global branch and the local branch of each sample's domain.
+
+        Args:
+            x: the branches' input, (B, *), on the block's device and, if floating, in its
+                dtype (or under ``torch.autocast``); checked for NaN/Inf under
+                ``dgblocks.checks(nan=True)``.
+            domains: domain of each sample in ``[0, num_domains)``, (B,); None for an unseen
+                domain (inference, meta-test).
+            branches: without ``domains``, the local branches to average (default: all).
+            counts: with ``domains`` grouped in domain order, the samples per domain: routing
+                without reading ``domains`` (no host sync).
+
+        Returns:
+            :class:`GlobalLocalOutput` ``(inv, spe)``: the global branch's output and the
+            routed local outputs (in the input's order), or with ``domains=None`` the mean of
+            the chosen local branches. The same in training and eval mode, except that in
+            training (with grad enabled) the branches of absent domains are attached to the
+            graph by a zero.
+        """
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise ShapeError(f"x: expected a tensor of shape (B, *), got {type(x).__name__}")
+        check_finite(x, name="x")
+        check_module_input(x, self, name="x")  # a floating x in the branches' dtype
         inv = self.global_branch(x)
         if domains is None:  # an unseen domain: the mean of the local branches
             ks = range(self.num_domains) if branches is None else list(branches)
@@ -102,6 +126,8 @@ class GlobalLocalBlock(nn.Module):
             raise ValueRangeError("branches: only used without domains (the unseen-domain "
                                   "path), got both")
         check_labels(domains, self.num_domains, name="domains", n=x.shape[0], length_from="x")
+        if domains.device.type != "cpu":  # CPU domains index any x; others must match it
+            check_device(domains, x.device, name="domains", origin="x")
         k_all = self.num_domains
         if counts is not None:  # the caller knows the grouping: no host sync
             counts, grouped = self._grouped_counts(counts, domains), True
@@ -137,6 +163,8 @@ class GlobalLocalBlock(nn.Module):
             >>> gl.local_branches[0].weight.shape, gl.local_branches[0] is gl.global_branch
             (torch.Size([3, 4]), False)
         """
+        if not isinstance(block, nn.Module):
+            raise ValueRangeError(f"block: expected an nn.Module, got {type(block).__name__}")
         copies = [copy.deepcopy(block) for _ in range(check_int(num_domains, name="num_domains",
                                                                 minimum=1))]
         for m in (m for c in copies for m in c.modules()):

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_nonnegative
+from dgblocks._checks import ShapeError, ValueRangeError, check_finite, check_nonnegative
 from dgblocks.layers.schedules import ConstantSchedule
 
 __all__ = ["grad_reverse", "GradientReversal", "unrolled_reversals"]
@@ -122,6 +122,10 @@ def grad_reverse(x: Tensor, coeff: float | Tensor = 1.0) -> Tensor:
     if not isinstance(x, Tensor):
         raise ShapeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
     _check_coeff(coeff)
+    if isinstance(coeff, Tensor) and coeff.device not in (x.device, torch.device("cpu")):
+        raise ShapeError(f"coeff: expected device {x.device} (from x) or the CPU, got"
+                         f" {coeff.device}")
+    check_finite(x, name="x")  # an identity, but dgblocks.checks(nan=True) asks for NaN here
     if _RECORDERS:  # unrolled_reversals(): identity, recorded for the caller
         out = x.view_as(x)
         _RECORDERS[-1].append((out, coeff))
@@ -184,6 +188,16 @@ class GradientReversal(nn.Module):
         self.schedule.step(n)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Identity on ``x``; its gradient is multiplied by minus the current coefficient
+        (:func:`grad_reverse`).
+
+        Args:
+            x: any tensor, e.g. features before a domain classifier.
+
+        Returns:
+            ``x`` itself (same shape, dtype and values), in training and eval mode; with
+            ``auto_step=True`` a training-mode call also advances the schedule by one step.
+        """
         out = grad_reverse(x, self.schedule())
         if self.auto_step and self.training:
             self.schedule.step()

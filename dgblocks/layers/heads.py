@@ -9,12 +9,22 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from dgblocks._checks import (
+    ShapeError,
     ValueRangeError,
     check_features,
     check_int,
 )
+from dgblocks._module_checks import check_module_input
 
 __all__ = ["CentralDomainDiscriminator", "NuisanceHeads"]
+
+
+def _check_input(x: Tensor, block: nn.Module, in_dim: int) -> None:
+    b = check_features(x, "B D", name="x", D=in_dim)["B"]
+    if block.training and b < 2:
+        raise ShapeError(f"x: expected B >= 2 in training mode (the hidden batch norm), got"
+                         f" {tuple(x.shape)}")
+    check_module_input(x, block, name="x")
 
 
 def _mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
@@ -46,7 +56,17 @@ class CentralDomainDiscriminator(nn.Module):
         self.net = _mlp(in_dim, hidden, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_features(x, "B D", name="x", D=self.in_dim)
+        """Central-vs-peripheral logits of ``x``.
+
+        Args:
+            x: features, (B, in_dim); B >= 2 in training mode (the hidden batch norm); the
+                block's dtype and device (or run under ``torch.autocast``).
+
+        Returns:
+            Logits (B, 2), column 1 = central. Training mode normalises the hidden layer with
+            the batch statistics, eval mode with the running ones.
+        """
+        _check_input(x, self, self.in_dim)
         return self.net(x)
 
     def extra_repr(self) -> str:
@@ -92,7 +112,18 @@ class NuisanceHeads(nn.Module):
         self.heads = nn.ModuleList(_mlp(in_dim, hidden, n) for n in self.sizes)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...] | dict[str, Tensor]:
-        check_features(x, "B D", name="x", D=self.in_dim)
+        """The logits of every nuisance head.
+
+        Args:
+            x: features, (B, in_dim); B >= 2 in training mode (the hidden batch norms); the
+                block's dtype and device (or run under ``torch.autocast``).
+
+        Returns:
+            One (B, sizes[n]) logit tensor per nuisance: a tuple in the order of ``sizes``, or
+            a dict by name when ``sizes`` was a mapping. Training mode uses batch statistics in
+            the hidden batch norms, eval mode the running ones.
+        """
+        _check_input(x, self, self.in_dim)
         outs = tuple(head(x) for head in self.heads)
         return outs if self.names is None else dict(zip(self.names, outs))
 

@@ -25,6 +25,7 @@ from dgblocks._checks import (
     check_float,
     check_int,
 )
+from dgblocks._module_checks import check_module_input
 
 __all__ = ["SubspaceHypernet", "SubspaceOutput"]
 
@@ -73,12 +74,25 @@ class SubspaceHypernet(nn.Module):
                                  nn.Linear(self.hidden, groups))
 
     def forward(self, x: Tensor) -> SubspaceOutput:
-        if not isinstance(x, Tensor) or x.dim() not in (2, 4) or x.shape[1] != self.channels:
+        """Re-weight the V channel groups of ``x`` by their predicted importance.
+
+        Args:
+            x: feature maps (B, C, H, W) with H, W >= 1, or pooled features (B, C); the
+                block's dtype and device (or run under ``torch.autocast``).
+
+        Returns:
+            :class:`SubspaceOutput` ``(feature, weights)``: ``x`` with each channel multiplied
+            by its group's weight (shape of ``x``), and the weights (B, V) for the subspace
+            losses; the same in training and eval mode.
+        """
+        if (not isinstance(x, Tensor) or x.dim() not in (2, 4) or x.shape[1] != self.channels
+                or (x.dim() == 4 and 0 in x.shape[2:])):
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ShapeError(f"x: expected shape (B, C, H, W) or (B, C) with C={self.channels},"
-                             f" got {shape}")
+            raise ShapeError(f"x: expected shape (B, C, H, W) or (B, C) with C={self.channels}"
+                             f" (and H, W >= 1), got {shape}")
         check_float(x, name="x")
         check_finite(x, name="x")
+        check_module_input(x, self, name="x")
         pooled = x.mean((2, 3)) if x.dim() == 4 else x
         z = self.net(pooled)  # (B, V)
         w = z.sigmoid() if self.gate == "sigmoid" else z.softmax(dim=1) * self.groups

@@ -14,7 +14,17 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import ValueRangeError, check_int, check_nonnegative, check_positive
+from dgblocks._checks import (
+    ValueRangeError,
+    check_async,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_probability,
+    values_checked,
+    values_on_host,
+)
+from dgblocks._module_checks import check_state_entry
 
 __all__ = ["dann_coeff", "ConstantSchedule", "DannSchedule"]
 
@@ -25,16 +35,22 @@ def _check_value(value: float, *, name: str) -> float:
     return float(value)
 
 
+def _dann(t: Tensor, hi: float, lo: float, gamma: float) -> Tensor:
+    span = hi - lo
+    return 2.0 * span * torch.sigmoid(gamma * t) - span + lo
+
+
 def dann_coeff(p: float | Tensor, *, hi: float = 1.0, lo: float = 0.0,
                gamma: float = 10.0) -> Tensor:
-    r"""The DANN warm-start coefficient at training progress $p$ (clipped to $[0, 1]$).
+    r"""The DANN warm-start coefficient at training progress $p \in [0, 1]$.
 
     $$ \lambda(p) = \frac{2\,(h - l)}{1 + e^{-\gamma p}} - (h - l) + l $$
 
     DANN (Ganin et al., 2016) uses $\gamma = 10$; some papers call it ``alpha``.
 
     Args:
-        p: training progress, ``step / max_steps``; values outside $[0, 1]$ are clipped.
+        p: training progress ``step / max_steps`` in $[0, 1]$ (a value outside, or NaN, is
+            refused: a tensor's values are a value check, see :func:`dgblocks.checks`).
         hi: the value $h$ approached at the end of training.
         lo: the value $l$ at the start.
         gamma: the steepness $\gamma > 0$.
@@ -43,7 +59,7 @@ def dann_coeff(p: float | Tensor, *, hi: float = 1.0, lo: float = 0.0,
         p: any shape (or a float); output: the shape of p, floating.
 
     Invariants:
-        - equals lo at p <= 0
+        - equals lo at p = 0
         - non-decreasing in p when hi >= lo, and within [lo, hi]
         - at p = 1 within 2 (hi - lo) / (1 + e^gamma) of hi
 
@@ -58,12 +74,20 @@ def dann_coeff(p: float | Tensor, *, hi: float = 1.0, lo: float = 0.0,
     check_positive(gamma, name="gamma")
     if isinstance(p, bool) or not isinstance(p, (int, float, Tensor)):
         raise ValueRangeError(f"p: expected a float or a tensor of progress, got {p!r}")
+    if not isinstance(p, Tensor):
+        check_probability(p, name="p")  # a progress beyond 1 was silently clipped before
+    elif p.is_complex() or p.dtype == torch.bool:
+        raise ValueRangeError(f"p: expected a real tensor of progress, got {p.dtype}")
+    elif values_checked() and p.numel() > 0:
+        ok = (p >= 0) & (p <= 1)  # False for NaN
+        if not values_on_host(p):  # CUDA: a device assertion, no host sync
+            check_async(ok, "p: expected values in [0, 1]")
+        elif not bool(ok.all()):
+            raise ValueRangeError(f"p: expected values in [0, 1], got {p[~ok].flatten()[0].item()}")
     t = torch.as_tensor(p)
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
-    t = t.clamp(0.0, 1.0)
-    span = hi - lo
-    return 2.0 * span * torch.sigmoid(gamma * t) - span + lo
+    return _dann(t, hi, lo, gamma)
 
 
 class ConstantSchedule(nn.Module):
@@ -98,7 +122,18 @@ class ConstantSchedule(nn.Module):
         self.steps.add_(check_int(n, name="n", minimum=0))
 
     def forward(self) -> Tensor:
+        """The current coefficient (no argument).
+
+        Returns:
+            A copy of :attr:`value`, a 0-d float32 tensor on the module's device (no host
+            sync); the same in training and eval mode.
+        """
         return self.value.clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        check_state_entry(state_dict, prefix + "value", self.value, minimum=0)
+        check_state_entry(state_dict, prefix + "steps", self.steps, minimum=0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"value={float(self.value):g}"
@@ -154,7 +189,18 @@ class DannSchedule(nn.Module):
         return (self.steps.to(torch.float32) / self.max_steps).clamp(max=1.0)
 
     def forward(self) -> Tensor:
-        return dann_coeff(self.progress, hi=self.hi, lo=self.lo, gamma=self.gamma)
+        """The current coefficient (no argument).
+
+        Returns:
+            :func:`dann_coeff` at :attr:`progress`, a 0-d float32 tensor on the module's
+            device (no host sync); the same in training and eval mode (only :meth:`step`
+            advances it).
+        """
+        return _dann(self.progress, self.hi, self.lo, self.gamma)  # progress is in [0, 1]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        check_state_entry(state_dict, prefix + "steps", self.steps, minimum=0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"max_steps={self.max_steps}, hi={self.hi:g}, lo={self.lo:g}, gamma={self.gamma:g}"

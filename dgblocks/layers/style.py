@@ -1,4 +1,5 @@
-r"""Cross-domain style expansion (CDVM eq 6-8) and style fusion (CDVM eq 9).
+r"""Cross-domain style expansion (CDVM eq 6-8); the fusion of eq 9 is
+:class:`dgblocks.layers.style_fusion.StyleFusion`.
 
 Per-domain channel moments are pooled over the batch samples of each domain and the spatial
 positions (eq 6); each domain's expanded style is the mean of the *other* domains' moments
@@ -18,8 +19,11 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     ShapeError,
+    ValueRangeError,
     check_async,
+    check_device,
     check_features,
+    check_generator,
     check_int,
     check_labels,
     check_nonnegative,
@@ -34,7 +38,6 @@ __all__ = [
     "expand_style_moments",
     "cross_domain_style",
     "CrossDomainStyle",
-    "StyleFusion",
 ]
 
 
@@ -68,8 +71,12 @@ def domain_style_moments(x: Tensor, domains: Tensor, *, num_domains: int,
         ([1.5, 5.5], [1.0, 1.0])
     """
     b, c = check_features(x, "B C H W", name="x")["B"], x.shape[1]
+    if 0 in x.shape[2:]:
+        raise ShapeError(f"x: expected H, W >= 1 (moments over space), got {tuple(x.shape)}")
     check_int(num_domains, name="num_domains", minimum=1)
+    check_nonnegative(eps, name="eps")  # eps = -1 gave NaN for a constant channel
     check_labels(domains, num_domains, name="domains", n=b, length_from="x")
+    check_device(domains, x.device, name="domains", origin="x")
     ct = torch.float64 if x.dtype == torch.float64 else torch.float32
     # One pass over the maps: per-sample moments (B, C); a domain pools its samples' moments
     # (every sample has H*W positions): var^k = mean_b [var_b + (mean_b - mu^k)^2], exactly.
@@ -117,7 +124,11 @@ def expand_style_moments(mu: Tensor, sigma: Tensor, present: Tensor, eps_mu: Ten
     g = check_features(mu, "G C", name="mu")
     for name, t in (("sigma", sigma), ("eps_mu", eps_mu), ("eps_sigma", eps_sigma)):
         check_features(t, "G C", name=name, **g)
+    check_device(sigma, mu.device, name="sigma", origin="mu")
     check_shape(present, "G", name="present", G=g["G"])
+    if present.dtype != torch.bool:  # float weights would be used as silent weights
+        raise ValueRangeError(f"present: expected a bool mask, got {present.dtype}")
+    check_device(present, mu.device, name="present", origin="mu")
     w = present.to(mu.dtype).unsqueeze(1)  # (G, 1)
     k = w.sum()
     if values_checked() and not values_on_host(k):  # CUDA: a device assertion, no sync
@@ -224,6 +235,20 @@ class CrossDomainStyle(nn.Module):
 
     def forward(self, x: Tensor, domains: Tensor | None = None, *,
                 generator: torch.Generator | None = None) -> Tensor:
+        r"""Re-style ``x`` with noisy cross-domain statistics in training mode.
+
+        Args:
+            x: feature maps $F_{spe}$, (B, C, H, W); at least 2 domains in the batch.
+            domains: domain label of each sample in ``[0, num_domains)``, (B,); required in
+                training mode, unused in eval mode.
+            generator: source of the noise $\epsilon_\mu, \epsilon_\sigma \sim N(0, 1)$
+                (None: the global RNG).
+
+        Returns:
+            Training mode: :func:`cross_domain_style` of ``x`` with freshly drawn noise,
+            (B, C, H, W) in the dtype of ``x``. Eval mode: ``x`` itself, unchanged.
+        """
+        check_generator(generator)
         if not self.training:
             return x
         if domains is None:
@@ -237,36 +262,3 @@ class CrossDomainStyle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_domains={self.num_domains}, eps={self.eps}, detach_stats={self.detach_stats}"
-
-
-class StyleFusion(nn.Module):
-    """Fuse invariant and re-styled features with a 1x1 convolution, 2C -> C (CDVM eq 9).
-
-    $\\hat F = \\mathrm{FC}(\\mathrm{cat}(F_{inv}, F_{sty}))$, the FC applied at every position.
-
-    Args:
-        channels: $C$, the channels of each input and of the output.
-
-    Shape:
-        f_inv: (B, C, H, W); f_sty: (B, C, H, W); output: (B, C, H, W).
-
-    Example:
-        >>> fuse = StyleFusion(channels=8)
-        >>> fuse(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)).shape
-        torch.Size([2, 8, 4, 4])
-    """
-
-    functional_name: ClassVar[str | None] = None
-
-    def __init__(self, *, channels: int) -> None:
-        super().__init__()
-        self.channels = check_int(channels, name="channels", minimum=1)
-        self.fc = nn.Conv2d(2 * channels, channels, kernel_size=1)
-
-    def forward(self, f_inv: Tensor, f_sty: Tensor) -> Tensor:
-        s = check_features(f_inv, "B C H W", name="f_inv", C=self.channels)
-        check_features(f_sty, "B C H W", name="f_sty", **s)
-        return self.fc(torch.cat([f_inv, f_sty], dim=1))
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}"

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
+    check_device,
     check_features,
     check_finite,
     check_labels,
@@ -66,12 +67,13 @@ def reverse_cross_entropy(logits: Tensor, labels: Tensor, coeff: float | Tensor 
     """
     sizes = check_features(logits, "N K", name="logits")
     check_labels(labels, sizes["K"], name="labels", n=sizes["N"], length_from="logits")
+    check_device(labels, logits.device, name="labels", origin="logits")
     check_reduction(reduction)
     check_finite(logits, name="logits")
     z = grad_reverse(logits, coeff)
     if z.dtype in (torch.float16, torch.bfloat16):
         z = z.float()  # CE from log_softmax in float32: finite for |logits| ~ 1e4
-    loss = F.cross_entropy(z, labels, reduction="none")
+    loss = F.cross_entropy(z, labels.long(), reduction="none")  # int32 labels too
     return reduce(loss, reduction).to(logits.dtype)
 
 
@@ -108,6 +110,16 @@ class ReverseCrossEntropy(nn.Module):
         self.grl.step(n)
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Cross-entropy whose gradient is reversed with the current coefficient
+        (:func:`reverse_cross_entropy`); the schedule advances only with :meth:`step`.
+
+        Args:
+            logits: nuisance-classifier scores, (N, K).
+            labels: nuisance labels in ``[0, K)``, (N,).
+
+        Returns:
+            The cross-entropy value, () or (N,) for ``reduction="none"``, dtype of ``logits``.
+        """
         return reverse_cross_entropy(logits, labels, self.grl.coeff, reduction=self.reduction)
 
     def extra_repr(self) -> str:

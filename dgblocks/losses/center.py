@@ -16,11 +16,14 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     ShapeError,
+    check_device,
     check_features,
+    check_generator,
     check_int,
     check_labels,
     check_reduction,
 )
+from dgblocks._module_checks import check_state_entry
 from dgblocks.losses._reduction import loss_dtype, reduce
 
 __all__ = ["center_loss", "CenterLoss"]
@@ -58,11 +61,13 @@ def center_loss(features: Tensor, labels: Tensor, centers: Tensor, *,
     """
     sizes = check_features(features, "N D", name="features")
     csizes = check_features(centers, "K D", name="centers", D=sizes["D"])
+    if csizes["K"] == 0:
+        raise ShapeError("centers: expected at least one centre (K >= 1), got shape"
+                         f" {tuple(centers.shape)}")
     check_labels(labels, csizes["K"], name="labels", n=sizes["N"], length_from="features")
     check_reduction(reduction)
-    if centers.device != features.device:
-        raise ShapeError(f"centers: expected device {features.device} (from features),"
-                         f" got {centers.device}")
+    check_device(centers, features.device, name="centers", origin="features")
+    check_device(labels, features.device, name="labels", origin="features")
     ct = torch.promote_types(features.dtype, centers.dtype)
     if ct in (torch.float16, torch.bfloat16):
         ct = torch.float32
@@ -104,10 +109,24 @@ class CenterLoss(nn.Module):
         self.num_classes = check_int(num_classes, name="num_classes", minimum=1)
         self.dim = check_int(dim, name="dim", minimum=1)
         self.reduction = check_reduction(reduction)
+        check_generator(generator)
         self.centers = nn.Parameter(torch.randn(num_classes, dim, generator=generator))
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        """Center loss of ``features`` against :attr:`centers` (:func:`center_loss`).
+
+        Args:
+            features: embeddings, (N, D); fp16/bf16 are computed in float32.
+            labels: class labels in ``[0, num_classes)``, (N,).
+
+        Returns:
+            The loss, () or (N,) for ``reduction="none"``; float32 for half ``features``.
+        """
         return center_loss(features, labels, self.centers, reduction=self.reduction)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        check_state_entry(state_dict, prefix + "centers", self.centers)  # finite, (K, D)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, dim={self.dim}, reduction={self.reduction!r}"

@@ -89,6 +89,16 @@ class ConsistencyLoss(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, v_ij: Tensor, v_ik: Tensor) -> Tensor:
+        """Euclidean distance between two encodings of the same anchors
+        (:func:`consistency_loss`).
+
+        Args:
+            v_ij: encodings through the domain-j extractor, (N, D).
+            v_ik: encodings of the same anchors through the domain-k extractor, (N, D).
+
+        Returns:
+            () or (N,) for ``reduction="none"``; float32 for fp16/bf16 inputs.
+        """
         return consistency_loss(v_ij, v_ik, reduction=self.reduction)
 
     def extra_repr(self) -> str:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     ValueRangeError,
+    check_device,
     check_features,
     check_finite,
     check_int,
@@ -65,12 +66,13 @@ def label_smoothing_ce(logits: Tensor, labels: Tensor, *, eps: float = 0.1,
     """
     sizes = check_features(logits, "N K", name="logits")
     check_labels(labels, sizes["K"], name="labels", n=sizes["N"], length_from="logits")
+    check_device(labels, logits.device, name="labels", origin="logits")
     check_reduction(reduction)
     eps = _check_eps(eps)
     check_finite(logits, name="logits")
     z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
     logp = z.log_softmax(dim=-1)  # stable: never log(softmax(z))
-    nll = -logp.gather(1, labels.unsqueeze(1)).squeeze(1)
+    nll = -logp.gather(1, labels.long().unsqueeze(1)).squeeze(1)
     uniform = -logp.mean(dim=-1)
     loss = (1.0 - eps) * nll + eps * uniform
     return reduce(loss, reduction).to(logits.dtype)
@@ -130,6 +132,15 @@ class LabelSmoothingCE(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Label-smoothed cross-entropy (:func:`label_smoothing_ce`).
+
+        Args:
+            logits: identity scores, (N, K).
+            labels: identity labels in ``[0, K)``, (N,).
+
+        Returns:
+            () or (N,) for ``reduction="none"``, in the dtype of ``logits``.
+        """
         return label_smoothing_ce(logits, labels, eps=self.eps, reduction=self.reduction)
 
     def extra_repr(self) -> str:

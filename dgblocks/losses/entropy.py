@@ -16,6 +16,7 @@ from dgblocks._checks import (
     Reduction,
     ShapeError,
     ValueRangeError,
+    check_device,
     check_features,
     check_int,
     check_labels,
@@ -23,6 +24,7 @@ from dgblocks._checks import (
     check_reduction,
     check_shape,
 )
+from dgblocks._module_checks import check_state_entry
 from dgblocks.losses._reduction import reduce
 
 __all__ = [
@@ -142,6 +144,7 @@ def calibrated_neg_entropy(logits: Tensor, prior: Tensor, *, labels: Tensor | No
     if labels is None:
         raise ValueRangeError("labels: required when focal=True, got None")
     check_labels(labels, sizes["K"], name="labels", n=sizes["N"], length_from="logits")
+    check_device(labels, logits.device, name="labels", origin="logits")
     per_sample = neg_entropy(logits, reduction="none").to(prior.dtype) * prior[labels]
     return reduce(per_sample, check_reduction(reduction)).to(logits.dtype)
 
@@ -167,6 +170,14 @@ class NegEntropy(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: Tensor) -> Tensor:
+        """Negative entropy of ``softmax(logits)`` (:func:`neg_entropy`).
+
+        Args:
+            logits: class scores, (N, K).
+
+        Returns:
+            () or (N,) for ``reduction="none"``, in the dtype of ``logits``.
+        """
         return neg_entropy(logits, reduction=self.reduction)
 
     def extra_repr(self) -> str:
@@ -217,10 +228,24 @@ class CalibratedNegEntropy(nn.Module):
         return cls(prior=class_prior(labels, num_classes), focal=focal, reduction=reduction)
 
     def forward(self, logits: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Calibrated negative entropy with the stored prior (:func:`calibrated_neg_entropy`).
+
+        Args:
+            logits: nuisance-classifier scores, (N, K) with K the prior's length.
+            labels: nuisance labels, (N,); required with ``focal=True``, refused otherwise.
+
+        Returns:
+            () or (N,) for ``reduction="none"``, in the dtype of ``logits``.
+        """
+        check_shape(logits, "N K", name="logits", K=self.prior.numel())
         if self.prior.device != logits.device:  # follow the inputs once, not a copy per step
             self.prior = self.prior.to(logits.device)
         return calibrated_neg_entropy(logits, self.prior, labels=labels, focal=self.focal,
                                       reduction=self.reduction)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        check_state_entry(state_dict, prefix + "prior", self.prior, minimum=0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.prior.numel()}, focal={self.focal},"

@@ -13,7 +13,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import Reduction, ShapeError, check_finite, check_reduction
+from dgblocks._checks import (
+    Reduction,
+    ShapeError,
+    check_device,
+    check_finite,
+    check_nonnegative,
+    check_reduction,
+)
 from dgblocks.distances import grad_safe_eps
 from dgblocks.losses._reduction import reduce
 
@@ -50,6 +57,7 @@ def _params(item: object, name: str) -> list[Tensor]:
         if not isinstance(p, Tensor) or not p.is_floating_point():
             raise ShapeError(f"{name}: expected floating tensors, got {type(p).__name__}"
                              f" {getattr(p, 'dtype', '')}".rstrip())
+        check_device(p, params[0].device, name=name, origin=f"the first tensor of {name}")
     return params
 
 
@@ -119,6 +127,7 @@ def parameter_cosine(params_a: ParamSet | Sequence[ParamSet],
         tensor([ 1., -1.])
     """
     check_reduction(reduction)
+    check_nonnegative(eps, name="eps")
     items_a, items_b = _as_items(params_a, "params_a"), _as_items(params_b, "params_b")
     if len(items_a) != len(items_b) and 1 not in (len(items_a), len(items_b)):
         raise ShapeError(f"params_b: expected {len(items_a)} items (from params_a) or 1,"
@@ -133,9 +142,11 @@ def parameter_cosine(params_a: ParamSet | Sequence[ParamSet],
             ia, ib = (0 if len(items_a) == 1 else i), (0 if len(items_b) == 1 else i)
             raise ShapeError(f"params_b[{ib}]: expected parameter shapes {_shapes(a)} (from"
                              f" params_a[{ia}]), got {_shapes(b)}")
+        ib = 0 if len(items_b) == 1 else i
+        check_device(b[0], pa[0][0].device, name=f"params_b[{ib}]", origin="params_a")
         fa, fb = _flatten(a, cache), _flatten(b, cache)
         check_finite(fa[0], name=f"params_a[{0 if len(items_a) == 1 else i}]")
-        check_finite(fb[0], name=f"params_b[{0 if len(items_b) == 1 else i}]")
+        check_finite(fb[0], name=f"params_b[{ib}]")
         # the floor under the norms keeps the gradient finite in the parameters' own dtype
         narrow = min((a[0].dtype, b[0].dtype), key=lambda t: torch.finfo(t).max)
         cosines.append(_cosine(fa, fb, grad_safe_eps(eps, narrow)))
@@ -171,6 +182,17 @@ class ParameterCosine(nn.Module):
 
     def forward(self, modules_a: ParamSet | Sequence[ParamSet],
                 modules_b: ParamSet | Sequence[ParamSet] | None = None) -> Tensor:
+        """Mean cosine between paired parameter sets (:func:`parameter_cosine`); errors
+        name the sides ``params_a`` / ``params_b`` as the function does.
+
+        Args:
+            modules_a: modules (or tensors) paired item by item with ``modules_b``; or, when
+                ``modules_b`` is None, a sequence of ``(module_a, module_b)`` pairs.
+            modules_b: the other side; a side of length 1 is broadcast.
+
+        Returns:
+            () or (P,) for ``reduction="none"``, float32 (float64 for float64 parameters).
+        """
         if modules_b is None:
             pairs = _as_items(modules_a, "modules_a")
             for i, pair in enumerate(pairs):

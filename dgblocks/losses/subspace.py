@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from dgblocks._checks import (
     Reduction,
+    check_device,
     check_features,
     check_labels,
     check_nonnegative,
@@ -114,6 +115,7 @@ def subspace_consistency(W: Tensor, labels: Tensor | None = None, *, m2: float =
     b = check_features(W, "B V", name="W")["B"]
     if labels is not None:
         check_labels(labels, None, name="labels", n=b, length_from="W")
+        check_device(labels, W.device, name="labels", origin="W")
     check_nonnegative(m2, name="m2")
     check_reduction(reduction)
     if b < 2:
@@ -158,6 +160,14 @@ class SubspaceDiversity(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, W: Tensor) -> Tensor:
+        """Diversity hinge of each sample's subspace weights (:func:`subspace_diversity`).
+
+        Args:
+            W: subspace weights from the hyper-network, (B, V).
+
+        Returns:
+            () or (B,) for ``reduction="none"``, in the dtype of ``W``.
+        """
         return subspace_diversity(W, m1=self.m1, reduction=self.reduction)
 
     def extra_repr(self) -> str:
@@ -187,6 +197,16 @@ class SubspaceConsistency(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, W: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Consistency hinge of the subspace weights across samples
+        (:func:`subspace_consistency`).
+
+        Args:
+            W: subspace weights from the hyper-network, (B, V).
+            labels: identity labels, (B,); restricts the pairs to one identity. None: all.
+
+        Returns:
+            () or (B,) for ``reduction="none"``; float32 for fp16/bf16 ``W``.
+        """
         return subspace_consistency(W, labels, m2=self.m2, reduction=self.reduction)
 
     def extra_repr(self) -> str:

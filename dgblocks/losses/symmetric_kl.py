@@ -7,9 +7,13 @@ KL divergence between them is minimised. The inputs are therefore features (any 
 logits too); nothing is normalised inside, the caller chooses the feature.
 
 At $\tau = 2 \cdot 10^{-3}$ a feature of magnitude 10 becomes a logit of magnitude 5000, so the
-softmax is nearly one-hot: the loss is computed from ``log_softmax`` in at least float32, as
-$\sum_r (p_r - q_r)(\log p_r - \log q_r)$, a sum of non-negative terms that is exactly
-symmetric and exactly zero for equal inputs. Its value grows like $|x| / \tau$ (about
+softmax is nearly one-hot. The loss is computed in at least float32 as
+$\frac{1}{\tau}\sum_r (p_r - q_r)(a_r - b_r)$, which equals
+$\sum_r (p_r - q_r)(\log p_r - \log q_r)$ because $\log p_r - \log q_r = (a_r - b_r)/\tau$ up
+to a constant that $\sum_r (p_r - q_r) = 0$ cancels. The softmaxes are taken of
+$(x - \max x)/\tau \le 0$, so no logit overflows: the value is finite whenever it is
+representable, for any $\tau$ whose reciprocal is (smaller $\tau$ are refused by name). It
+is exactly symmetric and exactly zero for equal inputs. Its value grows like $|x| / \tau$ (about
 $10^5$ for features of magnitude 100), beyond the float16 range, so fp16/bf16 inputs give a
 float32 loss (as ``torch.autocast`` does for its float32 ops). The gradient flows back in the
 input's dtype; it is at most $1 / \tau$ per entry when both softmaxes are saturated (the usual
@@ -30,6 +34,7 @@ from dgblocks._checks import (
     Reduction,
     ShapeError,
     ValueRangeError,
+    check_device,
     check_features,
     check_finite,
     check_positive,
@@ -45,6 +50,11 @@ def _check_tau(tau: float) -> float:
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau):
         raise ValueRangeError(f"tau: expected a finite float > 0, got {tau!r}")
     return float(check_positive(tau, name="tau"))
+
+
+def _softmax(x: Tensor, tau: float) -> Tensor:
+    # softmax(x / tau) from (x - max x) / tau <= 0: no overflow to +inf for a tiny tau
+    return ((x - x.amax(dim=-1, keepdim=True).detach()) / tau).softmax(dim=-1)
 
 
 def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None = None,
@@ -64,7 +74,8 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None 
     Args:
         a: features (or logits); the softmax is taken along the last axis.
         b: features of the same size, or $k$ of them per row of ``a``.
-        tau: temperature $\tau > 0$ (DDAN: $2 \cdot 10^{-3}$).
+        tau: temperature $\tau > 0$ (DDAN: $2 \cdot 10^{-3}$), at least
+            ``1 / finfo(dtype).max`` (2.9e-39 in float32) so that $1 / \tau$ is finite.
         mask: which neighbours count, only with a 3-D ``b``; ``None`` means all.
         reduction: ``"mean" | "sum" | "none"`` over the N rows.
 
@@ -94,11 +105,13 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None 
             check_shape(mask, "N k", name="mask", N=sizes["N"], k=b.shape[1])
             if mask.dtype != torch.bool:
                 raise ValueRangeError(f"mask: expected a bool tensor, got {mask.dtype}")
+            check_device(mask, a.device, name="mask", origin="a")
     else:
         check_features(b, "N D", name="b", **sizes)
         if mask is not None:
             raise ShapeError("mask: only used when b is (N, k, D), got b of shape"
                              f" {tuple(b.shape)}")
+    check_device(b, a.device, name="b", origin="a")
     check_reduction(reduction)
     tau = _check_tau(tau)
     check_finite(a, name="a")
@@ -106,11 +119,16 @@ def symmetric_kl(a: Tensor, b: Tensor, *, tau: float = 1.0, mask: Tensor | None 
     # fp16/bf16 -> float32 (float64 stays): computed *and returned* in float32, because the
     # value scales like |x| / tau (~1e5 at tau = 2e-3 and |x| ~ 100) and overflows fp16
     work = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
-    logp = (a.to(work) / tau).log_softmax(dim=-1)  # divide after the cast: 100 / 2e-3 > fp16 max
-    logq = (b.to(work) / tau).log_softmax(dim=-1)
+    if 1.0 / tau > torch.finfo(work).max:
+        raise ValueRangeError(f"tau: expected a value >= {1 / torch.finfo(work).max:.3g} (1 / tau"
+                              f" finite in {work}), got {tau!r}")
+    aw, bw = a.to(work), b.to(work)
     if b.dim() == 3:
-        logp = logp.unsqueeze(1)  # (N, 1, D) against (N, k, D)
-    per_row = ((logp.exp() - logq.exp()) * (logp - logq)).sum(dim=-1)
+        aw = aw.unsqueeze(1)  # (N, 1, D) against (N, k, D)
+    # (1/tau) sum_r (p_r - q_r)(a_r - b_r) == sum_r (p_r - q_r)(log p_r - log q_r); clamped at
+    # 0 against a last-bit negative round-off when a is within rounding of b
+    per_row = ((_softmax(aw, tau) - _softmax(bw, tau)) * (aw - bw)).sum(dim=-1)
+    per_row = (per_row / tau).clamp_min(0)
     if b.dim() == 3 and mask is None:
         per_row = per_row.mean(dim=1)
     elif b.dim() == 3:
@@ -143,6 +161,18 @@ class SymmetricKL(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Symmetric KL between ``softmax(a / tau)`` and ``softmax(b / tau)``
+        (:func:`symmetric_kl`).
+
+        Args:
+            a: features (or logits), (N, D).
+            b: features of the same shape, or k per row of ``a``, (N, k, D) (e.g. the ID-pool
+                neighbours, detached).
+            mask: which of the k neighbours count, (N, k) bool; only with a 3-D ``b``.
+
+        Returns:
+            () or (N,) for ``reduction="none"``; float32 for fp16/bf16 inputs.
+        """
         return symmetric_kl(a, b, tau=self.tau, mask=mask, reduction=self.reduction)
 
     def extra_repr(self) -> str:

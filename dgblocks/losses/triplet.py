@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     Reduction,
     check_choice,
+    check_device,
     check_features,
     check_labels,
     check_nonnegative,
@@ -65,6 +66,7 @@ def batch_hard_mining(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
     """
     n = check_features(dist, "N N", name="dist")["N"]
     check_labels(labels, None, name="labels", n=n, length_from="dist")
+    check_device(labels, dist.device, name="labels", origin="dist")
     with torch.no_grad():
         d = dist.detach()
         info = torch.finfo(d.dtype)
@@ -122,6 +124,7 @@ def triplet_loss(features: Tensor, labels: Tensor, *, margin: float = 0.3,
     """
     n = check_features(features, "N D", name="features")["N"]
     check_labels(labels, None, name="labels", n=n, length_from="features")
+    check_device(labels, features.device, name="labels", origin="features")
     check_nonnegative(margin, name="margin")
     check_choice(metric, _METRICS, name="metric")
     check_reduction(reduction)
@@ -182,6 +185,16 @@ class TripletLoss(nn.Module):
         self.reduction = check_reduction(reduction)
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        """Batch-hard triplet loss of the batch (:func:`triplet_loss`).
+
+        Args:
+            features: embeddings (the pre-BN feature of a BNNeck), (N, D).
+            labels: identity labels, (N,).
+
+        Returns:
+            () (mean over valid anchors, or sum) or (N,) for ``reduction="none"``; float32
+            for fp16/bf16 ``features``.
+        """
         return triplet_loss(features, labels, margin=self.margin, soft_margin=self.soft_margin,
                             metric=self.metric, reduction=self.reduction)
 

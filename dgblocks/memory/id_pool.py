@@ -26,8 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from dgblocks._checks import (
+    ShapeError,
     ValueRangeError,
     check_async,
+    check_device,
     check_features,
     check_int,
     check_labels,
@@ -36,6 +38,7 @@ from dgblocks._checks import (
     values_on_host,
 )
 from dgblocks._dist import all_gather_cat
+from dgblocks._module_checks import check_state_entry
 
 __all__ = ["IDPool", "PoolNeighbours"]
 
@@ -77,7 +80,7 @@ class IDPool(nn.Module):
         k: default number of neighbours for :meth:`topk` and ``forward`` (8 in DDAN).
         alpha: epoch blending rate $\alpha$ of eq 7 (0.05 in DDAN).
         central: index of the central domain; may be set later with :meth:`set_central`.
-        dtype: storage dtype (float32; bfloat16 halves the memory).
+        dtype: floating storage dtype (float32; bfloat16 halves the memory).
 
     Shape:
         features: (B, D); labels: (B,); domains: (B,); output: :class:`PoolNeighbours` with
@@ -111,6 +114,9 @@ class IDPool(nn.Module):
         self.num_domains = check_int(num_domains, name="num_domains", minimum=1)
         self.k = check_int(k, name="k", minimum=1, maximum=num_ids - 1)
         self.alpha = float(check_probability(alpha, name="alpha"))
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueRangeError(f"dtype: expected a floating torch.dtype for the"
+                                  f" representations, got {dtype!r}")
         for name in ("bank", "running", "prev"):
             self.register_buffer(name, torch.zeros(num_ids, dim, dtype=dtype))
         self.register_buffer("bank_norm", torch.zeros(num_ids, dtype=torch.float32))
@@ -127,17 +133,43 @@ class IDPool(nn.Module):
         check_int(central, name="central", minimum=0, maximum=self.num_domains - 1)
         self.central.fill_(central)
 
-    def _check(self, features: Tensor, labels: Tensor | None, domains: Tensor) -> None:
+    def _check(self, features: Tensor, labels: Tensor, domains: Tensor) -> None:
         n = check_features(features, "B D", name="features", D=self.dim)["B"]
+        check_device(features, self.bank.device, name="features", origin="the pool's buffers")
         check_labels(domains, self.num_domains, name="domains", n=n, length_from="features")
-        if labels is not None:
-            check_labels(labels, self.num_ids, name="labels", n=n, length_from="features")
+        check_labels(labels, self.num_ids, name="labels", n=n, length_from="features")
+        check_device(domains, self.bank.device, name="domains", origin="the pool's buffers")
+        check_device(labels, self.bank.device, name="labels", origin="the pool's buffers")
+
+    def _check_domains(self, labels: Tensor, domains: Tensor) -> None:
+        # identities are disjoint across domains (global labels): an identity seen in another
+        # domain than the one recorded would silently move to it, in topk's search as well
+        if not values_checked() or labels.numel() == 0:
+            return
+        big = torch.full_like(self.id_domain, self.num_domains)
+        lo = big.scatter_reduce(0, labels, domains, "amin")[labels]  # per identity in batch
+        hi = (-big).scatter_reduce(0, labels, domains, "amax")[labels]
+        known = self.id_domain[labels]
+        ok = (lo == hi) & ((known < 0) | (known == domains))
+        msg = ("domains: expected each identity in one domain (identities are disjoint across"
+               " domains)")
+        if not values_on_host(ok):  # CUDA: a device assertion, no host sync
+            check_async(ok, msg)
+        elif not bool(ok.all()):
+            i = int((~ok).nonzero()[0, 0])
+            pid, was, now = int(labels[i]), int(known[i]), int(domains[i])
+            got = (f"identity {pid} in domain {now}, recorded in domain {was}"
+                   if 0 <= was != now else
+                   f"identity {pid} in domains {int(lo[i])} and {int(hi[i])} of one batch")
+            raise ValueRangeError(f"{msg}, got {got} (pool unchanged)")
 
     @torch.no_grad()
     def update(self, features: Tensor, *, labels: Tensor, domains: Tensor) -> None:
         """Add a batch to this epoch's running means (eq 6) and refresh $\\hat r$ (eq 7).
 
-        Exact for repeated identities inside a batch; no host synchronisation.
+        Exact for repeated identities inside a batch. Checks (value checks, see
+        :func:`dgblocks.checks`): finite features, and each identity in one domain (the one
+        it was first seen in); a refused batch leaves the pool unchanged.
         """
         self._check(features, labels, domains)
         if values_checked():  # a NaN row would stay in the bank through every end_epoch
@@ -148,7 +180,8 @@ class IDPool(nn.Module):
                 raise ValueRangeError("features: expected finite values to update the pool,"
                                       " got NaN or Inf (pool unchanged)")
         f = all_gather_cat(features.detach()).to(self.bank.dtype)
-        labels, domains = all_gather_cat(labels), all_gather_cat(domains)
+        labels, domains = all_gather_cat(labels.long()), all_gather_cat(domains.long())
+        self._check_domains(labels, domains)
         ones = torch.ones_like(labels)
         n_new = torch.zeros_like(self.counts).index_add_(0, labels, ones)
         t = self.counts[labels]
@@ -184,6 +217,9 @@ class IDPool(nn.Module):
             features: (B, D); domains: (B,); labels: (B,); output values (B, k, D).
         """
         k = self.k if k is None else check_int(k, name="k", minimum=1, maximum=self.num_ids - 1)
+        if labels is None:
+            raise ShapeError("labels: required (a central sample excludes its own identity),"
+                             " got None")
         self._check(features, labels, domains)
         msg = "central: expected the central domain to be set (IDPool(central=...) or set_central)"
         if not values_on_host(self.central):  # CUDA: a device assertion, no host sync
@@ -204,11 +240,32 @@ class IDPool(nn.Module):
                               torch.isfinite(top.values))
 
     def forward(self, features: Tensor, *, labels: Tensor, domains: Tensor) -> PoolNeighbours:
-        """Query the pool (:meth:`topk`), then, in training mode, add the batch (:meth:`update`)."""
+        """Query the pool (:meth:`topk`), then, in training mode, add the batch (:meth:`update`).
+
+        Args:
+            features: the batch's features $F(x)$, (B, D), on the pool's device.
+            labels: global identity labels in ``[0, num_ids)``, (B,).
+            domains: domain of each sample in ``[0, num_domains)``, (B,); each identity stays
+                in one domain.
+
+        Returns:
+            :class:`PoolNeighbours` of the ``k`` most similar admissible identities, found
+            *before* this batch is added; no gradient. Training mode then updates the pool
+            with the batch (eq 6-7); eval mode leaves it unchanged.
+        """
         out = self.topk(features, domains, labels=labels)
         if self.training:
             self.update(features, labels=labels, domains=domains)
         return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        g = self.num_domains - 1
+        for name, lo, hi in (("bank", None, None), ("running", None, None), ("prev", None, None),
+                             ("bank_norm", 0, None), ("counts", 0, None), ("seen", None, None),
+                             ("id_domain", -1, g), ("central", -1, g), ("epoch", 0, None)):
+            check_state_entry(state_dict, prefix + name, getattr(self, name), minimum=lo,
+                              maximum=hi)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"num_ids={self.num_ids}, dim={self.dim}, num_domains={self.num_domains},"

@@ -45,10 +45,14 @@ from torch.overrides import TorchFunctionMode
 from dgblocks._checks import (
     ShapeError,
     ValueRangeError,
+    check_async,
+    check_device,
     check_finite,
     check_float,
     check_nonnegative,
     check_probability,
+    nan_checked,
+    values_on_host,
 )
 
 __all__ = ["batch_norm_train", "FusedNormDoubleBackward"]
@@ -179,7 +183,9 @@ def batch_norm_train(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tens
         weight: $\gamma$.
         bias: $\beta$.
         running_mean: running mean to update, or None.
-        running_var: running (unbiased) variance to update, or None.
+        running_var: running (unbiased) variance to update, or None; under
+            ``dgblocks.checks(nan=True)`` both must be finite and the variance >= 0 (an update
+            would keep a NaN or negative value forever).
         momentum: running-statistics momentum.
         eps: added to the variance.
 
@@ -221,9 +227,18 @@ def batch_norm_train(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tens
                     ("running_var", running_var)):
         if t is not None and t.dtype not in wide:
             raise ValueRangeError(f"{name}: expected dtype {x.dtype} (from x), got {t.dtype}")
-    check_finite(x, name="x")
-    check_finite(weight, name="weight")
-    check_finite(bias, name="bias")
+        if t is not None:
+            check_device(t, x.device, name=name, origin="x")
+    for name, t in (("x", x), ("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None:
+            check_finite(t, name=name)
+    if running_var is not None and nan_checked():  # a negative variance, kept by updates
+        if not values_on_host(running_var):  # CUDA: a device assertion, no host sync
+            check_async(running_var >= 0, "running_var: expected values >= 0 (a variance)")
+        elif not bool((running_var >= 0).all()):
+            raise ValueRangeError(f"running_var: expected values >= 0 (a variance), got"
+                                  f" {running_var.min().item()}")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
         raise ValueRangeError(f"momentum: expected a float in [0, 1], got {momentum!r}")
     check_probability(momentum, name="momentum")

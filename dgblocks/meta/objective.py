@@ -99,6 +99,9 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
         >>> out.loss.backward(); w.grad  # 2w + (1 - 2*0.25) * 2(w' - 2)
         tensor([0.5000])
     """
+    if not callable(loss_fn):
+        raise ValueRangeError(f"loss_fn: expected a callable loss_fn(params, batch),"
+                              f" got {type(loss_fn).__name__}")
     check_nonnegative(inner_lr, name="inner_lr")
     check_nonnegative(test_weight, name="test_weight")
     if not isinstance(params, Mapping) or not params:
@@ -112,6 +115,9 @@ def meta_objective(loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: A
             else contextlib.nullcontext)
     with mode(), unrolled_reversals() as reversals:
         loss_tr = _check_loss(loss_fn(dict(params), train_batch), "meta-train")
+    if not loss_tr.requires_grad:
+        raise ValueRangeError("loss_fn: expected a meta-train loss computed from params (with"
+                              " a graph), got a tensor that does not require grad")
     outputs, weights = _reverse(loss_tr, reversals, create_graph=not first_order)
     grads = torch.autograd.grad([loss_tr, *outputs], [params[n] for n in names],
                                 grad_outputs=[torch.ones_like(loss_tr), *weights],
@@ -220,6 +226,21 @@ class MetaObjective(nn.Module):
 
     def forward(self, loss_fn: LossFn, params: Mapping[str, Tensor], train_batch: Any,
                 test_batch: Any, *, inner_lr: float | None = None) -> MetaOutput:
+        """The meta objective with the stored settings (:func:`meta_objective`).
+
+        Args:
+            loss_fn: ``loss_fn(params, batch) -> scalar`` (see :func:`module_loss`).
+            params: the parameters $\\theta$, ``{name: tensor}`` (those with ``requires_grad``
+                are adapted).
+            train_batch: the meta-train batch.
+            test_batch: the meta-test batch.
+            inner_lr: this step's inner step size (e.g. following the learning-rate
+                schedule); None uses the stored one.
+
+        Returns:
+            :class:`MetaOutput` ``(loss, meta_train, meta_test, adapted)``; ``loss.backward()``
+            gives the second-order gradient. Training and eval mode do not differ.
+        """
         lr = self.inner_lr if inner_lr is None else inner_lr
         return meta_objective(loss_fn, params, train_batch, test_batch, inner_lr=lr,
                               first_order=self.first_order, test_weight=self.test_weight,

@@ -14,7 +14,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_int, check_shape
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_generator,
+    check_index,
+    check_int,
+    check_shape,
+)
+from dgblocks._module_checks import check_state_mapping
 
 __all__ = ["MetaDomainSplitter"]
 
@@ -38,8 +46,10 @@ class MetaDomainSplitter:
                  generator: torch.Generator | None = None, seed: int = 0) -> None:
         check_int(num_domains, name="num_domains", minimum=2)
         check_int(num_test, name="num_test", minimum=1, maximum=num_domains - 1)
+        check_generator(generator)
+        check_int(seed, name="seed")
         self.num_domains, self.num_test = num_domains, num_test
-        self.generator = generator or torch.Generator().manual_seed(int(seed))
+        self.generator = generator or torch.Generator().manual_seed(seed)
         self._queue: list[int] = []
 
     def next(self) -> tuple[Tensor, Tensor]:
@@ -73,16 +83,28 @@ class MetaDomainSplitter:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (an older checkpoint's ``{"state": ...}``, the bare
-        generator, restores the generator only)."""
-        if "state" in state and "generator" not in state:
-            self.generator.set_state(state["state"])
-            return
-        queue = [int(d) for d in state["queue"]]
-        if any(not 0 <= d < self.num_domains for d in queue):
-            raise ValueRangeError(f"state: queue holds domains outside [0, {self.num_domains})"
-                                  f": {queue}")
-        self.generator.set_state(state["generator"])
-        self._queue = queue
+        generator, restores the generator only). Checked before anything changes."""
+        check_state_mapping(state)
+        legacy = "state" in state and "generator" not in state
+        gen = state["state"] if legacy else check_state_mapping(
+            state, keys=("generator", "queue"))["generator"]
+        if not (isinstance(gen, torch.Tensor) and gen.dtype == torch.uint8 and gen.dim() == 1):
+            got = f"{gen.dtype} {tuple(gen.shape)}" if isinstance(gen, torch.Tensor) else gen
+            raise ValueRangeError(f"state['generator']: expected a torch.Generator state (a 1-D"
+                                  f" uint8 tensor), got {got!r:.60}")
+        queue = [] if legacy else state["queue"]
+        if isinstance(queue, (str, bytes)) or not isinstance(queue, Sequence) or any(
+                isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < self.num_domains
+                for d in queue):
+            raise ValueRangeError(f"state['queue']: expected a list of domains in [0,"
+                                  f" {self.num_domains}), got {queue!r:.60}")
+        try:
+            self.generator.set_state(gen)
+        except RuntimeError as e:  # a byte tensor that is not a generator state
+            raise ValueRangeError(f"state['generator']: not a state of this generator: {e}"
+                                  ) from None
+        if not legacy:
+            self._queue = list(queue)
 
     @staticmethod
     def masks(domains: Tensor, split: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -98,6 +120,11 @@ class MetaDomainSplitter:
             ([True, False, True], [False, True, False])
         """
         check_shape(domains, "N", name="domains")
+        check_index(domains, None, name="domains")  # an integer tensor: float ids are a bug
+        if not (isinstance(split, (tuple, list)) and len(split) == 2
+                and all(isinstance(t, torch.Tensor) for t in split)):
+            raise ValueRangeError("split: expected (train_domains, test_domains) tensors as"
+                                  f" returned by next(), got {split!r:.60}")
         train, test = split
         tr = torch.isin(domains, train.to(domains.device))
         te = torch.isin(domains, test.to(domains.device))
@@ -122,9 +149,14 @@ class MetaDomainSplitter:
             [0, 0, 2, 2]
         """
         check_int(per_domain, name="per_domain", minimum=1)
-        ds = [int(d) for d in domains]
+        ds = [check_int(d, name="domains", minimum=0) for d in
+              (domains.tolist() if isinstance(domains, torch.Tensor) else domains)]
         if not ds:
             raise ValueRangeError("domains: expected at least one domain, got none")
+        if isinstance(tensors, torch.Tensor) or not all(isinstance(t, torch.Tensor)
+                                                        for t in tensors):
+            raise ShapeError("tensors: expected a sequence of (N, *) tensors, got"
+                             f" {type(tensors).__name__}")
         for t in tensors:
             if t.shape[0] < (max(ds) + 1) * per_domain or min(ds) < 0:
                 raise ShapeError(f"tensors: expected a batch of >= {(max(ds) + 1) * per_domain}"

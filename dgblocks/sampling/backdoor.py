@@ -25,12 +25,15 @@ from torch import Tensor, nn
 from dgblocks._checks import (
     ValueRangeError,
     check_choice,
+    check_device,
     check_features,
+    check_index,
     check_int,
     check_probability,
     check_same_length,
     check_shape,
 )
+from dgblocks._module_checks import check_dtype
 from dgblocks.sampling.backdoor_indices import STRATEGIES, Strategy, backdoor_indices
 
 __all__ = [
@@ -43,6 +46,15 @@ __all__ = [
     "backdoor_adjustment",
     "BackdoorAdjustment",
 ]
+
+
+def _check_index(index: Tensor, s: Tensor, b: int) -> None:
+    # an index of -1 would silently pair with the last factor, B would index out of bounds
+    if index.dtype != torch.long:
+        raise ValueRangeError(f"index: expected dtype torch.int64, got {index.dtype}")
+    check_device(index, s.device, name="index", origin="s")
+    check_index(index, b, name="index", origin="v")
+
 
 class BackdoorResult(NamedTuple):
     """What :func:`backdoor_adjustment` returns, so that a recipe can log the choice.
@@ -69,7 +81,8 @@ def backdoor_pairs(s: Tensor, v: Tensor, index: Tensor, weight: Tensor) -> Tenso
     Args:
         s: identity factors.
         v: domain factors.
-        index: factor indices $(j, j')$ in ``[0, B)``.
+        index: factor indices $(j, j')$ in ``[0, B)``, int64 (a value check: -1 is refused,
+            not wrapped to the last row).
         weight: mix weight $w$ of ``index[..., 0]``.
 
     Shape:
@@ -91,8 +104,9 @@ def backdoor_pairs(s: Tensor, v: Tensor, index: Tensor, weight: Tensor) -> Tenso
     check_features(v, "B V", name="v", B=b)
     k = check_shape(index, "B K 2", name="index", B=b)["K"]
     check_features(weight, "B K", name="weight", B=b, K=k)
-    if index.dtype != torch.long:
-        raise ValueRangeError(f"index: expected dtype torch.int64, got {index.dtype}")
+    for name, t in (("v", v), ("weight", weight)):
+        check_device(t, s.device, name=name, origin="s")
+    _check_index(index, s, b)
     w = weight.to(v.dtype).unsqueeze(-1)
     v_mix = w * v[index[..., 0]] + (1 - w) * v[index[..., 1]]  # (B, K, dv)
     s_rep = s.unsqueeze(1).expand(b, k, s.shape[1])
@@ -115,9 +129,10 @@ def backdoor_linear(s: Tensor, v: Tensor, index: Tensor, weight: Tensor, head_we
     Args:
         s: identity factors.
         v: domain factors.
-        index: factor indices $(j, j')$ in ``[0, B)`` (:func:`backdoor_indices`).
+        index: factor indices $(j, j')$ in ``[0, B)`` (:func:`backdoor_indices`), int64.
         weight: mix weight $w$ of ``index[..., 0]``.
-        head_weight: the head's weight $W$ (an ``nn.Linear(ds + dv, C).weight``).
+        head_weight: the head's weight $W$ (an ``nn.Linear(ds + dv, C).weight``); ``s`` and
+            ``v`` must have its dtype (or run under ``torch.autocast``).
         head_bias: its bias $b$, or None.
 
     Shape:
@@ -145,8 +160,14 @@ def backdoor_linear(s: Tensor, v: Tensor, index: Tensor, weight: Tensor, head_we
     c = check_features(head_weight, "C D", name="head_weight", D=ds + dv)["C"]
     if head_bias is not None:
         check_features(head_bias, "C", name="head_bias", C=c)
-    if index.dtype != torch.long:
-        raise ValueRangeError(f"index: expected dtype torch.int64, got {index.dtype}")
+    for name, t in (("v", v), ("weight", weight), ("head_weight", head_weight),
+                    ("head_bias", head_bias)):
+        if t is not None:
+            check_device(t, s.device, name=name, origin="s")
+    for name, t in (("s", s), ("v", v), ("head_bias", head_bias)):
+        if t is not None:
+            check_dtype(t, head_weight.dtype, name=name, origin="the dtype of head_weight")
+    _check_index(index, s, b)
     z_s = nn.functional.linear(s, head_weight[:, :ds], head_bias)     # (B, C)
     z_v = nn.functional.linear(v, head_weight[:, ds:])                # (B, C)
     w = weight.to(z_v.dtype).unsqueeze(-1)
@@ -186,6 +207,7 @@ def backdoor_adjustment(s: Tensor, v: Tensor, *, k: int, strategy: Strategy = "m
     check_features(s, "B S", name="s")
     check_features(v, "B V", name="v")
     check_same_length(("s", s), ("v", v))
+    check_device(v, s.device, name="v", origin="s")
     index, weight = backdoor_indices(v, k=k, strategy=strategy, alpha=alpha, generator=generator)
     return BackdoorResult(backdoor_pairs(s, v, index, weight), index, weight)
 
@@ -229,6 +251,19 @@ class BackdoorAdjustment(nn.Module):
 
     def forward(self, s: Tensor, v: Tensor, *,
                 generator: torch.Generator | None = None) -> BackdoorResult:
+        """Choose K domain factors per sample and build the pairs
+        (:func:`backdoor_adjustment`).
+
+        Args:
+            s: identity factors, (B, ds).
+            v: domain factors of the same samples, (B, dv); B - 1 >= k.
+            generator: source of randomness of the choice (None: the global RNG).
+
+        Returns:
+            :class:`BackdoorResult` ``(pairs, index, weight)``: pairs (B, K, ds+dv)
+            (differentiable in ``s`` and ``v``), index (B, K, 2) int64, weight (B, K); the
+            same in training and eval mode.
+        """
         return backdoor_adjustment(s, v, k=self.k, strategy=self.strategy, alpha=self.alpha,
                                    generator=generator)
 

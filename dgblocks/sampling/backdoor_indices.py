@@ -18,6 +18,7 @@ from dgblocks._checks import (
     ValueRangeError,
     check_choice,
     check_features,
+    check_generator,
     check_int,
     check_probability,
 )
@@ -95,6 +96,9 @@ def backdoor_indices(v: Tensor, *, k: int, strategy: Strategy = "mixup",
     check_int(k, name="k", minimum=1)
     if alpha is not None:
         check_probability(alpha, name="alpha")
+    check_generator(generator)
+    if b == 0:
+        raise ShapeError("v: expected at least one sample, got B=0")
     if k > b - 1:
         raise ValueRangeError(f"k: expected an int <= {b - 1} (the candidates j != i in a batch"
                               f" of B={b}), got {k}")

@@ -32,12 +32,14 @@ def test_central_from_distances_picks_personsearch_from_ddan_table2():
 
 @given(seed=seeds, g=st.integers(1, 8))
 def test_prop_central_is_argmin_of_row_sums(seed, g):
-    d = randn(seed, g, g).abs()  # row sums distinct almost surely (no ties)
+    d = randn(seed, g, g).abs()
+    d = d + d.t()  # symmetric (an asymmetric one is refused); distinct row sums if g != 2
     d.fill_diagonal_(0)
     assert central_from_distances(d) == int(d.sum(1).argmin())
     assert central_from_distances(d + 5 * torch.eye(g)) == central_from_distances(d)
     p = randperm(seed, g)
-    assert p[central_from_distances(d[p][:, p])] == central_from_distances(d)
+    if g != 2:  # two domains always tie (symmetric): the lowest index wins
+        assert p[central_from_distances(d[p][:, p])] == central_from_distances(d)
 
 
 def naive_w1(a, b):

@@ -137,3 +137,31 @@ def test_relative_thresholds_follow_the_best_error(errs, lo, gap):
     t = AlternatingSchedule(i_target=0.0, i_trigger=1.0)
     t.load_state_dict(s.state_dict())
     assert t.relative and t.best == s.best and t.thresholds() == s.thresholds()
+
+
+@pytest.mark.parametrize(("entry", "match"), [
+    ({"steps": [1]}, "steps"), ({"since": "x"}, "since"), ({"since": -4}, "since"),
+    ({"checks": [1]}, "checks"), ({"switches": 3}, "switches"), ({"start": "zzz"}, "start"),
+    ({"min_steps": -1}, "min_steps"), ({"best": "x"}, "best"), ({"relative": "yes"}, "relative"),
+    ({"steps": {"adversarial": -1}}, "steps"), ({"i_target": 0.5}, "i_trigger"),
+    ({"switches": [{"step": 1, "to": "nowhere"}]}, "switches")])
+def test_load_state_dict_checks_every_entry_before_changing_anything(entry, match):
+    # these raised AttributeError / TypeError / ValueError(int()) or loaded silently before
+    s = AlternatingSchedule(i_target=0.1, i_trigger=0.2)
+    s.update(0.3, step=5)
+    before = s.state_dict()
+    with pytest.raises(ValueRangeError, match=match):
+        s.load_state_dict({**before, **entry})
+    assert s.state_dict() == before
+    with pytest.raises(ValueRangeError, match="^state: expected the mapping"):
+        s.load_state_dict(None)
+
+
+def test_update_refuses_a_step_before_the_last_check():
+    s = AlternatingSchedule(i_target=0.1, i_trigger=0.2)
+    s.update(0.3, step=10)
+    with pytest.raises(ValueRangeError, match="^step: expected an int >= 10"):
+        s.update(0.05, step=5)
+    s.update(0.05, step=10)  # the same step again is fine
+    with pytest.raises(ValueRangeError, match="^end"):
+        s.segments("x")

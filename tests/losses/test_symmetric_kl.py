@@ -172,3 +172,22 @@ def test_finite_under_autocast_bf16_cpu():
     assert torch.isfinite(v)
     v.float().backward()
     assert torch.isfinite(lin.weight.grad).all()
+
+
+@pytest.mark.parametrize("tau", [1e-30, 1e-38])
+def test_tiny_temperature_is_finite_and_exact(tau):
+    # softmax(a / tau) overflowed to NaN for a tiny tau; now the logits are shifted first and
+    # the value is (1/tau) sum_r (p_r - q_r)(a_r - b_r): one-hot softmaxes give
+    # (a_i - b_i - a_j + b_j) / tau with i, j the argmax of a and b
+    a, b = torch.tensor([[1.0, 0.0, 0.5]]), torch.tensor([[0.0, 2.0, 0.5]])
+    got = DF.symmetric_kl(a, b, tau=tau)
+    assert torch.isfinite(got)
+    torch.testing.assert_close(got.double(), torch.tensor((1.0 - 0.0 - 0.0 + 2.0) / tau,
+                                                          dtype=torch.float64), rtol=1e-5, atol=0)
+
+
+def test_temperature_below_the_reciprocal_of_the_dtype_max_is_refused():
+    a = torch.randn(2, 3)
+    with pytest.raises(ValueError, match="^tau: expected a value >= 2.94e-39"):
+        DF.symmetric_kl(a, a, tau=1e-300)
+    assert torch.isfinite(DF.symmetric_kl(a.double(), a.flip(1).double(), tau=1e-300))

@@ -3,6 +3,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import dgblocks
 from dgblocks.memory import IDPool
 from tests._helpers import randint, randn, seeds
 
@@ -181,3 +182,55 @@ def test_low_precision_features_and_storage(dtype):
     nb = pool.topk(f, lab % 2, labels=lab)
     assert nb.values.dtype == dtype and torch.isfinite(nb.values).all()
     assert torch.isfinite(nb.similarity[nb.valid]).all()
+
+
+def _state(pool):
+    return {k: v.clone() for k, v in pool.state_dict().items()}
+
+
+@pytest.mark.parametrize(("first", "second"), [([0], [1]), ([0, 0], [0, 1])])
+def test_an_identity_seen_in_another_domain_is_refused_and_the_pool_unchanged(first, second):
+    # the update used to overwrite id_domain silently, moving the identity in topk's search
+    pool = make_pool(num_ids=4, dim=3, num_domains=2, k=1)
+    pool.update(torch.ones(len(first), 3, dtype=torch.float64),
+                labels=torch.zeros(len(first), dtype=torch.long), domains=torch.tensor(first))
+    before = _state(pool)
+    with pytest.raises(ValueError, match="^domains: expected each identity in one domain"):
+        pool.update(torch.ones(len(second), 3, dtype=torch.float64),
+                    labels=torch.zeros(len(second), dtype=torch.long),
+                    domains=torch.tensor(second))
+    for k, v in pool.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with dgblocks.checks(values=False):  # a value check: switched off with the others
+        pool.update(torch.ones(1, 3, dtype=torch.float64), labels=torch.tensor([0]),
+                    domains=torch.tensor([1]))
+
+
+def test_int32_labels_and_domains_update_like_int64():
+    a, b = make_pool(), make_pool()
+    f, lab = randn(0, 6, 5), torch.arange(6)
+    a.update(f, labels=lab, domains=lab % 3)
+    b.update(f, labels=lab.int(), domains=(lab % 3).int())
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("central", torch.tensor(7), "central'\\]: expected values in \\[-1, 2\\]"),
+    ("id_domain", torch.full((12,), 5), "id_domain"), ("counts", -torch.ones(12).long(), "counts"),
+    ("seen", torch.ones(12).long(), "seen"), ("bank", [0.0], "bank"),
+    ("bank", torch.full((12, 5), float("nan")), "bank'\\]: expected finite"),
+    ("epoch", torch.tensor(1.5), "epoch")])
+def test_load_state_dict_refuses_a_wrong_entry_by_name(key, value, match):
+    pool = make_pool()
+    with pytest.raises(ValueError, match=match):
+        pool.load_state_dict({**pool.state_dict(), key: value})
+    src = make_pool()
+    src.update(randn(1, 4, 5), labels=torch.arange(4), domains=torch.arange(4) % 3)
+    pool.load_state_dict(src.state_dict())  # a good state still loads
+    assert torch.equal(pool.bank, src.bank)
+
+
+def test_dtype_must_be_floating():
+    with pytest.raises(ValueError, match="^dtype: expected a floating torch.dtype"):
+        IDPool(num_ids=4, dim=2, num_domains=2, k=1, dtype=torch.long)

@@ -152,3 +152,23 @@ def test_half_precision_second_derivative_is_finite(dtype):
 
 def test_exported_in_functional():
     assert DF.batch_norm_train is batch_norm_train
+
+
+@pytest.mark.parametrize(("name", "value"), [("running_var", float("nan")),
+                                             ("running_var", -1.0),
+                                             ("running_mean", float("inf"))])
+def test_running_statistics_checked_under_nan_checks(name, value):
+    # a NaN or negative running variance was kept by every later update, even with
+    # dgblocks.checks(nan=True) asked for
+    import dgblocks
+
+    stats = {"running_mean": torch.zeros(3), "running_var": torch.ones(3)}
+    stats[name] = torch.full((3,), value)
+    x, w, b = torch.randn(8, 3, 4), torch.ones(3), torch.zeros(3)
+    with dgblocks.checks(nan=True), pytest.raises(ValueError, match=f"^{name}: expected"):
+        batch_norm_train(x, w, b, stats["running_mean"], stats["running_var"])
+    batch_norm_train(x, w, b, stats["running_mean"], stats["running_var"])  # off: not read
+    good = {"running_mean": torch.zeros(3), "running_var": torch.ones(3)}
+    with dgblocks.checks(nan=True):
+        batch_norm_train(x, w, b, good["running_mean"], good["running_var"])
+    assert torch.isfinite(good["running_var"]).all() and (good["running_var"] >= 0).all()

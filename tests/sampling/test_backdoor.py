@@ -184,3 +184,22 @@ def test_low_precision(dtype, strategy):
     s, v = randn(0, 8, 4, dtype=dtype), randn(1, 8, 4, scale=100.0, dtype=dtype)
     out = DF.backdoor_adjustment(s, v, k=3, strategy=strategy, generator=gen(0))
     assert out.pairs.dtype == dtype and torch.isfinite(out.pairs).all()
+
+
+@pytest.mark.parametrize("value", [-1, 6])
+@pytest.mark.parametrize("linear", [False, True])
+def test_index_outside_the_batch_is_refused(value, linear):
+    # index -1 silently paired s_i with the last domain factor before (negative indexing)
+    s, v, w = torch.randn(6, 3), torch.randn(6, 2), torch.rand(6, 1)
+    index = torch.zeros(6, 1, 2, dtype=torch.long)
+    index[2, 0, 1] = value
+    call = ((lambda: DF.backdoor_linear(s, v, index, w, torch.randn(4, 5))) if linear
+            else (lambda: DF.backdoor_pairs(s, v, index, w)))
+    with pytest.raises(ValueError, match=rf"^index: expected values in \[0, 6\) \(rows of v\),"
+                                         rf" got {value}"):
+        call()
+    if value < 0:
+        import dgblocks
+
+        with dgblocks.checks(values=False):  # a value check: off on a hot path, as the labels
+            call()
