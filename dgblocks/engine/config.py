@@ -86,6 +86,8 @@ class SharedArgs:
                    "CUDA or CPU)", choices=("none", "bf16"))
     compile: bool = arg(False, "torch.compile the modules the recipe hands to run.prepare")
     compile_backend: str = arg("inductor", "torch.compile backend (aot_eager: a quick check)")
+    overwrite: bool = arg(False, "replace an earlier run's checkpoint, metrics and results in "
+                          "--out's folder (a fresh run refuses to, naming them)")
     resume_changed: bool = arg(False, "resume even though the checkpoint was written with "
                                "other settings (they are listed; the new ones apply)")
     stage_cache: str = arg("", "folder of the stage caches: a stage that an earlier run with the "

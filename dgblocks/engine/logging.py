@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,14 @@ __all__ = ["MetricsLogger", "read_jsonl"]
 
 
 def _scalar(v: Any) -> Any:
+    """A JSON value: tensors averaged on the host; NaN and infinities as ``null`` (strict
+    JSON has no such numbers; the non-finite-loss guard reports them)."""
     if isinstance(v, Tensor):
         v = v.detach().float().mean().item() if v.numel() else math.nan
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = float(v)
+        return v if math.isfinite(v) else None
+    return v
 
 
 class MetricsLogger:
@@ -64,7 +70,7 @@ class MetricsLogger:
         record = {"step": int(step), "phase": phase} | {k: _scalar(v) for k, v in metrics.items()}
         if self.path is not None:
             with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(record, allow_nan=False, default=str) + "\n")
             self.lines += 1
             if self._tb is not None:
                 for k, v in record.items():
@@ -72,17 +78,26 @@ class MetricsLogger:
                         self._tb.add_scalar(f"{phase}/{k}", v, step)
         return record
 
+    def sync(self) -> None:
+        """Flush the file to disk (before a checkpoint that counts its lines)."""
+        if self.path is not None and self.path.exists():
+            with self.path.open("rb+") as f:
+                os.fsync(f.fileno())
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a JSONL file, skipping a torn last line."""
+    """The records of a JSONL file, skipping lines that are torn, not UTF-8 or not a JSON
+    object (a crash mid-write, a corrupted file)."""
     out = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_bytes().splitlines():
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             continue
+        if isinstance(record, dict):
+            out.append(record)
     return out

@@ -6,6 +6,7 @@ Its ``summary`` (average and worst target) is :func:`dgblocks.eval.summarize`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -16,7 +17,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["git_commit", "environment", "write_json"]
+from dgblocks._checks import DGBlocksError
+from dgblocks.engine.checkpoint import _fsync_dir
+
+__all__ = ["git_commit", "environment", "write_json", "jsonable"]
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -42,13 +46,48 @@ def environment() -> dict[str, Any]:
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def jsonable(value: Any, *, where: str = "payload") -> Any:
+    """``value`` as strict JSON: tuples as lists, paths as strings, tensors and numpy values
+    as numbers or lists, NaN and infinities as ``null``; anything else raises a
+    :class:`~dgblocks.DGBlocksError` naming where it is (never a silent ``str()``).
+
+    Example:
+        >>> jsonable({"a": (1, float("nan")), "b": Path("x")})
+        {'a': [1, None], 'b': 'x'}
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, where=f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, torch.Tensor) or type(value).__module__ == "numpy":
+        return jsonable(value.tolist(), where=where)
+    raise DGBlocksError(f"{where}: expected a JSON value, got {type(value).__name__}")
+
+
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as indented JSON atomically (temporary file + rename)."""
+    """Write ``payload`` as indented strict JSON (:func:`jsonable`), atomically and durably:
+    temporary file, fsync, rename, fsync of the folder; a failed write leaves no temporary
+    file behind."""
     path = Path(path)
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
     return path

@@ -1,21 +1,11 @@
-"""``Run``: the glue a recipe needs around its algorithm (see docs/engine.md).
+"""``Run``: the glue around a method: flags, device, DDP, seeds, output checks, checkpoints,
+the step loop, logging and the end of a run (see docs/engine.md).
 
-::
-
-    cfg, run = setup(Config, description=__doc__)       # flags, seeds, DDP, output paths
-    bench = run.benchmark()                              # --data / --data-root / --protocol
-    batches = run.batches(bench.train, batch_size=64, sampler="identity", num_instances=4)
-    model, opt = ..., ...
-    run.register(model=model, opt=opt)                   # everything resume must restore
-    for step, (x, pid, cam, dom, ts) in run.steps(batches, total=cfg.steps):
-        loss = train_step(...)
-        run.log(loss=loss)
-    run.finish(encode=model)                             # evaluate, table, JSON, PNGs
-
-A checkpoint is written every ``--ckpt-every`` steps and at the end of each phase; ``--resume``
-restores every registered object, ``run.state``, the sampler position and every RNG just
-before the first step that was not finished, so a resumed run ends where an uninterrupted one
-does. Phases already finished are skipped.
+Recipes never drive it by hand: :func:`dgblocks.engine.train` and :func:`dgblocks.engine.fit`
+do. A checkpoint is written every ``--ckpt-every`` steps and at the end of each phase;
+``--resume`` restores every registered object, the sampler position and every RNG just before
+the first step that was not finished, so a resumed run ends where an uninterrupted one does.
+Phases already finished are skipped.
 """
 
 from __future__ import annotations
@@ -32,28 +22,19 @@ from torch import Tensor, nn
 
 from dgblocks.engine.accel import autocast, compile_module, sync_debug, sync_debug_step
 from dgblocks.engine.batches import Batches, index_sampler, move_to
-from dgblocks.engine.checkpoint import load_latest_checkpoint, previous_path, save_checkpoint
+from dgblocks.engine.checkpoint import previous_path
 from dgblocks.engine.config import SharedArgs, config_dict, parse_config
-from dgblocks.engine.distributed import init_distributed, wrap_ddp
+from dgblocks.engine.distributed import init_distributed
 from dgblocks.engine.logging import MetricsLogger
+from dgblocks.engine.outputs import check_outputs
 from dgblocks.engine.progress import progress_bar
-from dgblocks.engine.resume import check_resume_config, install_error_handler
-from dgblocks.engine.seeding import rng_state, seed_everything, set_rng_state
+from dgblocks.engine.resume import install_error_handler
+from dgblocks.engine.run_state import RunState
+from dgblocks.engine.seeding import seed_everything
 
 __all__ = ["Run", "setup"]
 
 _SLEEP = float(os.environ.get("DGBLOCKS_TEST_STEP_SLEEP", "0") or 0)  # test hook (SIGKILL test)
-
-
-class _GeneratorState:
-    def __init__(self, g: torch.Generator) -> None:
-        self.g = g
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"state": self.g.get_state()}
-
-    def load_state_dict(self, s: dict[str, Tensor]) -> None:
-        self.g.set_state(s["state"])
 
 
 def setup(config_cls: type | None, argv: list[str] | None = None, *, name: str | None = None,
@@ -79,40 +60,44 @@ class Run:
         seed_everything(args.seed, deterministic=args.deterministic, threads=args.threads)
         self.out = Path(args.out or f"runs/{name}/results.json")
         self.ckpt_path = self.out.with_suffix(".ckpt.pt")
-        self.state: dict[str, Any] = {}
-        self.objects: dict[str, Any] = {}
-        self.done_phases: dict[str, int] = {}
+        self.stage_cache = Path(args.stage_cache) if args.stage_cache else (
+            self.out.parent / "stage_cache")
         self.phase, self.step, self.total = "", 0, 0
         self.bench = None
         self.image_size: tuple[int, int] | None = None
         self.t0 = time.time()
-        self._ckpt: dict[str, Any] | None = None
         self.effective: dict[str, Any] = {}  # settings that ran other than configured
-        # the settings as given (a recipe may resolve "0: automatic" fields later): resume
-        # compares these; states of objects a resumed run no longer registers are carried on
-        self.given = {"config": config_dict(cfg) if cfg is not None else {},
-                      "shared": config_dict(args)}
-        self._carried: dict[str, Any] = {}
-        if self.is_main:
-            for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
+        # the settings as given (a method may resolve "0: automatic" fields later): resume
+        # compares these
+        self.ckpt = RunState(self.ckpt_path, {"config": config_dict(cfg) if cfg is not None
+                                              else {}, "shared": config_dict(args)})
         path = self.ckpt_path if args.resume == "auto" else Path(args.resume)
         resume = bool(args.resume) and (args.resume != "auto" or path.exists()
                                         or previous_path(path).exists())
+        if self.is_main:                   # nothing trains before the outputs are known good
+            check_outputs(self.out, resume=bool(args.resume), overwrite=args.overwrite,
+                          stage_cache=self.stage_cache)
+            for stale in self.out.parent.glob(f".{self.ckpt_path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         metrics_file = self.out.with_suffix(".metrics.jsonl")
         if self.is_main and not resume and metrics_file.exists():
-            metrics_file.unlink()  # a fresh run (or one killed before a checkpoint) starts afresh
+            metrics_file.unlink()  # --overwrite, or a run killed before its first checkpoint
         self.logger = MetricsLogger(metrics_file if self.is_main else None)
         if resume:
-            self._ckpt, path = load_latest_checkpoint(path)
-            check_resume_config(self._ckpt.get("given", {}), self.given, args, path)
-            self._carried = dict(self._ckpt["objects"])
-            self.state = dict(self._ckpt["state"])
-            self.done_phases = dict(self._ckpt["done_phases"])
-            self.logger.truncate(self._ckpt["phase"], self._ckpt["step"],
-                                 set(self.done_phases), lines=self._ckpt.get("log_lines"))
-            self.print(f"resuming from {path} (phase {self._ckpt['phase']!r}, "
-                       f"step {self._ckpt['step']})")
+            ck, path = self.ckpt.open(path, args)
+            self.logger.truncate(ck["phase"], ck["step"], set(self.ckpt.done_phases),
+                                 lines=ck.get("log_lines"))
+            self.print(f"resuming from {path} (phase {ck['phase']!r}, step {ck['step']})")
+
+    @property
+    def objects(self) -> dict[str, Any]:
+        """The registered objects, by name."""
+        return self.ckpt.objects
+
+    @property
+    def done_phases(self) -> dict[str, int]:
+        """Phases finished, with their step counts (saved in every checkpoint)."""
+        return self.ckpt.done_phases
 
     # ---------------------------------------------------------------- set-up helpers
     def print(self, *a: Any, **kw: Any) -> None:
@@ -168,10 +153,6 @@ class Run:
                 compile_module(m, backend=self.args.compile_backend)
         return module
 
-    def ddp(self, module: nn.Module, **kwargs: Any) -> nn.Module:
-        """The module prepared (:meth:`prepare`) and wrapped in DDP when distributed."""
-        return wrap_ddp(self.prepare(module), device=self.device, **kwargs)
-
     def autocast(self) -> Any:
         """The ``--amp`` autocast context (``run.steps`` runs every step inside it)."""
         return autocast(self.device, self.args.amp)
@@ -182,26 +163,9 @@ class Run:
 
     def register(self, **objects: Any) -> None:
         """Objects whose ``state_dict`` a checkpoint holds: modules, optimisers, schedulers,
-        ``torch.Generator`` s, pools, schedules. Registered after a resume, an object gets its
+        ``torch.Generator`` s, batch streams. Registered after a resume, an object gets its
         saved state at once (and again just before the first resumed step)."""
-        for name, obj in objects.items():
-            if isinstance(obj, nn.parallel.DistributedDataParallel):
-                obj = obj.module
-            if isinstance(obj, torch.Generator):
-                obj = _GeneratorState(obj)
-            if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
-                raise ValueError(f"{name}: expected an object with state_dict/load_state_dict, "
-                                 f"got {type(obj).__name__}")
-            self.objects[name] = obj
-            if self._ckpt is not None and name in self._ckpt["objects"]:
-                obj.load_state_dict(self._ckpt["objects"][name])
-
-    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
-        """``run.state[key]``, computed once: a value derived between phases (DDAN's central
-        domain) is saved with the checkpoint instead of being recomputed from a later model."""
-        if key not in self.state:
-            self.state[key] = compute()
-        return self.state[key]
+        self.ckpt.register(**objects)
 
     # ---------------------------------------------------------------- the loop
     @property
@@ -214,14 +178,14 @@ class Run:
         checkpoint saved at its end is then restored, if the checkpoint was taken there."""
         if phase not in self.done_phases:
             return False
-        if self._ckpt is not None and self._ckpt["phase"] == phase:
-            self._restore(self._ckpt)
+        if self.ckpt.resumes_in(phase):
+            self.ckpt.restore()
         self.print(f"phase {phase!r} already finished: skipped")
         return True
 
     def resumes_in(self, phase: str) -> bool:
         """True when the checkpoint being resumed was taken inside ``phase``."""
-        return self._ckpt is not None and self._ckpt["phase"] == phase
+        return self.ckpt.resumes_in(phase)
 
     def finish_phase(self, phase: str, total: int) -> None:
         """Mark ``phase`` finished without running it (a stage-cache hit) and checkpoint."""
@@ -237,9 +201,8 @@ class Run:
         before the phase's final checkpoint; ``before_save()`` before every checkpoint (a
         check that may raise to keep a bad state off the disk)."""
         start = 0
-        ck = self._ckpt
-        if ck is not None and ck["phase"] == phase:  # the checkpoint was taken in this phase
-            self._restore(ck)
+        if self.ckpt.resumes_in(phase):  # the checkpoint was taken in this phase
+            ck = self.ckpt.restore()
             if phase not in self.done_phases:
                 start = int(ck["step"])
                 batches.load_state_dict(ck["batches"])
@@ -285,28 +248,12 @@ class Run:
             self.logger.log(self.step, self.phase, **metrics)
 
     def save(self, phase: str, step: int, batches: Batches | None = None) -> None:
-        """Write the checkpoint (rank 0): objects, ``state``, sampler position, RNGs."""
-        if not self.is_main:
-            return
-        save_checkpoint(self.ckpt_path, {
-            "phase": phase, "step": step, "done_phases": dict(self.done_phases),
-            "objects": self._carried | {n: o.state_dict() for n, o in self.objects.items()},
-            "batches": batches.state_dict() if batches is not None else {},
-            "rng": rng_state(), "state": self.state, "log_lines": self.logger.lines,
-            "config": config_dict(self.cfg) if self.cfg is not None else {},
-            "given": self.given})
-
-    def _restore(self, ck: dict[str, Any]) -> None:
-        for name, obj in self.objects.items():
-            if name in ck["objects"]:
-                obj.load_state_dict(ck["objects"][name])
-        set_rng_state(ck["rng"])
-        self._ckpt = None
-
-    def restore_finished(self) -> None:
-        """Restore a checkpoint whose phase never came up (called by :meth:`finish`)."""
-        if self._ckpt is not None:
-            self._restore(self._ckpt)
+        """Write the checkpoint (rank 0): objects, phases, sampler position, RNGs; the metrics
+        written so far are flushed to disk first."""
+        if self.is_main:
+            self.logger.sync()
+            self.ckpt.save(phase, step, batches=batches, log_lines=self.logger.lines,
+                           config=config_dict(self.cfg) if self.cfg is not None else {})
 
     def finish(self, encode: Callable[[Tensor], Tensor], **kwargs: Any) -> dict[str, Any]:
         """Evaluate on the unseen targets, print the table, write the results JSON and PNGs.
@@ -315,7 +262,7 @@ class Run:
         """
         from dgblocks.engine.evaluation import finish_run
 
-        self.restore_finished()
+        self.ckpt.restore()  # a checkpoint whose phase never came up
         if self.effective:
             kwargs["extra"] = {"effective": dict(self.effective)} | (kwargs.get("extra") or {})
         return finish_run(self, encode, **kwargs)

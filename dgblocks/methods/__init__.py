@@ -17,8 +17,9 @@ from dgblocks.methods.adversary import ADVERSARIAL_LOSSES, NuisanceAdversary
 from dgblocks.methods.agg import AGG, AGGConfig, owned_parameters
 from dgblocks.methods.config import OptimConfig, TrainConfig
 from dgblocks.methods.context import LocalContext
-from dgblocks.methods.method import Batch, Method, Stage
+from dgblocks.methods.method import Method
 from dgblocks.methods.reidnet import ReIDNet, StageBlock
+from dgblocks.methods.stage import Batch, Stage
 
 __all__ = ["Method", "Stage", "Batch", "ReIDNet", "StageBlock", "AGG", "AGGConfig",
            "NuisanceAdversary", "ADVERSARIAL_LOSSES", "OptimConfig", "TrainConfig",

@@ -15,8 +15,9 @@ from dgblocks.data.transforms import train_transform
 from dgblocks.engine.config import arg
 from dgblocks.losses import LabelSmoothingCE, TripletLoss
 from dgblocks.methods.config import TrainConfig
-from dgblocks.methods.method import Batch, Method
+from dgblocks.methods.method import Method
 from dgblocks.methods.reidnet import ReIDNet
+from dgblocks.methods.stage import Batch
 
 __all__ = ["AGGConfig", "AGG", "owned_parameters"]
 

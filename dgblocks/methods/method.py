@@ -14,68 +14,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dgblocks._checks import DGBlocksError
-from dgblocks.engine.lr import lr_factor
 from dgblocks.engine.seeding import derive_seed
 from dgblocks.layers import GradientReversal
 from dgblocks.methods.context import LocalContext
+from dgblocks.methods.optim import OptimizerSlot, build_optimizer
+from dgblocks.methods.stage import Batch, Stage
 
 __all__ = ["Batch", "Stage", "Method"]
-
-
-class Batch(NamedTuple):
-    """One training batch as the engine hands it to :meth:`Method.update` (unpacks like the
-    datasets' 5-tuples: ``x, pid, cam, dom, ts = batch``)."""
-
-    images: Tensor
-    pids: Tensor
-    camids: Tensor
-    domains: Tensor
-    times: Tensor
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One training stage: ``steps`` calls of ``update`` (default :meth:`Method.update`) on
-    batches drawn by ``sampler`` from ``data`` (default: the benchmark's merged sources).
-
-    Args:
-        name: the stage's name (checkpoints, logs, progress bars).
-        steps: optimiser steps of the stage (0: skipped, its end hook still runs).
-        update: the step function of this stage; ``None``: :meth:`Method.update`.
-        data: the dataset the batches come from; ``None``: ``bench.train``.
-        sampler: ``"identity"`` (P x K), ``"domain"`` (equal per source) or ``"random"``.
-        batch_size: images per step.
-        num_instances: K images per identity (identity and domain samplers).
-        cache: names of the sub-modules (and keys of ``Method.state``) the stage produces;
-            non-empty makes the stage reusable across runs through the engine's stage cache.
-        settings: the config fields the stage reads (the cache key); ``None``: all of them.
-        clocks: advance the method's gradient-reversal schedules after each step.
-    """
-
-    name: str
-    steps: int
-    update: Callable[[Batch], dict[str, Any]] | None = None
-    data: Any = None
-    sampler: str = "identity"
-    batch_size: int = 64
-    num_instances: int = 4
-    cache: tuple[str, ...] = ()
-    settings: tuple[str, ...] | None = None
-    clocks: bool = True
-
-
-@dataclass
-class _Optim:
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-    hyper: list[dict[str, Any]] = field(default_factory=list)  # as configured (resume-changed)
 
 
 class Method(nn.Module):
@@ -103,7 +54,7 @@ class Method(nn.Module):
         self.state: dict[str, Any] = {}   # plain values saved with the state_dict
         self.ctx: Any = LocalContext(self, seed=seed)  # the engine sets its loop's
         self.stage: Stage | None = None   # the stage being run (set by the engine)
-        self._optims: dict[str, _Optim] | None = None
+        self._optims: dict[str, OptimizerSlot] | None = None
         self._generators: dict[str, torch.Generator] = {}
         self._generator_seeds: dict[str, int] = {}
         self._ddp: dict[str, nn.Module] = {}   # DDP wrappers of ``distributed`` (the engine)
@@ -165,37 +116,19 @@ class Method(nn.Module):
         """The optimisers of :meth:`configure_optimizers`, by name."""
         return {k: o.optimizer for k, o in self._built().items()}
 
-    def _built(self) -> dict[str, _Optim]:
+    def _built(self) -> dict[str, OptimizerSlot]:
         if self._optims is None:
             self._optims = {}
             for name, (opt, sched) in self.configure_optimizers().items():
-                hyper = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-                self._optims[name] = _Optim(opt, sched, hyper)
+                self._optims[name] = OptimizerSlot(opt, sched)
         return self._optims
 
     def make_optimizer(self, params: Any, *, total: int | None = None, lr: float | None = None,
                        cfg: Any = None, **overrides: Any) -> tuple[torch.optim.Optimizer, Any]:
-        """An optimiser over ``params`` and its schedule, from the config's optimiser fields
-        (``optimizer``, ``lr``, ``weight_decay``, ``momentum``, ``schedule``, ``warmup``,
-        ``milestones``; ``cfg`` defaults to the method's), over ``total`` steps (default
-        ``cfg.steps``). ``overrides`` replace config fields (``schedule="constant"``)."""
-        c = cfg if cfg is not None else self.cfg
-        get = lambda k, d=None: overrides.get(k, getattr(c, k, d))  # noqa: E731
-        lr = get("lr") if lr is None else lr
-        params = list(params)  # frozen ones too: a parameter without a gradient is skipped
-        kind = get("optimizer", "adam")
-        if kind == "sgd":
-            opt = torch.optim.SGD(params, lr=lr, momentum=get("momentum", 0.9),
-                                  weight_decay=get("weight_decay", 0.0))
-        elif kind == "adam":
-            opt = torch.optim.Adam(params, lr=lr, weight_decay=get("weight_decay", 0.0))
-        else:
-            raise DGBlocksError(f"optimizer: expected 'adam' or 'sgd', got {kind!r}")
-        total = c.steps if total is None else total
-        kw = dict(total=total, schedule=get("schedule", "cosine"), warmup=get("warmup", 0.1),
-                  milestones=tuple(get("milestones", (2 / 3,))))
-        lr_factor(0, **kw)  # validate now, not at the first step
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, **kw))
+        """An optimiser over ``params`` and its schedule from the config's optimiser fields
+        (``cfg`` defaults to the method's; :func:`dgblocks.methods.optim.build_optimizer`)."""
+        return build_optimizer(params, self.cfg if cfg is None else cfg, total=total, lr=lr,
+                               **overrides)
 
     def ddp(self, name: str) -> nn.Module:
         """Sub-module ``name``, through its DDP wrapper when the engine made one (call the
@@ -314,19 +247,7 @@ class Method(nn.Module):
         for k, s in state["optimizers"].items():
             if k not in built:
                 raise DGBlocksError(f"state: optimiser {k!r} is not one of {list(built)}")
-            o = built[k]
-            o.optimizer.load_state_dict(s)
-            if k in state["schedulers"] and o.scheduler is not None:
-                o.scheduler.load_state_dict(state["schedulers"][k])
-            # the configured hyper-parameters win over the saved ones (--resume-changed)
-            for g, h in zip(o.optimizer.param_groups, o.hyper):
-                g.update({n: v for n, v in h.items() if n not in ("lr", "initial_lr")})
-            if o.scheduler is not None:
-                o.scheduler.base_lrs = [h["initial_lr"] if "initial_lr" in h else h["lr"]
-                                        for h in o.hyper]
-                for g, f, fn in zip(o.optimizer.param_groups, o.scheduler.base_lrs,
-                                    o.scheduler.lr_lambdas):
-                    g["lr"] = f * fn(o.scheduler.last_epoch)
+            built[k].load(s, state["schedulers"].get(k))
         for k, s in state.get("generators", {}).items():
             old = self._generators.pop(k, None)
             dev = old.device if old is not None else state.get("generator_devices", {}).get(k)
