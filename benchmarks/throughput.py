@@ -1,6 +1,7 @@
 """End-to-end training throughput (images/s) of every recipe, beside the AGG baseline.
 
-Runs each method of ``recipes/leaderboard.py`` exactly as the leaderboard does (its flags for
+Runs each method of the leaderboard (``python -m scripts.launch leaderboard``) exactly as
+the leaderboard does (its flags for
 N steps: same backbone ``resnet_tiny``, batch 32, embedded synthetic data, all sources ->
 unseen targets), one after the other, as subprocesses with ``--threads`` threads and
 ``--no-plots``, with fresh stage-1 caches. From each results JSON:
@@ -47,8 +48,8 @@ BASELINE = "baseline (AGG)"
 
 
 def leaderboard() -> Any:
-    """``recipes.leaderboard`` (its METHODS and jobs define the setting)."""
-    from recipes import leaderboard as lb
+    """``scripts.launch.leaderboard`` (its METHODS and jobs define the setting)."""
+    from scripts.launch import leaderboard as lb
 
     return lb
 
@@ -113,14 +114,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows, failed = [], {}
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(a.threads)}
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
+        flags = f"--amp {a.amp}" + (" --compile" if a.compile else "")
         args = lb.parse(["--steps", str(a.steps), "--batch-size", str(a.batch_size),
                          "--backbone", a.backbone, "--seeds", "0", "--out", tmp,
-                         "--methods", *a.methods])
+                         "--threads", str(a.threads), "--device", a.device,
+                         "--recipe-flags", flags, "--methods", *a.methods])
         for job in lb.jobs(args):
-            cmd = job.command()
-            cmd[cmd.index("--threads") + 1] = str(a.threads)
-            cmd += ["--device", a.device, "--amp", a.amp] + (["--compile"] if a.compile else [])
-            cmd += ["--first-order"] if a.compile and job.name == "CDVM" else []
+            cmd = job.command() + (["--first-order"] if a.compile and job.name == "CDVM" else [])
             w0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             wall = time.perf_counter() - w0

@@ -44,9 +44,6 @@ class Config(AGGConfig):
     steps: int = arg(-1, "training steps (0: the untrained network); -1: 300, or 1,000 for "
                      "mobilenetv2 / dualnorm on ReID data (MobileNetV2 learns slowly from "
                      "scratch: docs/decisions.md)", smoke=12)
-    lr: float = arg(6e-3, "Adam learning rate (from-scratch regime, docs/decisions.md; BoT's "
-                    "3.5e-4 is for an ImageNet-pretrained ResNet-50: configs/baseline_paper.json)",
-                    smoke=1e-3, minimum=0.0)
     digits_dim: int = arg(64, "feature size of the digits CNN")
     holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout, as cdvm --holdout): "
                        "train on the other sources, test on this one's held-out ids; -1: off")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ from dgblocks import sampling as S
 
 PACKAGES = ["dgblocks.functional", "dgblocks.losses", "dgblocks.layers", "dgblocks.memory",
             "dgblocks.sampling", "dgblocks.domains", "dgblocks.meta", "dgblocks.eval",
-            "dgblocks.protocols", "dgblocks.distances"]
+            "dgblocks.protocols", "dgblocks.distances", "dgblocks.methods"]
 
 # Public names that are not blocks taking user input (documented reason per name).
 NOT_CALLABLE = {
@@ -46,6 +47,8 @@ NOT_CALLABLE = {
     "ProtocolSpec": "parsed result of parse_protocol (a frozen dataclass)",
     "PairedDifference": "result NamedTuple of paired_difference", "NUISANCES": "a tuple of names",
     "DOMAIN_LABELS": "a tuple of names",
+    "Batch": "a NamedTuple the engine hands to Method.update",
+    "ADVERSARIAL_LOSSES": "a tuple of names",
 }
 
 N, K, D = 8, 5, 6
@@ -734,6 +737,42 @@ MORE: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
 }
 for _name, _cases in MORE.items():
     CASES[_name] = CASES.get(_name, []) + _cases
+
+
+def _methods_cases() -> dict[str, list[tuple[str, Callable[[], Any], str]]]:
+    from dgblocks import methods as Mt
+
+    tiny = types.SimpleNamespace(num_ids=4)
+    return {
+        "Method": [("cfg", c(Mt.Method, {"steps": 1}, tiny), "cfg"),
+                   ("bench", c(Mt.Method, Mt.TrainConfig(), object()), "bench"),
+                   ("seed", c(Mt.Method, Mt.TrainConfig(), tiny, seed=1.5), "seed")],
+        "Stage": [("name", c(Mt.Stage, "", 1), "name"), ("steps", c(Mt.Stage, "s", -1), "steps"),
+                  ("sampler", c(Mt.Stage, "s", 1, sampler="x"), "sampler"),
+                  ("batch", c(Mt.Stage, "s", 1, batch_size=0), "batch_size"),
+                  ("update", c(Mt.Stage, "s", 1, update=1), "update")],
+        "ReIDNet": [("backbone", c(Mt.ReIDNet, nn.Linear(2, 2), 3), "backbone")],
+        "StageBlock": [("block", c(Mt.StageBlock, 3), "block")],
+        "AGG": [("cfg", c(Mt.AGG, None, bench()), "cfg"),
+                ("bench", c(Mt.AGG, Mt.AGGConfig(), None), "bench")],
+        "AGGConfig": [("lr", c(Mt.AGGConfig, lr=-1.0), "lr"),
+                      ("backbone", c(Mt.AGGConfig, backbone="x"), "backbone")],
+        "OptimConfig": [("schedule", c(Mt.OptimConfig, schedule="x"), "schedule"),
+                        ("optimizer", c(Mt.OptimConfig, optimizer="x"), "optimizer")],
+        "TrainConfig": [("steps", c(Mt.TrainConfig, steps=-1), "steps"),
+                        ("batch", c(Mt.TrainConfig, batch_size=0), "batch-size")],
+        "NuisanceAdversary": [
+            ("loss", c(Mt.NuisanceAdversary, in_dim=4, sizes={"c": 2}, loss="x"), "loss"),
+            ("sizes", c(Mt.NuisanceAdversary, in_dim=4, sizes={}, loss="ne"), "sizes"),
+            ("labels", c(Mt.NuisanceAdversary, in_dim=4, sizes={"c": 2}), "labels"),
+            ("lr", c(Mt.NuisanceAdversary, in_dim=4, sizes={"c": 2}, loss="ne", lr=-1.0), "lr")],
+        "owned_parameters": [("module", c(Mt.owned_parameters, "x"), "module")],
+        "LocalContext": [("method", c(Mt.LocalContext, None), "method")],
+        "validation_error": [("val", c(E.validation_error, nn.Flatten(), "val"), "val")],
+    }
+
+
+CASES.update(_methods_cases())
 
 
 def _fused_bn(x: torch.Tensor) -> Any:

@@ -1,7 +1,7 @@
 """Backbones by name: the one switch every recipe's ``--backbone`` goes through.
 
-The leaderboard (``recipes/leaderboard.py``) compares methods with the *same* backbone, so every
-recipe builds it here rather than with its own ``if`` chain.
+The leaderboard (``scripts/launch/leaderboard.py``) compares methods with the *same*
+backbone, so every recipe builds it here rather than with its own ``if`` chain.
 """
 
 from __future__ import annotations

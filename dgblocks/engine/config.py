@@ -26,7 +26,8 @@ from typing import Any
 
 from dgblocks._checks import DGBlocksError
 
-__all__ = ["arg", "SharedArgs", "parse_config", "config_dict", "load_overrides", "ConfigError"]
+__all__ = ["arg", "SharedArgs", "parse_config", "config_dict", "load_overrides", "ConfigError",
+           "validate"]
 
 _MISSING = dataclasses.MISSING
 
@@ -246,6 +247,24 @@ def _check_value(v: Any, tp: Any, flag: str) -> Any:
         kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
         raise ConfigError(f"{flag}: expected {kind[tp]}, got {v!r} ({type(v).__name__})")
     return float(v) if tp is float else v
+
+
+def validate(obj: Any) -> None:
+    """Check every field of the dataclass instance ``obj`` against its annotation, choices
+    and minimum (what :func:`parse_config` does to the flags); a bad value raises
+    :class:`ConfigError` naming the flag.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     steps: int = arg(3, "steps")
+        >>> validate(C(steps=-1))
+        Traceback (most recent call last):
+        ...
+        dgblocks.engine.config.ConfigError: --steps: expected an integer >= 0, got -1
+    """
+    _validate(obj)
 
 
 def _validate(obj: Any) -> None:

@@ -1,7 +1,8 @@
 """Run a grid of recipe runs (variants x seeds) as subprocesses and tabulate mean +- std.
 
-Used by ``scripts/sweep.py`` (one recipe, several variants) and ``recipes/leaderboard.py``
-(several recipes on one protocol). Every run writes its own results JSON; a run whose JSON is
+Used by ``scripts/launch/sweep.py`` (one recipe, several variants) and
+``scripts/launch/leaderboard.py`` (several recipes on one protocol). Every run writes its
+own results JSON; a run whose JSON is
 already there is skipped, so an interrupted grid continues where it stopped. Runs go
 ``parallel`` at a time (each recipe is told ``--threads``), their output into ``<json>.log``.
 """
@@ -38,7 +39,7 @@ class Job:
 
     def command(self) -> list[str]:
         return [sys.executable, self.script, *self.flags, "--seed", str(self.seed),
-                "--out", str(self.out)]
+                "--out", str(self.out), "--resume", "auto"]  # a killed run continues
 
 
 def run_grid(jobs: Sequence[Job], *, parallel: int = 1, log: Callable[[str], None] = print,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dgblocks._checks import DGBlocksError
 from dgblocks.backbones import BACKBONES, build_backbone, load_pretrained
 from dgblocks.data.inputs import image_size
 from dgblocks.data.transforms import train_transform
@@ -39,13 +40,25 @@ class AGGConfig(TrainConfig):
     pretrained: str = arg("", "state-dict file of the backbone (torchvision, timm, CLIP)")
     eps: float = arg(0.1, "label smoothing of the identity CE (BoT; DIR-ReID 4.2)",
                      minimum=0.0)
+    lr: float = arg(6e-3, "Adam learning rate (from-scratch regime, docs/decisions.md; BoT's "
+                    "3.5e-4 is for an ImageNet-pretrained ResNet-50)", smoke=1e-3, minimum=0.0)
     margin: float = arg(0.3, "triplet margin (BoT; DDAN 4.5)", minimum=0.0)
     lambda_tri: float = arg(1.0, "triplet weight (DDAN eq 9: l1 = 1)", minimum=0.0)
 
 
 def owned_parameters(module: nn.Module) -> set[int]:
     """``id`` of every parameter inside a sub-module that trains itself (has an
-    ``optimizer`` attribute, e.g. :class:`dgblocks.methods.NuisanceAdversary`)."""
+    ``optimizer`` attribute, e.g. :class:`dgblocks.methods.NuisanceAdversary`).
+
+    Example:
+        >>> from dgblocks.methods import NuisanceAdversary
+        >>> m = torch.nn.ModuleDict({"adv": NuisanceAdversary(in_dim=4, sizes={"cam": 2},
+        ...                                                     loss="ne")})
+        >>> len(owned_parameters(m)) == len(list(m.parameters()))
+        True
+    """
+    if not isinstance(module, nn.Module):
+        raise DGBlocksError(f"module: expected an nn.Module, got {type(module).__name__}")
     return {id(p) for m in module.modules() if m is not module
             and isinstance(getattr(m, "optimizer", None), torch.optim.Optimizer)
             for p in m.parameters()}

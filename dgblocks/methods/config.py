@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dgblocks.engine.config import arg
+from dgblocks.engine.config import arg, validate
 from dgblocks.engine.lr import SCHEDULES
 
 __all__ = ["OptimConfig", "TrainConfig"]
@@ -40,6 +40,9 @@ class OptimConfig:
     milestones: tuple[float, ...] = arg((2 / 3,), "step schedule: decay points as fractions "
                                         "of the run (papers' 'x0.1 every 40 of 100 epochs': "
                                         "0.4 0.8)")
+
+    def __post_init__(self) -> None:
+        validate(self)  # a config built in code is checked like the flags
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dgblocks._checks import DGBlocksError
 from dgblocks.engine.batches import Batches, index_sampler, move_to
 
 __all__ = ["LocalContext"]
@@ -30,6 +31,8 @@ class LocalContext:
 
     def __init__(self, method: Any, *, seed: int = 0, eval_batch_size: int = 128,
                  out: str | Path = "runs/local/results.json") -> None:
+        if not callable(getattr(method, "parameters", None)):
+            raise DGBlocksError(f"method: expected an nn.Module, got {type(method).__name__}")
         self._method, self.seed, self.eval_batch_size = method, seed, eval_batch_size
         self.out, self.step, self.new_epoch, self.is_main = Path(out), 0, False, True
         self.progress = 0.0

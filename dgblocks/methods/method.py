@@ -13,13 +13,14 @@ stage's steps, checkpoints, resumes, caches and re-seeds them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import DGBlocksError
+from dgblocks._checks import DGBlocksError, check_int
 from dgblocks.engine.seeding import derive_seed
 from dgblocks.layers import GradientReversal
 from dgblocks.methods.context import LocalContext
@@ -50,7 +51,13 @@ class Method(nn.Module):
 
     def __init__(self, cfg: Any, bench: Any, *, seed: int = 0) -> None:
         super().__init__()
-        self.cfg, self.bench, self.seed = cfg, bench, int(seed)
+        if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+            raise DGBlocksError(f"cfg: expected a config dataclass instance, got "
+                                f"{type(cfg).__name__}")
+        if not isinstance(getattr(bench, "num_ids", None), int):
+            raise DGBlocksError(f"bench: expected a Benchmark (with num_ids), got "
+                                f"{type(bench).__name__}")
+        self.cfg, self.bench, self.seed = cfg, bench, check_int(seed, name="seed")
         self.state: dict[str, Any] = {}   # plain values saved with the state_dict
         self.ctx: Any = LocalContext(self, seed=seed)  # the engine sets its loop's
         self.stage: Stage | None = None   # the stage being run (set by the engine)

@@ -63,10 +63,14 @@ class OptimizerSlot:
             sched.load_state_dict(scheduler_state)
         for g, h in zip(o.param_groups, self.hyper):
             g.update({n: v for n, v in h.items() if n not in ("lr", "initial_lr")})
-        if sched is not None:
-            sched.base_lrs = [h.get("initial_lr", h["lr"]) for h in self.hyper]
-            for g, base, fn in zip(o.param_groups, sched.base_lrs, sched.lr_lambdas):
-                g["lr"] = base * fn(sched.last_epoch)
-        else:
+        if sched is None:
             for g, h in zip(o.param_groups, self.hyper):
                 g["lr"] = h["lr"]
+            return
+        new = [h.get("initial_lr", h["lr"]) for h in self.hyper]
+        for g, old, base in zip(o.param_groups, sched.base_lrs, new):
+            if base != old:  # the schedule's factor kept (unchanged: bit for bit as saved)
+                g["lr"] = base * (g["lr"] / old) if old else base
+            g["initial_lr"] = base
+        sched.base_lrs = new
+        sched._last_lr = [g["lr"] for g in o.param_groups]

@@ -87,7 +87,7 @@ class ReIDNet(nn.Module):
         >>> net(torch.rand(4, 3, 64, 32)).logits.shape
         torch.Size([4, 5])
         >>> net.eval()(torch.rand(2, 3, 64, 32)).shape
-        torch.Size([2, 256])
+        torch.Size([2, 512])
     """
 
     def __init__(self, backbone: nn.Module, num_ids: int) -> None:

@@ -8,7 +8,11 @@ from typing import Any, NamedTuple
 
 from torch import Tensor
 
-__all__ = ["Batch", "Stage"]
+from dgblocks._checks import DGBlocksError, check_choice, check_int
+
+__all__ = ["Batch", "Stage", "SAMPLERS"]
+
+SAMPLERS = ("identity", "domain", "random")
 
 
 class Batch(NamedTuple):
@@ -51,3 +55,17 @@ class Stage:
     cache: tuple[str, ...] = ()
     settings: tuple[str, ...] | None = None
     clocks: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise DGBlocksError(f"name: expected a non-empty stage name, got {self.name!r}")
+        check_int(self.steps, name="steps", minimum=0)
+        check_choice(self.sampler, SAMPLERS, name="sampler")
+        check_int(self.batch_size, name="batch_size", minimum=1)
+        check_int(self.num_instances, name="num_instances", minimum=1)
+        if self.update is not None and not callable(self.update):
+            raise DGBlocksError(f"update: expected a callable or None, got {self.update!r}")
+        for field_name in ("cache", "settings"):
+            v = getattr(self, field_name)
+            if v is not None and (isinstance(v, str) or not all(isinstance(n, str) for n in v)):
+                raise DGBlocksError(f"{field_name}: expected a tuple of names, got {v!r}")

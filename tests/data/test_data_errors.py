@@ -107,7 +107,7 @@ def test_check_data_flag_exits_after_listing(tmp_path, capsys):
 
     _protocol1_tree(tmp_path)
     base = ["--check-data", "--data", "real", "--data-root", str(tmp_path), "--protocol",
-            "protocol1", "--smoke", "--out", str(tmp_path / "r.json")]
+            "protocol1", "--image-size", "64", "32", "--smoke", "--out", str(tmp_path / "r.json")]
     with pytest.raises(SystemExit) as ok:
         baseline.main(base)
     assert ok.value.code == 0 and "0 problem(s)" in capsys.readouterr().out

@@ -1,63 +1,87 @@
-"""Run: the checkpointing step loop resumes exactly (in-process; the SIGKILL test of the
-baseline recipe lives in tests/recipes/test_baseline.py)."""
+"""Run and the engine's loop (``fit``): a two-stage method resumes exactly from a kill inside
+either stage or at their boundary (in-process; the SIGKILL tests of the recipes live in
+tests/recipes/)."""
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from dgblocks.engine import arg, read_jsonl, setup
+from dgblocks.engine import arg, fit, read_jsonl, setup
+from dgblocks.methods import Method, Stage
 
 
 @dataclass
 class Cfg:
-    steps_a: int = arg(5, "phase A steps")
-    steps_b: int = arg(7, "phase B steps")
+    steps_a: int = arg(5, "stage A steps")
+    steps_b: int = arg(7, "stage B steps")
 
 
 DATA = TensorDataset(torch.randn(24, 3, generator=torch.Generator().manual_seed(0)),
                      torch.arange(24) % 4)
 
 
+class Killed(Exception):
+    """Abandons a run where a kill would."""
+
+
+class TwoStage(Method):
+    """Dropout, torch.rand and a method generator in every step; a value computed between
+    the stages; ``stop`` = (stage, step) raises there, as a kill would."""
+
+    def __init__(self, cfg, bench, *, seed=0, stop=None):
+        super().__init__(cfg, bench, seed=seed)
+        self.model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.3), nn.Linear(8, 4))
+        self.stop = stop
+
+    def stages(self):
+        return [Stage(n, k, data=DATA, sampler="random", batch_size=4)
+                for n, k in (("a", self.cfg.steps_a), ("b", self.cfg.steps_b))]
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+        return {"main": (opt, torch.optim.lr_scheduler.StepLR(opt, 3, 0.5))}
+
+    def update(self, batch):
+        if self.stop == (self.stage.name, self.ctx.step):
+            raise Killed
+        x, y = batch
+        gen = self.generator("noise", 1, device="cpu")
+        noise = torch.rand(x.shape) * 0.01 + torch.rand(1, generator=gen) * 0.01
+        loss = nn.functional.cross_entropy(self.model(x + noise), y)
+        self.minimize(loss)
+        return {"loss": loss.detach()}
+
+    def end_stage(self, stage):
+        if stage.name == "a":
+            self.state["between"] = float(self.model[0].weight.detach().sum())
+
+
 def _train(tmp_path, *, resume=False, stop=None):
-    """Two phases; the step uses dropout, torch.rand and a registered generator. ``stop``
-    (phase, step) abandons the run there, as a kill would."""
     out = tmp_path / "r.json"
     argv = ["--out", str(out), "--ckpt-every", "2", "--log-every", "1", "--seed", "5",
             "--no-plots"] + (["--resume", "auto"] if resume else [])
     cfg, run = setup(Cfg, argv, name="t")
-    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.3), nn.Linear(8, 4))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    sched = torch.optim.lr_scheduler.StepLR(opt, 3, 0.5)
-    gen = torch.Generator().manual_seed(1)
-    run.register(model=model, opt=opt, sched=sched, gen=gen)
-    for phase, total in (("a", cfg.steps_a), ("b", cfg.steps_b)):
-        if phase == "b":
-            run.cached("between", lambda: float(model[0].weight.detach().sum()))
-        batches = run.batches(DATA, batch_size=4, sampler="random")
-        for step, (x, y) in run.steps(batches, total, phase=phase):
-            noise = torch.rand(x.shape) * 0.01 + torch.rand(1, generator=gen) * 0.01
-            loss = nn.functional.cross_entropy(model(x + noise), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            run.log(loss=loss)
-            if stop == (phase, step):
-                return None, run
-    return [p.detach().clone() for p in model.parameters()], run
+    run.bench = SimpleNamespace(num_ids=4, name="t")
+    method = TwoStage(cfg, run.bench, seed=5, stop=stop)
+    try:
+        fit(method, run)
+    except Killed:
+        return None, run, method
+    return [p.detach().clone() for p in method.parameters()], run, method
 
 
 @pytest.mark.parametrize("stop", [("a", 2), ("a", 4), ("b", 0), ("b", 5), ("b", 6)])
 def test_resume_matches_uninterrupted(tmp_path, stop):
-    ref, ref_run = _train(tmp_path / "ref")
-    _, killed = _train(tmp_path / "k", stop=stop)
-    got, run = _train(tmp_path / "k", resume=True)
+    ref, ref_run, ref_m = _train(tmp_path / "ref")
+    _train(tmp_path / "k", stop=stop)
+    got, run, m = _train(tmp_path / "k", resume=True)
     for a, b in zip(ref, got):
         assert torch.equal(a, b)
-    assert run.state["between"] == ref_run.state["between"]
+    assert m.state["between"] == ref_m.state["between"]
     recs = read_jsonl(run.out.with_suffix(".metrics.jsonl"))
     ref_recs = read_jsonl(ref_run.out.with_suffix(".metrics.jsonl"))
     assert [(r["phase"], r["step"]) for r in recs] == [(r["phase"], r["step"]) for r in ref_recs]
@@ -65,9 +89,8 @@ def test_resume_matches_uninterrupted(tmp_path, stop):
 
 
 def test_finished_run_resumes_to_the_end(tmp_path):
-    ref, _ = _train(tmp_path)
-    got, run = _train(tmp_path, resume=True)  # every phase done: nothing trains
-    run.restore_finished()
+    ref, _, _ = _train(tmp_path)
+    got, _, _ = _train(tmp_path, resume=True)  # every stage done: nothing trains
     assert all(torch.equal(a, b) for a, b in zip(ref, got))
 
 

@@ -8,6 +8,7 @@ SCRIPT = """
 import argparse, json, sys
 p = argparse.ArgumentParser(); p.add_argument("--r1", type=float); p.add_argument("--fail",
     action="store_true"); p.add_argument("--seed", type=int); p.add_argument("--out")
+p.add_argument("--resume")
 a = p.parse_args()
 if a.fail:
     sys.exit(3)
@@ -47,5 +48,5 @@ def test_run_grid_rejects_bad_parallel(tmp_path):
 def test_job_command_and_format_mean_std(tmp_path):
     job = Job("x", 4, "r.py", ("--a", "1"), tmp_path / "o.json")
     assert job.command() == [sys.executable, "r.py", "--a", "1", "--seed", "4", "--out",
-                             str(tmp_path / "o.json")]
+                             str(tmp_path / "o.json"), "--resume", "auto"]
     assert format_mean_std([]) == "n/a" and format_mean_std([5.0]) == "5.0 ± 0.0"

@@ -169,7 +169,7 @@ def test_protocol1_real_data_on_a_fake_tree(tmp_path):
         make(tmp_path / "data")
     res = recipe.main(["--smoke", "--threads", "1", "--steps", "2", "--batch-size", "8",
                        "--no-plots", "--data", "real", "--data-root", str(tmp_path / "data"),
-                       "--protocol", "protocol1", "--out", str(tmp_path / "r.json")])
+                       "--protocol", "protocol1", "--image-size", "64", "32", "--out", str(tmp_path / "r.json")])
     assert res["targets"] == ["prid2011", "grid", "viper", "ilids"]
     for m in res["metrics"].values():
         assert 0 <= m["R1"] <= 100 and m["num_splits"] == 10

@@ -164,7 +164,7 @@ def test_protocol1_on_a_fake_real_tree(tmp_path):
                  ft.ilids):
         make(tmp_path)
     payload = cdvm.main([*FAST, "--data", "real", "--data-root", str(tmp_path), "--protocol",
-                         "protocol1", "--steps", "1", "--batch-size", "8", "--num-instances", "2",
+                         "protocol1", "--image-size", "64", "32", "--steps", "1", "--batch-size", "8", "--num-instances", "2",
                          "--out", str(tmp_path / "r.json")])
     assert list(payload["metrics"]) == ["prid2011", "grid", "viper", "ilids"]
 

@@ -14,15 +14,12 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 RECIPES = ("baseline", "dir_reid", "ddan", "cdvm", "episodic", "adin")
-CACHES = {"ddan": "--cache", "episodic": "--stage1-cache"}
 
 
 def _main(name, tmp_path, *flags):
     out = tmp_path / name / "results.json"
     argv = ["--smoke", "--device", "cuda", "--no-plots", "--ckpt-every", "1000",
             "--out", str(out), *flags]
-    if name in CACHES:
-        argv += [CACHES[name], str(tmp_path / name / "cache")]
     res = importlib.import_module(f"recipes.{name}").main(argv)
     losses = [v for r in read_jsonl(out.with_suffix(".metrics.jsonl"))
               for k, v in r.items() if k.startswith(("loss", "l_")) and isinstance(v, float)]

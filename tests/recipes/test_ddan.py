@@ -113,7 +113,7 @@ def test_protocol1_end_to_end_on_a_fake_tree(tmp_path):
                  ft.ilids):
         make(tmp_path / "data")
     res = ddan.main([*TINY, "--steps", "2", "--batch-size", "8", "--data", "real",
-                     "--data-root", str(tmp_path / "data"), "--protocol", "protocol1",
+                     "--data-root", str(tmp_path / "data"), "--protocol", "protocol1", "--image-size", "64", "32",
                      "--out", str(tmp_path / "r.json"), "--stage-cache", str(tmp_path / "c"),
                      "--eval-batch-size", "256"])
     assert res["targets"] == ["prid2011", "grid", "viper", "ilids"]

@@ -100,7 +100,7 @@ def test_protocol1_end_to_end_on_a_fake_tree(tmp_path):
         make(tmp_path / "data")
     res = dr.main([*TINY, "--batch-size", "8", "--k", "3",
                    "--data", "real", "--data-root", str(tmp_path / "data"),
-                   "--protocol", "protocol1", "--out", str(tmp_path / "r.json"),
+                   "--protocol", "protocol1", "--image-size", "64", "32", "--out", str(tmp_path / "r.json"),
                    "--eval-batch-size", "256"])
     assert res["targets"] == ["prid2011", "grid", "viper", "ilids"]
     for m in res["metrics"].values():

@@ -131,7 +131,7 @@ def _protocol1(tmp_path, *flags):
               ft.ilids):
         f(tmp_path / "data")
     return ep.main(["--data", "real", "--data-root", str(tmp_path / "data"), "--protocol",
-                    "protocol1", "--steps", "1", "--stage1-steps", "1", "--batch-size", "8",
+                    "protocol1", "--image-size", "64", "32", "--steps", "1", "--stage1-steps", "1", "--batch-size", "8",
                     "--stage-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json"),
                     "--eval-batch-size", "256", *TINY, *flags])
 

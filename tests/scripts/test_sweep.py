@@ -1,4 +1,4 @@
-from scripts.sweep import parse_variants, table, write_md
+from scripts.launch.sweep import parse_variants, table, write_md
 
 
 def fake(r1, seed):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from recipes import leaderboard as lb
+from scripts.launch import leaderboard as lb
 
 
 def _flag(flags, name):

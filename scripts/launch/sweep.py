@@ -6,7 +6,7 @@ per variant, the mean and standard deviation over seeds of each metric per targe
 average over targets and the worst target, then each variant's paired difference to the
 ``--reference`` variant (default: the first) over the same seeds with a 95% t interval.
 
-    python scripts/sweep.py recipes/baseline.py --seeds 0 1 2 --out runs/agg \\
+    python -m scripts.launch sweep recipes/baseline.py --seeds 0 1 2 --out runs/agg \\
         --variant agg="" --variant agg_dualnorm="--backbone dualnorm" \\
         --md docs/results/agg.md --title "AGG baseline"
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             + provenance(results))
     print(body)
     if args.md:
-        command = shlex.join([sys.argv[0] if argv is None else "scripts/sweep.py",
+        command = shlex.join([sys.argv[0] if argv is None else "scripts/launch/sweep.py",
                               *(sys.argv[1:] if argv is None else argv)])
         write_md(args.md, args.name or args.out.name, args.title, "python " + command, body)
 
