@@ -35,6 +35,7 @@ from dgblocks.engine.seeding import seed_everything
 __all__ = ["Run", "setup"]
 
 _SLEEP = float(os.environ.get("DGBLOCKS_TEST_STEP_SLEEP", "0") or 0)  # test hook (SIGKILL test)
+_EXIT_AFTER = os.environ.get("DGBLOCKS_TEST_EXIT_AFTER_SAVE", "")  # test hook: "phase:step"
 
 
 def setup(config_cls: type | None, argv: list[str] | None = None, *, name: str | None = None,
@@ -254,6 +255,8 @@ class Run:
             self.logger.sync()
             self.ckpt.save(phase, step, batches=batches, log_lines=self.logger.lines,
                            config=config_dict(self.cfg) if self.cfg is not None else {})
+            if _EXIT_AFTER == f"{phase}:{step}":  # a kill right after this checkpoint
+                os._exit(137)
 
     def finish(self, encode: Callable[[Tensor], Tensor], **kwargs: Any) -> dict[str, Any]:
         """Evaluate on the unseen targets, print the table, write the results JSON and PNGs.

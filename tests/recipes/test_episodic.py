@@ -19,10 +19,10 @@ TINY = ["--width", "0.25", "--ext-width", "0.25", "--feat-dim", "32", "--emb-dim
         "--no-plots", "--threads", "1"]
 
 
-def _run(tmp_path, *flags):
+def _run(tmp_path, *flags, name="r"):
     return ep.main(["--smoke", "--steps", "2", "--stage1-steps", "2", *TINY,
                     "--stage-cache", str(tmp_path / "cache"), "--out",
-                    str(tmp_path / "r.json"), *flags])
+                    str(tmp_path / name / "r.json"), *flags])
 
 
 def test_smoke_run_and_stage1_cache(tmp_path, capsys):
@@ -30,7 +30,7 @@ def test_smoke_run_and_stage1_cache(tmp_path, capsys):
     assert set(first["metrics"]) == set(first["targets"]) and first["variant"] == "episodic"
     cached = sorted((tmp_path / "cache").glob("episodic-F*.pt"))
     assert len(cached) == 3                             # one F_d per source domain + initial F
-    again = _run(tmp_path)                                    # stage 2 alone, from the cache
+    again = _run(tmp_path, name="again")                      # stage 2 alone, from the cache
     assert "loaded from" in capsys.readouterr().out
     assert again["metrics"] == first["metrics"]               # cache hit == fresh stage 1
     assert sorted((tmp_path / "cache").glob("episodic-F*.pt")) == cached

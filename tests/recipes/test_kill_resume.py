@@ -116,3 +116,44 @@ CASES = {  # recipe: (extra flags, checkpoints before the kill: a point inside a
 def test_sigkill_then_resume_is_bit_identical(tmp_path, recipe):
     extra, after = CASES[recipe]
     kill_and_resume(tmp_path, recipe, extra, after=after)
+
+
+def exit_and_resume(tmp_path, recipe, point, extra=()):
+    """Run ``recipe`` uninterrupted and, apart, end it right after the checkpoint of
+    ``point`` ("phase:step", a phase's end), then resume it; assert both end identically."""
+    script = ROOT / "recipes" / f"{recipe}.py"
+
+    def argv(name):
+        return [sys.executable, str(script), *BASE, "--out", str(tmp_path / name / "r.json"),
+                *extra]
+
+    ref = subprocess.run(argv("ref"), capture_output=True, text=True, env=_env(), cwd=ROOT,
+                         timeout=900)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    cut = subprocess.run(argv("cut"), capture_output=True, text=True, cwd=ROOT, timeout=900,
+                         env=_env(DGBLOCKS_TEST_EXIT_AFTER_SAVE=point))
+    assert cut.returncode == 137, cut.stderr[-3000:]
+    ck = load_checkpoint(tmp_path / "cut" / "r.ckpt.pt")
+    assert f"{ck['phase']}:{ck['step']}" == point
+    res = subprocess.run(argv("cut") + ["--resume", "auto"], capture_output=True, text=True,
+                         env=_env(), cwd=ROOT, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = (json.loads((tmp_path / n / "r.json").read_text()) for n in ("ref", "cut"))
+    assert a["metrics"] == b["metrics"], point
+    diff = _equal(load_checkpoint(tmp_path / "ref" / "r.ckpt.pt")["objects"],
+                  load_checkpoint(tmp_path / "cut" / "r.ckpt.pt")["objects"])
+    assert diff is None, f"{diff} differs (cut after {point})"
+
+
+BOUNDARIES = {  # recipe: the checkpoints that end a phase before its last (smoke budgets)
+    "adin": ("warmup_id:4", "warmup_nuisance:3"),
+    "ddan": ("stage1:4",),
+    "episodic": ("Finit:2", "F0:4", "F1:4"),
+}
+
+
+@pytest.mark.parametrize("recipe,point", [
+    pytest.param(r, p, marks=() if r == "adin" else pytest.mark.slow)
+    for r, points in BOUNDARIES.items() for p in points])
+def test_exit_at_a_phase_boundary_then_resume_is_bit_identical(tmp_path, recipe, point):
+    exit_and_resume(tmp_path, recipe, point)
