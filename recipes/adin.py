@@ -69,7 +69,7 @@ class Config(TrainConfig):
     hidden: int = arg(256, "cnn output; hidden width of f_I and f_N (two FC layers, ADIN 4.2)")
     warmup_steps: int = arg(200, "step 1: f_E + f_I (CPU budget)", smoke=4)
     nuisance_steps: int = arg(30, "step 2: f_N alone on frozen f_E", smoke=3)
-    steps: int = arg(200, "step 3: alternation steps", smoke=6)
+    steps: int = arg(200, "step 3: alternation steps (-1: from --epochs)", smoke=6, minimum=-1)
     lr: float = arg(6e-3, "Adam learning rate of f_E, f_I and the centres (as AGG: "
                     "from-scratch regime, docs/decisions.md)", smoke=1e-3, minimum=0.0)
     lr_n: float = arg(1e-3, "Adam learning rate of f_N")
@@ -181,8 +181,9 @@ class ADIN(Method):
         return {"l_i": l_i.detach(), "loss": l_i.detach()}
 
     def nuisance_step(self, batch):                                           # 2. frozen f_E
-        with torch.no_grad():
-            f = self.net(self.augment(batch.images))
+        with torch.no_grad():                 # eval mode: its batch norm statistics stay too
+            f = self.net.eval()(self.augment(batch.images))
+        self.net.train()
         return {"l_n": self.f_N.update(f, self._nuisances(batch))}
 
     def update(self, batch):                                                  # 3.

@@ -52,14 +52,14 @@ class Config(TrainConfig):
     base_width: int = arg(8, "stem width of resnet_small (second-order steps on 2 CPU cores)")
     pretrained: str = arg("", "torchvision/timm state-dict file for the backbone (optional)")
     steps: int = arg(400, "training steps (paper: 120 epochs; 8 epochs of the synthetic "
-                     "sources here)", smoke=4)
+                     "sources here; -1: from --epochs)", smoke=4, minimum=-1)
     batch_size: int = arg(64, "images per step, equal per source (paper: 64/domain)", smoke=16)
     num_instances: int = arg(4, "images per identity (paper 4: 2; 4 gives triplet positives)")
     lr: float = arg(6e-3, "Adam learning rate (as AGG: from-scratch regime, docs/decisions.md; "
                     "paper cites Adam [42])", smoke=1e-3, minimum=0.0)
     alpha: float = arg(0.5, "a, weight of L_dis (eq 12; paper 4: 0.5)")
     beta: float = arg(0.5, "b, weight of L_attr (eq 12; paper 4: 0.5)")
-    lambda_cent: float = arg(5e-4, "weight of L_cent (eq 12 has 1; BoT's 5e-4, see docs)")
+    lambda_cent: float = arg(1.0, "weight of L_cent (eq 12: 1; the bag of tricks uses 5e-4)")
     m1: float = arg(0.1, "margin m1 of L_v (eq 10; paper 4: 0.1)")
     m2: float = arg(0.1, "margin m2 of L_c (eq 10; paper 4: 0.1)")
     subspaces: int = arg(4, "V, subspaces of the hyper-network (paper 4.2, Fig 4a: 4)")

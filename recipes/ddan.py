@@ -10,7 +10,7 @@ Stage 2 (eq 9), per P x K batch, on a network initialised apart from stage 1's:
     5. L1 = L_IDE(I(f), y) + l1 * L_triplet(f, y)                          -> theta_e, m, i
     6. L_DA-T = NegEntropy(D(f_m)), D's parameters detached                -> theta_m
     7. from ``se_start``: the k nearest ID-pool entries r_hat (central sample: own domain minus
-       own id; peripheral: other domains); L_SE = symKL_tau(f_m, r_hat) / dim     -> theta_m
+       own id; peripheral: other domains); L_SE = sum_n mean_k symKL_tau(f_m, r_hat) -> theta_m
     8. L_DA-D = CE(D(f.detach()), 1[domain == c*])                         -> theta_d
     9. one Adam step on L1 + l2*L_DA-T + l3*L_SE + L_DA-D; ID pool update (eq 6-7) with f,
        ``end_epoch`` at every epoch boundary.
@@ -54,7 +54,8 @@ class Config(TrainConfig):
     backbone: str = arg("resnet_tiny", "resnet_tiny (learns from scratch on CPU) | mobilenetv2 "
                         "(DDAN 4.1) | dualnorm (DDAN+DualNorm, Table 1) | ...", choices=BACKBONES)
     width: float = arg(0.5, "MobileNetV2 width (paper 1.0; 0.5 is fast on 2 CPU cores)")
-    steps: int = arg(240, "stage-2 steps (paper: 100 epochs)", smoke=8)
+    steps: int = arg(240, "stage-2 steps (paper: 100 epochs; -1: from --epochs)", smoke=8,
+                     minimum=-1)
     stage1_steps: int = arg(60, "short stage-1 baseline for the central domain", smoke=4)
     batch_size: int = arg(64, "P x K images per step (DDAN 4.1: 64, 4 per identity)", smoke=16)
     lr: float = arg(6e-3, "learning rate (as AGG: from-scratch regime, docs/decisions.md; "
@@ -136,7 +137,8 @@ class DDAN(Method):
         self.pool = (IDPool(num_ids=ids, dim=self.net.neck.dim, num_domains=doms, k=cfg.k,
                             alpha=cfg.alpha) if cfg.ablation == "full" and cfg.k > 0 else None)
         self.ide, self.negent = LabelSmoothingCE(eps=cfg.eps), NegEntropy()
-        self.triplet, self.skl = TripletLoss(margin=cfg.margin), SymmetricKL(tau=cfg.tau)
+        self.triplet = TripletLoss(margin=cfg.margin)
+        self.skl = SymmetricKL(tau=cfg.tau, reduction="sum")  # eq 8: sum over the batch
         self.augment = train_transform(image_size(bench.train))
 
     def stages(self):
@@ -208,7 +210,7 @@ class DDAN(Method):
             logs |= {"l_da_t": l_dat.detach(), "l_da_d": l_dad.detach()}
         if self.pool is not None and self.ctx.step >= c.se_start * c.steps:
             nb = self.pool.topk(out["f"], dom, labels=pid)                    # 7. top-k of the pool
-            l_se = self.skl(out["f_m"], nb.values.to(out["f_m"]), nb.valid) / out["f_m"].shape[1]
+            l_se = self.skl(out["f_m"], nb.values.to(out["f_m"]), nb.valid)  # eq 8
             loss = loss + c.lambda3 * l_se
             logs["l_se"] = l_se.detach()
         self.minimize(loss)                                                   # 9. one step

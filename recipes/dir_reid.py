@@ -8,8 +8,9 @@ Algorithm (one step; C_S = identity head, C_V = domain head, shared by both late
     1. draw a batch (x, y, d) from the mixed sources;
     2. s = f_S(x) (IN-augmented identity encoder), v = f_V(x) (domain encoder);
     3. BA: pair each s_i with K domain factors v~_ik chosen by --ba (eq 8-10);
-    4. Phase I (f_S, f_V, C_SC, C_VC; C_S, C_V frozen) minimises
-       L_sid + l1 L_domindis + L_vdom + l2 L_idindis + l3 L_idinvar + l4 L_dominvar
+    4. Phase I (f_S, f_V, C_SC, C_VC; C_S, C_V frozen), split as eq 15: f_S and C_SC minimise
+       L_sid + l1 L_domindis + l3 L_idinvar (v enters C_SC detached), f_V and C_VC minimise
+       L_vdom + l2 L_idindis + l4 L_dominvar (s enters C_VC detached), where
        L_sid = CE_eps(C_S(s), y) (eq 2);  L_domindis = -H(C_V(s)) (eq 3-4);
        L_vdom = CE(C_V(v), d) (eq 7);     L_idindis = -H(C_S(v)) (eq 6);
        L_idinvar = sum_k CE_eps(C_SC(s_i + v~_ik), y_i) (eq 11; sum over k, mean over i);
@@ -61,6 +62,12 @@ class Config(TrainConfig):
                       "targets (Table 4; real data: --protocol direct:M->D)")
     domains: str = arg("auto", "domain labels d: dataset | camera ((source, camera) pairs, "
                        "Table 4) | auto: camera with one source", choices=DOMAIN_LABELS)
+    routing: str = arg("paper", "eq 15: L_idinvar trains f_S and C_SC only (v detached), "
+                       "L_dominvar f_V and C_VC only (s detached) | joint: both encoders get both "
+                       "(the first port)", choices=("paper", "joint"))
+    alpha: float = arg(-1.0, "BA mix weight; -1: the paper's, 0.5 for mixup (eq 9), uniform "
+                       "in [0, 1] per mix for mixhard (3.3: 'randomly interpolating')",
+                       minimum=-1.0)
     lambda1: float = arg(1.0, "weight of L_domindis (4.2)")
     lambda2: float = arg(0.1, "weight of L_idindis (4.2)")
     lambda3: float = arg(1.0, "weight of L_idinvar (4.2)")
@@ -75,7 +82,7 @@ class Config(TrainConfig):
     steps: int = arg(-1, "training steps (0: the untrained network); -1: 600 (ReID, 12 epochs of "
                      "the synthetic sources) or 200 (digits); the paper's 150 / 500 epochs do not "
                      "fit a CPU run", smoke=6)
-    batch_size: int = arg(0, "batch size; 0: 64 (ReID; paper 128; digits; paper 100)",
+    batch_size: int = arg(0, "batch size; 0: 64 (ReID; paper 128) or 100 (digits, E.2)",
                           smoke=16)
     optimizer: str = arg("adam", "ReID: adam (the from-scratch regime of every recipe: warm-up "
                          "then cosine, docs/decisions.md) | sgd (4.2: momentum 0.9, /10 after 2/3)",
@@ -99,7 +106,7 @@ def resolve(cfg: Config, digits: bool) -> Config:
         cfg.latent_dim = out
     cfg.latent_dim = cfg.latent_dim or (2 if digits else 1280)
     cfg.steps = cfg.steps if cfg.steps >= 0 else (200 if digits else 600)
-    cfg.batch_size = cfg.batch_size or 64
+    cfg.batch_size = cfg.batch_size or (100 if digits else 64)
     sgd = cfg.optimizer == "sgd" and not digits
     cfg.lr = cfg.lr or (1e-3 if digits else 0.02 if sgd else 6e-3)
     if cfg.schedule == "auto":  # E.2: warm-up over 100 of 500 epochs; 4.2: /10 after 100 of 150
@@ -146,7 +153,8 @@ class DIRReID(Method):
         self.ce_id, self.ce_dom = LabelSmoothingCE(eps=cfg.eps), LabelSmoothingCE(eps=0.0)
         self.ce_dom_each = LabelSmoothingCE(eps=0.0, reduction="none")
         self.negent = NegEntropy()
-        self.ba = BackdoorAdjustment(k=cfg.k, strategy=cfg.ba)
+        alpha = cfg.alpha if cfg.alpha >= 0 else 0.5 if cfg.ba == "mixup" else None
+        self.ba = BackdoorAdjustment(k=cfg.k, strategy=cfg.ba, alpha=alpha)
         self.augment = ((lambda x: x) if digits               # 4.2: crop, flip, jitter
                         else train_transform(image_size(bench.train)))
 
@@ -174,17 +182,8 @@ class DIRReID(Method):
             terms["l_idindis"] = cfg.lambda2 * self.ce_id(enc.id_head(self.grl(v)), y)
         if v is not None:
             terms["l_vdom"] = self.ce_dom(enc.domain_head(v), d)
-        if v_ == "full":                                       # 3. BA: K factors v~_ik per s_i
-            idx, w = self.ba.indices(v, generator=self.generator("ba"))
-            z_sc, z_vc = (backdoor_linear(s, v, idx, w, h.weight, h.bias).flatten(0, 1)
-                          for h in (self.c_sc, self.c_vc))    #    linear heads: no pairs built
-            k = idx.shape[1]                                   #    eq 11: sum over k, mean over i
-            terms["l_idinvar"] = cfg.lambda3 * k * self.ce_id(z_sc, y.repeat_interleave(k))
-            w = w.flatten()                                    #    mixed v~: mixed domain target
-            terms["l_dominvar"] = cfg.lambda4 * (
-                w * self.ce_dom_each(z_vc, d[idx[..., 0].flatten()])
-                + (1 - w) * self.ce_dom_each(z_vc, d[idx[..., 1].flatten()])
-            ).view(-1, k).sum(1).mean()
+        if v_ == "full":
+            terms |= self.backdoor_terms(s, v, y, d)           # 3. BA; eq 11 and its dual
         loss1 = sum(terms.values())
         self.minimize(loss1, "phase1")
         s, v = s.detach(), (v.detach() if v is not None else None)  # 5. Phase II, detached
@@ -195,6 +194,22 @@ class DIRReID(Method):
         self.minimize(loss2, "phase2")
         return {k: t.detach() for k, t in terms.items()} | {"loss1": loss1.detach(),
                                                              "loss2": loss2.detach()}
+
+    def backdoor_terms(self, s, v, y, d) -> dict:
+        """L_idinvar and L_dominvar on K factors v~_ik per s_i; eq 15's routing: v enters C_SC
+        detached (L_idinvar trains f_S, C_SC), s enters C_VC detached (L_dominvar: f_V, C_VC)."""
+        cfg, paper = self.cfg, self.cfg.routing == "paper"
+        idx, w = self.ba.indices(v, generator=self.generator("ba"))    # 3. BA (eq 8-10)
+        z_sc = backdoor_linear(s, v.detach() if paper else v, idx, w, self.c_sc.weight,
+                               self.c_sc.bias).flatten(0, 1)  # linear heads: no pairs built
+        z_vc = backdoor_linear(s.detach() if paper else s, v, idx, w, self.c_vc.weight,
+                               self.c_vc.bias).flatten(0, 1)
+        k = idx.shape[1]                                      # eq 11: sum over k, mean over i
+        w = w.flatten()                                       # mixed v~: mixed domain target
+        dominvar = (w * self.ce_dom_each(z_vc, d[idx[..., 0].flatten()])
+                    + (1 - w) * self.ce_dom_each(z_vc, d[idx[..., 1].flatten()]))
+        return {"l_idinvar": cfg.lambda3 * k * self.ce_id(z_sc, y.repeat_interleave(k)),
+                "l_dominvar": cfg.lambda4 * dominvar.view(-1, k).sum(1).mean()}
 
     def encode(self, x):
         return self.enc.encoder_s(normalize_input(x))

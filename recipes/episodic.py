@@ -28,6 +28,7 @@ E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from functools import partial
@@ -72,7 +73,7 @@ class Config(TrainConfig):
     init_steps: int = arg(120, "triplet steps on all sources that initialise F (stand-in for "
                           "the paper's ImageNet weights; 0: from scratch)", smoke=2)
     stage1_lr: float = arg(6e-3, "stage-1 Adam learning rate (the regime: warm-up then cosine)")
-    steps: int = arg(480, "stage-2 episodes", smoke=6)
+    steps: int = arg(480, "stage-2 episodes (-1: from --epochs)", smoke=6, minimum=-1)
     optimizer: str = arg("adam", "adam | sgd (the paper's IV-B)", choices=("adam", "sgd"))
     lr: float = arg(6e-3, "learning rate (as AGG, docs/decisions.md; IV-B: SGD 0.01)",
                     smoke=1e-3, minimum=0.0)
@@ -88,6 +89,21 @@ def extractor(cfg: Config, width: float, size: tuple[int, int], name: str = "") 
         return build_backbone(name, width=width, last_channel=cfg.feat_dim)
     net = build_backbone(name, width=width)
     return nn.Sequential(net, nn.Linear(net.out_channels, cfg.feat_dim))
+
+
+@contextlib.contextmanager
+def frozen_statistics(module: nn.Module):
+    """Batch norm of ``module`` normalises with the batch's statistics but leaves its running
+    statistics as they are (momentum 0) inside the block."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
 
 
 def sample_episode(num_domains: int, g: torch.Generator) -> tuple[int, int, int]:
@@ -192,9 +208,11 @@ class Episodic(Method):
             xi = normalize_input(self.augment(xi))
             with torch.no_grad():                               # 4. frozen F_j, F_k
                 f_j, f_k = self.ext[j](xi), self.ext[k](xi)
-            v_j = self.E(f_j)                                   # 5. E on domain-biased features
-            if c.consistency:
-                l_consis = self.consis(v_j, self.E(f_k))        #    eq 1
+            with frozen_statistics(self.E):                     # E's running statistics:
+                v_j = self.E(f_j)                               # E(F(x)) only, the stream
+                v_k = self.E(f_k) if c.consistency else None    # the test feature uses
+            if c.consistency:                                   # 5. E on domain-biased features
+                l_consis = self.consis(v_j, v_k)                #    eq 1
                 loss = loss + c.lambda_consis * l_consis
                 logs["l_consis"] = l_consis.detach()
             if c.triplet:

@@ -223,7 +223,12 @@ def train(method_cls: type, argv: list[str] | None = None, *, config: type | Non
     cfg, run = setup(config or method_cls.Config, argv, name=name, description=description)
     proto = getattr(method_cls, "default_protocol", None)  # real data without --protocol
     kw = {"protocol": proto} if proto and run.args.data == "real" and not run.args.protocol else {}
-    bench = run.bench = method_cls.prepare_benchmark(cfg, run.benchmark(cfg, **kw), run.args)
+    bench = run.benchmark(cfg, **kw)
+    epochs, size = getattr(cfg, "epochs", 0), getattr(cfg, "batch_size", 0)
+    if getattr(cfg, "steps", 0) == -1 and epochs > 0 and size > 0:  # the papers' unit
+        cfg.steps = max(1, round(epochs * len(bench.train) / size))
+        run.effective["steps"] = cfg.steps
+    bench = run.bench = method_cls.prepare_benchmark(cfg, bench, run.args)
     method = method_cls(cfg, bench, seed=run.args.seed)
     run.print(method.describe())
     fit(method, run)

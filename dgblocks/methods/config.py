@@ -54,7 +54,11 @@ class TrainConfig(OptimConfig):
         (0, 0)
     """
 
-    steps: int = arg(300, "training steps (0: the untrained network)", smoke=12)
+    steps: int = arg(300, "training steps (0: the untrained network; -1: from --epochs)",
+                     smoke=12, minimum=-1)
+    epochs: float = arg(0.0, "with --steps -1: train this many epochs of the training set, "
+                        "steps = round(epochs x images / batch size) (the papers' unit)",
+                        minimum=0.0)
     batch_size: int = arg(64, "images per step (P x K)", smoke=16)
     num_instances: int = arg(4, "K images per identity")
     image_size: tuple[int, int] = arg((0, 0), "images are resized to H W; 0 0: the data's "
