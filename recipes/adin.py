@@ -32,6 +32,7 @@ from torch import nn
 import dgblocks.functional as DF
 from dgblocks import losses
 from dgblocks import protocols as dt
+from dgblocks._checks import DGBlocksError
 from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, build_backbone
 from dgblocks.data import TargetDomain, image_size, normalize_input
 from dgblocks.data.transforms import train_transform
@@ -130,8 +131,11 @@ class ADIN(Method):
     def __init__(self, cfg: Config, bench, *, seed: int = 0) -> None:
         super().__init__(cfg, bench, seed=seed)
         train = bench.train
+        if cfg.head == "dual_branch" and cfg.backbone.startswith("vit"):
+            raise DGBlocksError(f"--head: the dual-branch head cuts horizontal stripes of a CNN "
+                                f"feature map; {cfg.backbone} gives tokens (use --head plain)")
         if cfg.backbone != "cnn":
-            net = build_backbone(cfg.backbone)
+            net = build_backbone(cfg.backbone, image_size=image_size(train))
         else:
             net = DigitsCNN(out_dim=cfg.hidden, in_channels=3, image_size=image_size(train))
             if cfg.head == "dual_branch":  # DualBranch reads the last conv map's channels

@@ -139,6 +139,10 @@ class CDVM(Method):
     def prepare_benchmark(cls, cfg: Config, bench, args):
         if cfg.holdout >= 0:
             bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
+        if cfg.backbone.startswith("vit"):
+            raise DGBlocksError(f"--backbone: CDVM's global-local blocks, style expansion and "
+                                f"hyper-networks act on the CNN feature map of every stage; "
+                                f"{cfg.backbone} has none (use a ResNet)")
         if bench.task != "reid" or bench.num_domains < 2:
             raise DGBlocksError(f"--data: cdvm needs a ReID benchmark with >= 2 source domains, "
                                 f"got {bench.task} with {bench.num_domains}")

@@ -77,15 +77,22 @@ class DDANNet(nn.Module):
     def __init__(self, backbone: nn.Module, num_ids: int, disc: nn.Module | None = None):
         super().__init__()
         last = backbone.stage_names[-1]                   # stage surgery: split off M
-        self.mapping = nn.Sequential(backbone.get_submodule(last), nn.AdaptiveAvgPool2d(1),
-                                     nn.Flatten())
+        self.tokens = hasattr(backbone, "forward_tokens")  # a ViT: M = last block + norm + [CLS]
+        self.mapping = (nn.Sequential(backbone.get_submodule(last), backbone.norm, backbone.pool)
+                        if self.tokens else nn.Sequential(
+                            backbone.get_submodule(last), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
         replace_stage(backbone, last, lambda old: nn.Identity())
         self.encoder, self.disc = backbone, disc
         self.neck = BNNeck(dim=backbone.out_channels, num_classes=num_ids)
 
+    def _e(self, x):
+        """E(x): the feature map before the last stage (a ViT: the tokens before it)."""
+        x = normalize_input(x)
+        return self.encoder.forward_tokens(x) if self.tokens else self.encoder.forward_features(x)
+
     def features(self, x):
         """F(x) = M(E(x)), the pre-BN feature (stage 1, ID pool, Table 2)."""
-        return self.mapping(self.encoder.forward_features(normalize_input(x)))
+        return self.mapping(self._e(x))
 
     def _d(self, f, params=None):
         out = self.disc(f) if params is None else functional_call(self.disc, params, (f,))
@@ -94,7 +101,7 @@ class DDANNet(nn.Module):
     def forward(self, x):
         if not self.training:
             return self.neck(self.features(x))            # retrieval feature (post-BN)
-        z = self.encoder.forward_features(normalize_input(x))
+        z = self._e(x)
         f = self.mapping(z)                               # 4. F(x) for L1
         out = {"f": f, "neck": self.neck(f)}
         if self.disc is not None:
@@ -123,13 +130,14 @@ class DDAN(Method):
     def __init__(self, cfg: Config, bench, *, seed: int = 0) -> None:
         super().__init__(cfg, bench, seed=seed)
         self.aligned = cfg.ablation in ("da", "full")
-        ids, doms = bench.num_ids, bench.num_domains
+        ids, doms, size = bench.num_ids, bench.num_domains, image_size(bench.train)
         self.base = None
         if self.aligned:
             with self.seeded(1):                          # stage 1 (cacheable): its own seed
-                self.base = DDANNet(build_backbone(cfg.backbone, width=cfg.width), ids)
+                self.base = DDANNet(build_backbone(cfg.backbone, width=cfg.width,
+                                                   image_size=size), ids)
         with self.seeded(2):                              # stage 2: alike in every Table 5 row
-            self.net = DDANNet(build_backbone(cfg.backbone, width=cfg.width), ids)
+            self.net = DDANNet(build_backbone(cfg.backbone, width=cfg.width, image_size=size), ids)
             if self.aligned:  # D: central vs peripheral, or one class per domain ('all')
                 self.net.disc = (NuisanceHeads(in_dim=self.net.neck.dim, sizes={"domain": doms},
                                                hidden=128) if cfg.central == "all" else

@@ -141,6 +141,9 @@ class DIRReID(Method):
             enc_s = MobileNetV2.dualnorm(width_mult=cfg.width, last_stride=1,
                                          last_channel=cfg.latent_dim)
             enc_v = MobileNetV2(width_mult=cfg.width, last_stride=1, last_channel=cfg.latent_dim)
+        elif cfg.backbone.startswith("vit"):             # a ViT has no IN: two plain encoders
+            enc_s, enc_v = (build_backbone(cfg.backbone, image_size=image_size(bench.train))
+                            for _ in range(2))
         else:                                            # IBN-a in f_S: the ResNet analogue of IN
             enc_s = build_backbone(cfg.backbone, ibn=True)
             enc_v = build_backbone(cfg.backbone)

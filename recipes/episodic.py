@@ -87,7 +87,7 @@ def extractor(cfg: Config, width: float, size: tuple[int, int], name: str = "") 
         return DigitsCNN(out_dim=cfg.feat_dim, in_channels=3, image_size=size)
     if name in ("mobilenetv2", "dualnorm"):   # dualnorm: IN in the first 6 blocks (Table III)
         return build_backbone(name, width=width, last_channel=cfg.feat_dim)
-    net = build_backbone(name, width=width)
+    net = build_backbone(name, width=width, image_size=size)
     return nn.Sequential(net, nn.Linear(net.out_channels, cfg.feat_dim))
 
 

@@ -103,7 +103,8 @@ class AGG(Method):
     def build_backbone(self) -> nn.Module:
         """``cfg.backbone`` (with ``cfg.pretrained`` weights loaded when given)."""
         c = self.cfg
-        backbone = build_backbone(c.backbone, width=c.width)
+        backbone = build_backbone(c.backbone, width=c.width,
+                                  image_size=image_size(self.bench.train))
         if c.pretrained:
             report = load_pretrained(backbone, c.pretrained)
             self.state["pretrained"] = str(report)

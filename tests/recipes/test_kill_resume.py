@@ -157,3 +157,24 @@ BOUNDARIES = {  # recipe: the checkpoints that end a phase before its last (smok
     for r, points in BOUNDARIES.items() for p in points])
 def test_exit_at_a_phase_boundary_then_resume_is_bit_identical(tmp_path, recipe, point):
     exit_and_resume(tmp_path, recipe, point)
+
+
+def test_resume_changed_applies_the_new_learning_rate(tmp_path):
+    """``--resume-changed --lr`` warns, then trains on with the new rate from the restored
+    step (before: the old rate went on while the results JSON recorded the new one)."""
+    from dgblocks.engine import lr_factor
+
+    script = ROOT / "recipes" / "baseline.py"
+    argv = [sys.executable, str(script), *BASE, "--steps", "8", "--ckpt-every", "4",
+            "--out", str(tmp_path / "r.json")]
+    cut = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                         env=_env(DGBLOCKS_TEST_EXIT_AFTER_SAVE="train:4"))
+    assert cut.returncode == 137, cut.stderr[-2000:]
+    res = subprocess.run(argv + ["--resume", "auto", "--resume-changed", "--lr", "0.002"],
+                         capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert res.returncode == 0 and "--lr 0.001 -> 0.002" in res.stderr, res.stderr[-2000:]
+    logged = {r["step"]: r["lr"] for r in read_jsonl(tmp_path / "r.metrics.jsonl")}
+    for step in (5, 6, 7):                  # the optimiser's rate after step-1 updates
+        assert logged[step] == pytest.approx(0.002 * lr_factor(step + 1, total=8, warmup=0.1))
+    assert logged[3] == pytest.approx(0.001 * lr_factor(4, total=8, warmup=0.1))
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["lr"] == 0.002
