@@ -71,6 +71,9 @@ class Config(TrainConfig):
     attr: bool = arg(True, "Table 4: subspace hyper-network + L_attr")
     expansion: str = arg("elastic", "Table 6: elastic (eq 7) | determined (no noise)",
                          choices=("elastic", "determined"))
+    fusion_init: str = arg("identity", "the 2C -> C fusion starts as F_inv (identity) | default "
+                           "(PyTorch's: a random mix, unsettling from scratch; docs/decisions.md)",
+                           choices=("identity", "default"))
     meta: bool = arg(True, "meta-learning over the sources (3.5); --no-meta: plain steps")
     meta_lr: float = arg(0.01, "inner step size eta (paper: initial lr 0.01)")
     first_order: bool = arg(False, "first-order meta gradient (drops the Hessian term)")
@@ -85,7 +88,8 @@ class CDVMStage(nn.Module):
     the backbone as a :class:`dgblocks.methods.StageBlock` (it gets ``domains``)."""
 
     def __init__(self, stage: nn.Module, *, num_domains: int, dis: bool, aug: bool, attr: bool,
-                 expansion: str, subspaces: int, grl_steps: int, restyle: bool) -> None:
+                 expansion: str, subspaces: int, grl_steps: int, restyle: bool,
+                 fusion_init: str = "identity") -> None:
         super().__init__()
         blocks = list(stage) if isinstance(stage, nn.Sequential) else [stage]
         self.head, last = nn.Sequential(*blocks[:-1]), blocks[-1]
@@ -101,7 +105,7 @@ class CDVMStage(nn.Module):
             self.dom_cls = nn.Sequential(nn.Linear(c, 64), nn.ReLU(), nn.Linear(64, num_domains))
         if aug:
             self.style = layers.CrossDomainStyle(num_domains=num_domains)
-            self.fuse = layers.StyleFusion(channels=c)
+            self.fuse = layers.StyleFusion(channels=c, init=fusion_init)
         if attr:
             self.hyper = layers.SubspaceHypernet(channels=c, groups=subspaces)
 
@@ -156,7 +160,7 @@ class CDVM(Method):
             report = load_pretrained(backbone, cfg.pretrained)
             self.state["pretrained"] = str(report)
         stage = dict(num_domains=bench.num_domains, dis=cfg.dis, aug=cfg.aug, attr=cfg.attr,
-                     expansion=cfg.expansion, subspaces=cfg.subspaces,
+                     expansion=cfg.expansion, subspaces=cfg.subspaces, fusion_init=cfg.fusion_init,
                      grl_steps=max(cfg.steps, 1), restyle=bench.num_domains > 2 or not cfg.meta)
         for name, _ in named_stages(backbone) if cfg.dis or cfg.aug or cfg.attr else ():
             replace_stage(backbone, name, lambda old: StageBlock(CDVMStage(old, **stage)))

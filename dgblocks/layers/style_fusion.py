@@ -10,7 +10,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from dgblocks._checks import ShapeError, check_features, check_int
+from dgblocks._checks import ShapeError, check_choice, check_features, check_int
 from dgblocks._module_checks import check_module_input
 
 __all__ = ["StyleFusion"]
@@ -23,22 +23,38 @@ class StyleFusion(nn.Module):
 
     Args:
         channels: $C$, the channels of each input and of the output.
+        init: ``"identity"`` (default): the convolution starts as $\\hat F = F_{inv}$ (weight
+            $[I \\; 0]$, bias 0), so a from-scratch network's main path is not scrambled by a
+            random mix with an untrained local branch; ``"default"``: PyTorch's init (CDVM does
+            not give one: it starts from a pretrained ResNet50-IBN).
 
     Shape:
         f_inv: (B, C, H, W); f_sty: (B, C, H, W); output: (B, C, H, W).
+
+    Invariants:
+        - with ``init="identity"``, freshly built: the output equals ``f_inv`` whatever ``f_sty``
 
     Example:
         >>> fuse = StyleFusion(channels=8)
         >>> fuse(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)).shape
         torch.Size([2, 8, 4, 4])
+        >>> x = torch.randn(1, 8, 2, 2)
+        >>> torch.equal(fuse(x, torch.randn(1, 8, 2, 2)), x)
+        True
     """
 
     functional_name: ClassVar[str | None] = None
 
-    def __init__(self, *, channels: int) -> None:
+    def __init__(self, *, channels: int, init: str = "identity") -> None:
         super().__init__()
         self.channels = check_int(channels, name="channels", minimum=1)
+        self.init = check_choice(init, ("identity", "default"), name="init")
         self.fc = nn.Conv2d(2 * channels, channels, kernel_size=1)
+        if init == "identity":
+            with torch.no_grad():
+                self.fc.weight.zero_()
+                self.fc.weight[:, :channels, 0, 0] = torch.eye(channels)
+                self.fc.bias.zero_()
 
     def forward(self, f_inv: Tensor, f_sty: Tensor) -> Tensor:
         """Fuse the invariant and re-styled maps, ``fc(cat(f_inv, f_sty))``.
@@ -60,4 +76,4 @@ class StyleFusion(nn.Module):
         return self.fc(torch.cat([f_inv, f_sty], dim=1))
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}"
+        return f"channels={self.channels}, init={self.init!r}"

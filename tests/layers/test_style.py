@@ -1,6 +1,6 @@
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dgblocks.functional as DF
@@ -172,3 +172,17 @@ def test_style_fusion_is_a_1x1_conv_on_the_concatenation():
     torch.testing.assert_close(fuse(a, b), ref)
     assert torch.autograd.gradcheck(fuse, (a.requires_grad_(), b.requires_grad_()))
     assert "channels=2" in repr(fuse)
+
+
+@settings(max_examples=10, deadline=None)
+@given(c=st.integers(1, 6), seed=st.integers(0, 10**6))
+def test_style_fusion_starts_as_the_invariant_feature(c, seed):
+    """init="identity": a fresh fusion returns F_inv whatever F_sty (a from-scratch network's
+    main path is not scrambled); init="default" does not."""
+    from dgblocks.layers import StyleFusion
+
+    g = torch.Generator().manual_seed(seed)
+    f_inv, f_sty = torch.randn(2, c, 3, 2, generator=g), torch.randn(2, c, 3, 2, generator=g)
+    assert torch.equal(StyleFusion(channels=c)(f_inv, f_sty), f_inv)
+    torch.manual_seed(seed)
+    assert not torch.equal(StyleFusion(channels=c, init="default")(f_inv, f_sty), f_inv)
