@@ -759,7 +759,7 @@ def _methods_cases() -> dict[str, list[tuple[str, Callable[[], Any], str]]]:
                       ("backbone", c(Mt.AGGConfig, backbone="x"), "backbone")],
         "OptimConfig": [("schedule", c(Mt.OptimConfig, schedule="x"), "schedule"),
                         ("optimizer", c(Mt.OptimConfig, optimizer="x"), "optimizer")],
-        "TrainConfig": [("steps", c(Mt.TrainConfig, steps=-1), "steps"),
+        "TrainConfig": [("steps", c(Mt.TrainConfig, steps=-2), "steps"),
                         ("batch", c(Mt.TrainConfig, batch_size=0), "batch-size")],
         "NuisanceAdversary": [
             ("loss", c(Mt.NuisanceAdversary, in_dim=4, sizes={"c": 2}, loss="x"), "loss"),

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from dgblocks._checks import DGBlocksError
+
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_latest_checkpoint",
            "previous_path"]
 
@@ -41,6 +43,12 @@ def previous_path(path: str | Path) -> Path:
     """
     path = Path(path)
     return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _path(path: Any, name: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise DGBlocksError(f"{name}: expected a file path, got {type(path).__name__} {path!r}")
+    return Path(path)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -67,7 +75,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, keep_previous: b
         >>> load_checkpoint(p)["step"]
         3
     """
-    path = Path(path)
+    path = _path(path)
+    if not isinstance(state, dict):
+        raise DGBlocksError(f"state: expected a dict, got {type(state).__name__}")
+    if path.is_dir():  # never rename a folder (or anything not a checkpoint) out of the way
+        raise DGBlocksError(f"path: {str(path)!r} is a folder, expected a checkpoint file")
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"format": _FORMAT_V1, **state}, buf)
@@ -93,7 +105,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, keep_previous: b
 def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``), its
     checksum verified."""
-    path = Path(path)
+    path = _path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:

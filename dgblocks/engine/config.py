@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -37,7 +38,7 @@ class ConfigError(DGBlocksError):
 
 
 def arg(default: Any, help: str, *, smoke: Any = _MISSING, choices: Sequence[Any] | None = None,
-        minimum: float | None = None) -> Any:
+        minimum: float | None = None, maximum: float | None = None) -> Any:
     """A dataclass field with its help text and (optionally) its ``--smoke`` value.
 
     Example:
@@ -56,6 +57,8 @@ def arg(default: Any, help: str, *, smoke: Any = _MISSING, choices: Sequence[Any
         meta["choices"] = tuple(choices)
     if minimum is not None:
         meta["minimum"] = minimum
+    if maximum is not None:
+        meta["maximum"] = maximum
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -179,6 +182,9 @@ def parse_config(config_cls: type | None, argv: Sequence[str] | None = None, *,
 
     Unknown keys in a ``--config`` file raise, naming the key and the file.
     """
+    if argv is not None and (isinstance(argv, str) or not isinstance(argv, Sequence)
+                             or not all(isinstance(a, str) for a in argv)):
+        raise ConfigError(f"argv: expected a list of strings (the flags), got {argv!r}")
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_fields(parser, SharedArgs, "shared flags")
@@ -246,6 +252,8 @@ def _check_value(v: Any, tp: Any, flag: str) -> Any:
     if bad:
         kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
         raise ConfigError(f"{flag}: expected {kind[tp]}, got {v!r} ({type(v).__name__})")
+    if tp is float and not math.isfinite(v):
+        raise ConfigError(f"{flag}: expected a finite number, got {v!r}")
     return float(v) if tp is float else v
 
 
@@ -279,9 +287,12 @@ def _validate(obj: Any) -> None:
                               f"got {v!r}")
         default = f.default if f.default is not _MISSING else None
         low = _minimum(f, default) if isinstance(v, (int, float)) else None
+        kind = "an integer" if isinstance(v, int) else "a number"
         if low is not None and v < low:
-            kind = "an integer" if isinstance(v, int) else "a number"
             raise ConfigError(f"{flag}: expected {kind} >= {low}, got {v!r}")
+        high = f.metadata.get("maximum") if isinstance(v, (int, float)) else None
+        if high is not None and v > high:
+            raise ConfigError(f"{flag}: expected {kind} <= {high}, got {v!r}")
 
 
 def config_dict(obj: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import Any
 
 from torch import Tensor
 
+from dgblocks._checks import DGBlocksError
+
 __all__ = ["MetricsLogger", "read_jsonl"]
 
 
@@ -92,6 +94,8 @@ class MetricsLogger:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """The records of a JSONL file, skipping lines that are torn, not UTF-8 or not a JSON
     object (a crash mid-write, a corrupted file)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DGBlocksError(f"path: expected a file path, got {type(path).__name__} {path!r}")
     out = []
     for line in Path(path).read_bytes().splitlines():
         try:

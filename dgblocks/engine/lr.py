@@ -23,13 +23,19 @@ def warmup_cosine(step: int, *, total: int, warmup: float) -> float:
         >>> [round(warmup_cosine(s, total=10, warmup=0.2), 3) for s in (0, 1, 2, 6, 10)]
         [0.5, 1.0, 1.0, 0.5, 0.0]
     """
+    check_int(step, name="step", minimum=0)
     check_int(total, name="total", minimum=0)
-    if not 0.0 <= warmup <= 1.0:
-        raise DGBlocksError(f"warmup: expected a fraction in [0, 1], got {warmup}")
+    _fraction(warmup, "warmup")
     w = max(1, int(warmup * total))
     if step < w:
         return (step + 1) / w
-    return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
+    return 0.5 * (1 + math.cos(math.pi * min(step - w, total - w) / max(1, total - w)))
+
+
+def _fraction(v: float, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise DGBlocksError(f"{name}: expected a fraction in [0, 1], got {v!r}")
+    return float(v)
 
 
 def lr_factor(step: int, *, total: int, schedule: str = "cosine", warmup: float = 0.1,
@@ -58,11 +64,18 @@ def lr_factor(step: int, *, total: int, schedule: str = "cosine", warmup: float 
         >>> [lr_factor(s, total=10, schedule="constant", warmup=0.2) for s in (0, 1, 5)]
         [0.5, 1.0, 1.0]
     """
+    check_int(step, name="step", minimum=0)
     check_int(total, name="total", minimum=0)
     if schedule not in SCHEDULES:
         raise DGBlocksError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
-    if not 0.0 <= warmup <= 1.0:
-        raise DGBlocksError(f"warmup: expected a fraction in [0, 1], got {warmup}")
+    _fraction(warmup, "warmup")
+    if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+        raise DGBlocksError(f"milestones: expected fractions of the run, got {milestones!r}")
+    milestones = [_fraction(m, "milestones") for m in milestones]
+    if milestones != sorted(milestones):
+        raise DGBlocksError(f"milestones: expected increasing fractions, got {milestones}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 < gamma <= 1.0:
+        raise DGBlocksError(f"gamma: expected a factor in (0, 1], got {gamma!r}")
     if schedule == "cosine":
         return warmup_cosine(step, total=total, warmup=warmup)
     w = int(warmup * total)
@@ -70,10 +83,5 @@ def lr_factor(step: int, *, total: int, schedule: str = "cosine", warmup: float 
         return (step + 1) / w
     if schedule == "constant":
         return 1.0
-    if not 0.0 < gamma <= 1.0:
-        raise DGBlocksError(f"gamma: expected a factor in (0, 1], got {gamma}")
-    if any(not 0.0 <= m <= 1.0 for m in milestones) or list(milestones) != sorted(milestones):
-        raise DGBlocksError(f"milestones: expected increasing fractions in [0, 1], got "
-                            f"{tuple(milestones)}")
     passed = sum(step >= int(m * total) for m in milestones)
     return gamma ** passed

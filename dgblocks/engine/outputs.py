@@ -40,6 +40,9 @@ def check_writable(folder: Path, *, flag: str) -> None:
     Example:
         >>> check_writable(Path(tempfile.mkdtemp()), flag="--out")
     """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise OutputError(f"{flag}: expected a folder path, got {type(folder).__name__}")
+    folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".dgblocks-probe-", dir=folder)

@@ -76,6 +76,10 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as indented strict JSON (:func:`jsonable`), atomically and durably:
     temporary file, fsync, rename, fsync of the folder; a failed write leaves no temporary
     file behind."""
+    if not isinstance(payload, dict):
+        raise DGBlocksError(f"payload: expected a dict, got {type(payload).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise DGBlocksError(f"path: expected a file path, got {type(path).__name__}")
     path = Path(path)
     text = json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

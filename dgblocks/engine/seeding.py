@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dgblocks._checks import check_int
+
 __all__ = ["seed_everything", "rng_state", "set_rng_state", "derive_seed"]
 
 
@@ -21,6 +23,7 @@ def derive_seed(*parts: int) -> int:
     """
     h = 1469598103934665603
     for p in parts:
+        check_int(p, name="parts", minimum=-2**63, maximum=2**63 - 1)
         for byte in int(p).to_bytes(8, "little", signed=True):
             h = ((h ^ byte) * 1099511628211) % 2**64
     return h % 2**63
@@ -32,6 +35,8 @@ def seed_everything(seed: int, *, deterministic: bool = False, threads: int = 0)
     ``deterministic=True`` calls ``torch.use_deterministic_algorithms(True)``, disables cuDNN
     benchmarking and sets ``CUBLAS_WORKSPACE_CONFIG`` so that CUDA matmuls are reproducible too.
     """
+    check_int(seed, name="seed", minimum=0)
+    check_int(threads, name="threads", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

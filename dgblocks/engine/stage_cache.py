@@ -62,7 +62,7 @@ class StageCache:
     """
 
     def __init__(self, folder: str | Path, name: str, settings: Mapping[str, Any]) -> None:
-        if not name or "/" in name:
+        if not isinstance(name, str) or not name or "/" in name:
             raise DGBlocksError(f"name: expected a non-empty file-name prefix, got {name!r}")
         self.key = settings_key(settings)
         self.settings = json.dumps(dict(settings), sort_keys=True, default=str)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from dgblocks._checks import DGBlocksError, check_choice, check_positive
+from dgblocks._checks import DGBlocksError, check_choice, check_int, check_positive
 from dgblocks.layers import NuisanceHeads
 from dgblocks.losses import (
     CalibratedNegEntropy,
@@ -76,7 +76,8 @@ class NuisanceAdversary(nn.Module):
             got = None if labels is None else sorted(labels)
             raise DGBlocksError(f"labels: CaNE needs the training labels of every nuisance "
                                 f"{sorted(sizes)}, got {got}")
-        check_positive(lr, name="lr")
+        check_positive(lr, name="lr")  # a finite number > 0
+        check_int(in_dim, name="in_dim", minimum=1)
         self.kind, self.sizes = loss, dict(sizes)
         self.heads = NuisanceHeads(in_dim=in_dim, sizes=self.sizes, hidden=hidden)
         if loss == "rg":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dgblocks.engine.config import arg, validate
+from dgblocks.engine.config import ConfigError, arg, validate
 from dgblocks.engine.lr import SCHEDULES
 
 __all__ = ["OptimConfig", "TrainConfig"]
@@ -36,13 +36,22 @@ class OptimConfig:
     schedule: str = arg("cosine", "learning-rate schedule after the warm-up: cosine (to 0) | "
                         "step (x0.1 at each --milestones fraction of the run) | constant",
                         choices=SCHEDULES)
-    warmup: float = arg(0.1, "fraction of the steps of linear warm-up", minimum=0.0)
+    warmup: float = arg(0.1, "fraction of the steps of linear warm-up", minimum=0.0,
+                        maximum=1.0)
     milestones: tuple[float, ...] = arg((2 / 3,), "step schedule: decay points as fractions "
                                         "of the run (papers' 'x0.1 every 40 of 100 epochs': "
                                         "0.4 0.8)")
 
     def __post_init__(self) -> None:
         validate(self)  # a config built in code is checked like the flags
+        if list(self.milestones) != sorted(self.milestones) or not all(
+                0.0 <= m <= 1.0 for m in self.milestones):
+            raise ConfigError(f"--milestones: expected increasing fractions in [0, 1], got "
+                              f"{list(self.milestones)}")
+        size = getattr(self, "image_size", (0, 0))
+        if len(size) != 2 or (any(size) and min(size) < 1) or min(size) < 0:
+            raise ConfigError(f"--image-size: expected H W (0 0: the data's size), got "
+                              f"{list(size)}")
 
 
 @dataclass

@@ -144,7 +144,11 @@ class Method(nn.Module):
 
     def minimize(self, loss: Tensor, name: str = "main") -> None:
         """``zero_grad``, ``backward``, ``step`` of optimiser ``name``, then its schedule."""
-        o = self._built().get(name)
+        if not isinstance(loss, Tensor) or loss.dim() != 0 or not loss.requires_grad:
+            raise DGBlocksError(f"loss: expected a scalar tensor with a graph, got "
+                                f"{type(loss).__name__}"
+                                f"{tuple(loss.shape) if isinstance(loss, Tensor) else ''}")
+        o = self._built().get(name) if isinstance(name, str) else None
         if o is None:
             raise DGBlocksError(f"name: expected one of the optimisers {list(self._built())}, "
                                 f"got {name!r}")
@@ -159,11 +163,16 @@ class Method(nn.Module):
         built = self._built()
         if not built:
             return 0.0
+        if name is not None and (not isinstance(name, str) or name not in built):
+            raise DGBlocksError(f"name: expected one of the optimisers {list(built)}, "
+                                f"got {name!r}")
         return built[name or next(iter(built))].optimizer.param_groups[0]["lr"]
 
     def track(self, name: str, obj: Any) -> Any:
         """Save ``obj`` (not a module, with ``state_dict``/``load_state_dict``: a domain
         splitter, an alternation schedule) with the method's state_dict; returns it."""
+        if not isinstance(name, str) or not name:
+            raise DGBlocksError(f"name: expected a name, got {name!r}")
         if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
             raise DGBlocksError(f"obj: expected an object with state_dict/load_state_dict, got "
                                 f"{type(obj).__name__}")
@@ -184,6 +193,8 @@ class Method(nn.Module):
         """The method's own random generator ``name`` on ``device`` (default: the method's;
         created on first use, seeded with ``seed``, default the run's seed); saved with the
         state_dict."""
+        if not isinstance(name, str) or not name:
+            raise DGBlocksError(f"name: expected a generator name, got {name!r}")
         g = self._generators.get(name)
         if g is None:
             dev = torch.device(device) if device is not None else self.device

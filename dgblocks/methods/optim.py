@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from dgblocks._checks import DGBlocksError
+from dgblocks._checks import DGBlocksError, check_int, check_nonnegative
 from dgblocks.engine.lr import lr_factor
 
 __all__ = ["build_optimizer", "OptimizerSlot"]
@@ -29,6 +29,9 @@ def build_optimizer(params: Any, cfg: Any, *, total: int | None = None, lr: floa
     """
     get = lambda k, d=None: overrides.get(k, getattr(cfg, k, d))  # noqa: E731
     lr = get("lr") if lr is None else lr
+    check_nonnegative(lr, name="lr")
+    total = get("steps") if total is None else total
+    check_int(total, name="total", minimum=0)
     params = list(params)  # frozen ones too: a parameter without a gradient is skipped
     kind = get("optimizer", "adam")
     if kind == "sgd":
@@ -38,7 +41,7 @@ def build_optimizer(params: Any, cfg: Any, *, total: int | None = None, lr: floa
         opt = torch.optim.Adam(params, lr=lr, weight_decay=get("weight_decay", 0.0))
     else:
         raise DGBlocksError(f"optimizer: expected 'adam' or 'sgd', got {kind!r}")
-    kw = dict(total=get("steps") if total is None else total,
+    kw = dict(total=total,
               schedule=get("schedule", "cosine"), warmup=get("warmup", 0.1),
               milestones=tuple(get("milestones", (2 / 3,))))
     lr_factor(0, **kw)  # validate now, not at the first step
