@@ -180,6 +180,12 @@ class Episodic(Method):
         self.minimize(loss, name)
         return {"l_tri": loss.detach()}
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.stage is not None and self.stage.name == "train":
+            self.ext.eval()                                     # 1. frozen F_d stay in eval
+        return self
+
     def begin_stage(self, stage):
         if stage.name != "train":
             return

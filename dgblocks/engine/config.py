@@ -86,6 +86,12 @@ class SharedArgs:
     workers: int = arg(0, "DataLoader worker processes (exact resume needs 0)", minimum=0)
     plots: bool = arg(True, "write t-SNE, retrieval-grid, CMC and training-curve PNGs")
     eval_batch_size: int = arg(128, "batch size of evaluation")
+    source_val_every: int = arg(0, "evaluate the source-validation split (held-out identities "
+                                "of the sources) every N steps of the last stage: learning "
+                                "curves, search pruning; 0: only at the end", minimum=0)
+    source_val_ids: int = arg(0, "hold this many training identities out of the sources as "
+                              "the source-validation split when the benchmark has none (real "
+                              "data); 0: none", minimum=0)
     amp: str = arg("none", "mixed precision of the training steps: none | bf16 (autocast; "
                    "CUDA or CPU)", choices=("none", "bf16"))
     compile: bool = arg(False, "torch.compile the modules the recipe hands to run.prepare")

@@ -28,11 +28,12 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import DGBlocksError
-from dgblocks.engine.distributed import wrap_ddp
+from dgblocks.engine.context import LoopContext
+from dgblocks.engine.distributed import gathered_encode, wrap_ddp
 from dgblocks.engine.seeding import derive_seed, seed_everything
 from dgblocks.engine.stage_cache import stage_cache
 
-__all__ = ["fit", "train", "stage_seed", "NonFiniteLoss", "LoopContext"]
+__all__ = ["fit", "train", "stage_seed", "source_validation", "NonFiniteLoss"]
 
 
 class NonFiniteLoss(DGBlocksError):
@@ -74,63 +75,6 @@ class _Guard:
                                 f"{ckpt}")
 
 
-class LoopContext:
-    """What a method may ask of the loop while it trains (``method.ctx``): extra resumable
-    batch streams, the device, validation, printing and logging."""
-
-    def __init__(self, run: Any) -> None:
-        self._run = run
-        self.seed: int = run.args.seed
-        self.device: torch.device = run.device
-        self.is_main: bool = run.is_main
-        self.out: Path = run.out
-        self.eval_batch_size: int = run.args.eval_batch_size
-
-    @property
-    def new_epoch(self) -> bool:
-        """True when the current step's batch opened a new epoch of the stage's stream."""
-        b = getattr(self, "_batches", None)
-        return bool(b is not None and b.epoch_started)
-
-    @property
-    def step(self) -> int:
-        """The step of the current stage being run (0-based)."""
-        return self._run.step
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the current stage done, in [0, 1]."""
-        return self._run.progress
-
-    def batches(self, dataset: Any, *, name: str, batch_size: int, sampler: str = "identity",
-                num_instances: int = 4) -> Any:
-        """Another resumable batch stream (saved in checkpoints as ``name``); batches come on
-        the host: ``ctx.to_device(next(stream))``."""
-        b = self._run.batches(dataset, batch_size=batch_size, sampler=sampler,
-                              num_instances=num_instances)
-        self._run.register(**{f"stream:{name}": b})
-        return b
-
-    def to_device(self, batch: Any) -> Any:
-        """``batch`` on the run's device (non-blocking)."""
-        return self._run.to_device(batch)
-
-    def validation_error(self, model: Any, val: Any) -> float:
-        """1 - R1/100 of ``model`` on the held-out split ``val``
-        (:func:`dgblocks.eval.validation_error`)."""
-        from dgblocks.eval import validation_error
-
-        return validation_error(model, val, batch_size=self.eval_batch_size, device=self.device)
-
-    def print(self, *a: Any) -> None:
-        """``print`` on rank 0."""
-        self._run.print(*a)
-
-    def log(self, step: int, phase: str, **metrics: Any) -> None:
-        """One metrics record at ``step`` of ``phase`` (rank 0)."""
-        self._run.logger.log(step, phase, **metrics)
-
-
 def stage_seed(seed: int, name: str) -> int:
     """The seed stage ``name`` starts from (its global RNGs and its batch order):
     ``derive_seed(seed, crc32(name))``. It depends on the run's seed and the stage's name
@@ -155,7 +99,36 @@ def _distribute(method: Any, run: Any) -> None:
                                              sync_bn=True)
 
 
-def _run_stage(method: Any, run: Any, stage: Any, cache: Any) -> None:
+def source_validation(method: Any, run: Any) -> dict[str, Any]:
+    """R1 / mAP of ``method.encode`` on the benchmark's source-validation split (held-out
+    identities of the sources: model selection never looks at the targets); the method is
+    handed back in the mode it was in. ``{}`` when the benchmark has none."""
+    from dgblocks.eval import evaluate_benchmark, summarize
+
+    val = getattr(run.bench, "source_val", None) or []
+    if not val or getattr(run.bench, "task", "reid") != "reid":
+        return {}
+    mode = method.training
+    method.eval()
+    with torch.no_grad():
+        metrics = evaluate_benchmark(gathered_encode(method.encode), val, progress=False,
+                                     batch_size=run.args.eval_batch_size, device=run.device)
+    method.train(mode)
+    return {"metrics": metrics, "summary": summarize(metrics, ("R1", "R5", "R10", "mAP"))}
+
+
+def _validate(method: Any, run: Any, stage: Any, on_validation: Any) -> None:
+    res = source_validation(method, run)
+    if res:
+        avg = res["summary"]["average"]
+        done = run.step + 1                           # after this many steps of the stage
+        run.logger.log(done, f"val:{stage.name}", R1=avg["R1"], mAP=avg["mAP"])
+        if on_validation is not None:
+            on_validation(done, avg)
+
+
+def _run_stage(method: Any, run: Any, stage: Any, cache: Any, *, last: bool = False,
+               on_validation: Any = None) -> None:
     """One stage from scratch (or from the checkpoint inside it): re-seed, batches, steps."""
     seed = stage_seed(run.args.seed, stage.name)
     if not run.resumes_in(stage.name):               # the one re-seeding rule
@@ -171,6 +144,7 @@ def _run_stage(method: Any, run: Any, stage: Any, cache: Any) -> None:
     def check() -> None:
         guard.check(stage.name, method, run.ckpt_path)
 
+    every = run.args.source_val_every if last else 0
     for step, batch in run.steps(batches, total=stage.steps, phase=stage.name,
                                  on_end=lambda: method.end_stage(stage), before_save=check):
         logs = method.step(batch)
@@ -178,23 +152,29 @@ def _run_stage(method: Any, run: Any, stage: Any, cache: Any) -> None:
         if run.logs_now():
             check()
         run.log(**logs, lr=method.lr())
+        if every and (step + 1) % every == 0:  # a learning curve on held-out source ids
+            _validate(method, run, stage, on_validation)
     if cache is not None and run.is_main:
         cache.save(method.stage_payload(stage))
 
 
-def fit(method: Any, run: Any) -> None:
+def fit(method: Any, run: Any, *, on_validation: Any = None) -> None:
     """Train ``method`` through every stage of ``method.stages()`` (see the module docstring).
 
     Args:
         method: a :class:`dgblocks.methods.Method` built on ``run``'s benchmark.
         run: the :class:`dgblocks.engine.Run` from :func:`dgblocks.engine.setup`.
+        on_validation: ``on_validation(step, {"R1": .., "mAP": .., ...})``, called with the
+            source-validation scores every ``--source-val-every`` steps of the last stage (a search
+            reports them to prune a trial; it may raise to stop the run).
     """
     run.prepare(method, *(method.compiled or [n for n, m in method.named_children()
                                               if next(m.parameters(), None) is not None]))
     _distribute(method, run)
     method.ctx = LoopContext(run)
     run.register(method=method)
-    for stage in method.stages():
+    stages = method.stages()
+    for k, stage in enumerate(stages):
         if run.skip(stage.name):                      # finished before a resume
             continue
         cache = stage_cache(run, method, stage) if stage.cache else None
@@ -205,12 +185,14 @@ def fit(method: Any, run: Any) -> None:
                 run.print(f"stage {stage.name!r}: loaded from {cache.path}")
                 run.finish_phase(stage.name, stage.steps)
                 continue
-        _run_stage(method, run, stage, cache)
+        _run_stage(method, run, stage, cache, last=k == len(stages) - 1,
+                   on_validation=on_validation)
     method.stage = None
 
 
 def train(method_cls: type, argv: list[str] | None = None, *, config: type | None = None,
-          name: str | None = None, description: str | None = None) -> dict[str, Any]:
+          name: str | None = None, description: str | None = None,
+          on_validation: Any = None) -> dict[str, Any]:
     """A recipe's ``main``: parse flags into ``config`` (default ``method_cls.Config``), build
     the benchmark (``method_cls.prepare_benchmark`` may reshape it), the method, train it
     (:func:`fit`), evaluate on the unseen targets and write the results (``run.finish``).
@@ -224,6 +206,13 @@ def train(method_cls: type, argv: list[str] | None = None, *, config: type | Non
     proto = getattr(method_cls, "default_protocol", None)  # real data without --protocol
     kw = {"protocol": proto} if proto and run.args.data == "real" and not run.args.protocol else {}
     bench = run.benchmark(cfg, **kw)
+    if run.args.source_val_ids and not bench.source_val:   # real data: hold source ids out
+        from dgblocks.protocols import hold_out_identities
+
+        g = torch.Generator().manual_seed(run.args.seed)
+        bench.train, val = hold_out_identities(bench.train, run.args.source_val_ids,
+                                               generator=g, name="sources-val")
+        bench.source_val, bench.num_ids = [val], bench.train.num_ids
     epochs, size = getattr(cfg, "epochs", 0), getattr(cfg, "batch_size", 0)
     if getattr(cfg, "steps", 0) == -1 and epochs > 0 and size > 0:  # the papers' unit
         cfg.steps = max(1, round(epochs * len(bench.train) / size))
@@ -231,8 +220,9 @@ def train(method_cls: type, argv: list[str] | None = None, *, config: type | Non
     bench = run.bench = method_cls.prepare_benchmark(cfg, bench, run.args)
     method = method_cls(cfg, bench, seed=run.args.seed)
     run.print(method.describe())
-    fit(method, run)
+    fit(method, run, on_validation=on_validation)
     method.eval()
-    size = {"image_size": list(run.image_size) if run.image_size else None}
+    size = {"image_size": list(run.image_size) if run.image_size else None,
+            "source_val": source_validation(method, run) or None}
     return run.finish(encode=method.encode, classify=method.classifier(),
                       extra=size | method.results(), title=method.describe())

@@ -18,7 +18,8 @@ __all__ = ["ResumeError", "config_changes", "check_resume_config", "install_erro
 UNCOMPARED = frozenset({"out", "resume", "resume_changed", "device", "config", "threads",
                         "ckpt_every", "log_every", "plots", "eval_batch_size", "workers",
                         "check_data", "deterministic", "compile", "compile_backend",
-                         "stage_cache", "overwrite"})
+                         "stage_cache", "overwrite",
+                         "source_val_every"})
 
 
 class ResumeError(DGBlocksError):
