@@ -37,8 +37,17 @@ from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, build_backbone
 from dgblocks.data import TargetDomain, image_size, normalize_input
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, train
+from dgblocks.layers import BNNeck
 from dgblocks.layers.alternation import AlternatingSchedule
-from dgblocks.methods import ADVERSARIAL_LOSSES, Method, NuisanceAdversary, Stage, TrainConfig
+from dgblocks.methods import (
+    ADVERSARIAL_LOSSES,
+    LogUniform,
+    Method,
+    NuisanceAdversary,
+    Stage,
+    TrainConfig,
+    around,
+)
 from dgblocks.viz import plot_alternation
 
 PERIODS = 3  # time periods of the time nuisance: morning / afternoon / evening (ADIN 4.2)
@@ -50,6 +59,9 @@ THRESHOLDS = {"best": (0.02, 0.05), "e0": (0.02, 0.05), "absolute": (0.3, 0.4)} 
 class Config(TrainConfig):
     head: str = arg("plain", "f_E's head: plain | dual_branch (global + stripes, ADIN Fig. 4)",
                     choices=("plain", "dual_branch"))
+    base: str = arg("paper", "paper: the paper's identity objective | agg: AGG's instead "
+                    "(BNNeck, CE_eps + batch-hard triplet; the test feature post-BN) under the "
+                    "method's own terms", choices=("paper", "agg"))
     backbone: str = arg("resnet_tiny", "f_E: resnet_tiny (learns from scratch on CPU) | cnn "
                         "(DIR-ReID Table 6 CNN) | mobilenetv2 (paper) | ...",
                         choices=("cnn", *BACKBONES))
@@ -86,6 +98,10 @@ class Config(TrainConfig):
                                   "(default per --thresholds: best/e0 0.05, absolute 0.4)")
 
 
+SPACE = {"lr": LogUniform(1e-3, 2e-2), "weight_decay": LogUniform(1e-5, 5e-3),  # eq 3:
+         "beta": around(1.0), "lambda_c": LogUniform(1e-4, 1e-2), "lr_n": LogUniform(1e-4, 1e-2)}
+
+
 class _Encoder(nn.Module):
     """f_E on normalised images (what validation and evaluation call)."""
 
@@ -100,7 +116,7 @@ class _Encoder(nn.Module):
 class ADIN(Method):
     """f_E, f_I, the nuisance adversary f_N; ``encode`` is f_E(x)."""
 
-    Config = Config
+    Config, space = Config, SPACE
     default_protocol = "direct:MS->M+D"
 
     @classmethod
@@ -154,6 +170,8 @@ class ADIN(Method):
                                      labels=self.labels, weight_decay=cfg.weight_decay, eps=cfg.eps)
         self.center = losses.CenterLoss(num_classes=bench.num_ids, dim=d)
         self.ce = losses.LabelSmoothingCE(eps=cfg.eps)
+        self.neck = (BNNeck(dim=d, num_classes=bench.num_ids) if cfg.base == "agg" else None)
+        self.ce_agg, self.triplet = losses.LabelSmoothingCE(eps=0.1), losses.TripletLoss(margin=0.3)
         self.augment = train_transform(image_size(train), jitter=True, erase=0.5)
         lo, hi = (dflt if v is None else v for v, dflt in zip((cfg.i_target, cfg.i_trigger),
                                                              THRESHOLDS[cfg.thresholds]))
@@ -170,13 +188,16 @@ class ADIN(Method):
 
     def configure_optimizers(self):
         c = self.cfg
-        params = [*self.net.parameters(), *self.f_I.parameters(), *self.center.parameters()]
+        params = [*self.net.parameters(), *self.f_I.parameters(), *self.center.parameters(),
+                  *(self.neck.parameters() if self.neck is not None else ())]
         return {"main": self.make_optimizer(params, total=c.warmup_steps + c.steps)}
 
     def _nuisances(self, batch):
         return dt.nuisance_labels(self.cfg.nuisance, batch.camids, batch.times, periods=PERIODS)
 
     def _identity_loss(self, f, pid):                                         # L_I
+        if self.neck is not None:                       # AGG base: BNNeck, CE_eps + triplet
+            return self.ce_agg(self.neck(f).logits, pid) + self.triplet(f, pid)
         return self.ce(self.f_I(f), pid) + self.cfg.lambda_c * self.center(f, pid)
 
     def identity_step(self, batch):                                           # 1. / 3b.
@@ -218,7 +239,8 @@ class ADIN(Method):
             self.schedule.update(e0, step=0)
 
     def encode(self, x):
-        return self.net(x)
+        f = self.net(x)
+        return f if self.neck is None else self.neck(f)
 
     def describe(self) -> str:
         return f"ADIN {self.cfg.adv} ({self.cfg.head}) on {self.bench.name}"

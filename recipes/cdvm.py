@@ -41,7 +41,7 @@ from dgblocks.data import image_size
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, train
 from dgblocks.meta import MetaDomainSplitter, MetaObjective, module_loss, module_params
-from dgblocks.methods import Method, ReIDNet, Stage, StageBlock, TrainConfig
+from dgblocks.methods import LogUniform, Method, ReIDNet, Stage, StageBlock, TrainConfig, around
 from dgblocks.protocols import leave_one_out
 
 
@@ -80,6 +80,11 @@ class Config(TrainConfig):
     fused_norm: bool = arg(True, "batch norm's second derivative in closed form (same values)")
     holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout): train on the other "
                        "sources, test on this source's held-out identities; -1: off")
+
+
+SPACE = {"lr": LogUniform(1e-3, 2e-2), "weight_decay": LogUniform(1e-5, 5e-3),  # eq 12, 4:
+         "alpha": around(0.5), "beta": around(0.5), "lambda_cent": LogUniform(1e-4, 2.0),
+         "meta_lr": around(0.01)}  # L_cent down to the bag of tricks' 5e-4
 
 
 class CDVMStage(nn.Module):
@@ -137,7 +142,7 @@ class CDVM(Method):
     """ReIDNet whose stages are CDVM stages; ``forward`` is step 8's terms (at theta or, under
     ``functional_call``, at theta'); ``encode`` the post-BN feature f_bn."""
 
-    Config = Config
+    Config, space = Config, SPACE
 
     @classmethod
     def prepare_benchmark(cls, cfg: Config, bench, args):

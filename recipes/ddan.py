@@ -37,7 +37,7 @@ from dgblocks.engine import arg, train
 from dgblocks.layers import BNNeck, CentralDomainDiscriminator, NuisanceHeads
 from dgblocks.losses import LabelSmoothingCE, NegEntropy, SymmetricKL, TripletLoss
 from dgblocks.memory import IDPool
-from dgblocks.methods import Method, Stage, TrainConfig
+from dgblocks.methods import Choice, LogUniform, Method, Stage, TrainConfig, around
 
 STAGE1 = ("backbone", "width", "stage1_steps", "batch_size", "num_instances", "optimizer", "lr",
           "weight_decay", "momentum", "schedule", "warmup", "milestones", "eps", "margin",
@@ -69,6 +69,11 @@ class Config(TrainConfig):
     k: int = arg(8, "ID-pool neighbours (DDAN 4.4; 0 disables L_SE)")
     alpha: float = arg(0.05, "ID-pool epoch blending rate (eq 7, DDAN 4.1)")
     se_start: float = arg(0.04, "L_SE from this fraction of the run (paper: epoch 4 of 100)")
+
+
+SPACE = {"lr": LogUniform(1e-3, 2e-2), "weight_decay": LogUniform(1e-5, 5e-3),  # eq 9, 4.1:
+         "lambda1": around(1.0, 10**0.5), "lambda2": around(0.18), "lambda3": around(0.05),
+         "tau": around(2e-3), "k": Choice((2, 4, 8, 16))}   # Figure 3's tau and k
 
 
 class DDANNet(nn.Module):
@@ -114,7 +119,7 @@ class DDANNet(nn.Module):
 class DDAN(Method):
     """Stage 1 trains ``base`` (the baseline for the central domain); stage 2 trains ``net``."""
 
-    Config = Config
+    Config, space = Config, SPACE
     distributed = ("base", "net")
 
     @classmethod

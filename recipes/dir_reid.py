@@ -41,9 +41,9 @@ from dgblocks.data import image_size, normalize_input
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, train
 from dgblocks.engine.lr import SCHEDULES
-from dgblocks.layers import DannSchedule, DisentangledEncoders, GradientReversal
-from dgblocks.losses import LabelSmoothingCE, NegEntropy
-from dgblocks.methods import Method, Stage, TrainConfig
+from dgblocks.layers import BNNeck, DannSchedule, DisentangledEncoders, GradientReversal
+from dgblocks.losses import LabelSmoothingCE, NegEntropy, TripletLoss
+from dgblocks.methods import Choice, LogUniform, Method, Stage, TrainConfig, around
 from dgblocks.protocols import DOMAIN_LABELS, source_domains
 from dgblocks.sampling import BackdoorAdjustment, backdoor_linear
 
@@ -54,6 +54,9 @@ VARIANTS = ("baseline", "dual_dann", "mddan", "full")
 class Config(TrainConfig):
     variant: str = arg("full", "baseline | dual_dann | mddan | full (Table 5/8 rows)",
                        choices=VARIANTS)
+    base: str = arg("paper", "paper: the paper's identity objective | agg: AGG's instead "
+                    "(BNNeck, CE_eps + batch-hard triplet; the test feature post-BN) under the "
+                    "method's own terms", choices=("paper", "agg"))
     ba: str = arg("auto", "BA strategy (3.3); auto: mixup for ReID, mixhard for digits",
                   choices=("auto", "random", "hardest", "mixup", "mixhard"))
     k: int = arg(10, "K domain factors per sample (4.4: K=10; Figure 5 sweeps it); 1 <= K < "
@@ -96,6 +99,12 @@ class Config(TrainConfig):
                         minimum=-1.0)
 
 
+SPACE = {"lr": LogUniform(1e-3, 2e-2), "weight_decay": LogUniform(1e-5, 5e-3),  # 4.2's lambdas:
+         "lambda1": around(1.0), "lambda2": around(0.1), "lambda3": around(1.0),
+         "lambda4": around(1.0), "ba": Choice(("random", "hardest", "mixup", "mixhard")),
+         "k": Choice((1, 5, 10, 15))}                      # 3.3's strategies, Figure 5's K
+
+
 def resolve(cfg: Config, digits: bool) -> Config:
     """Fill the 0/auto defaults that depend on the data (ReID 4.2 vs digits E.2)."""
     cfg.ba = cfg.ba if cfg.ba != "auto" else ("mixhard" if digits else "mixup")
@@ -121,7 +130,7 @@ class DIRReID(Method):
 
     ``encode`` is the retrieval feature s = f_S(x)."""
 
-    Config = Config
+    Config, space = Config, SPACE
     compiled = ("enc.encoder_s", "enc.encoder_v")
 
     @classmethod
@@ -154,6 +163,8 @@ class DIRReID(Method):
         self.c_vc = nn.Linear(2 * dim, doms)             # C_VC: domain of v in s (+) v (appendix)
         self.grl = GradientReversal(schedule=DannSchedule(max_steps=max(cfg.steps, 1)))
         self.ce_id, self.ce_dom = LabelSmoothingCE(eps=cfg.eps), LabelSmoothingCE(eps=0.0)
+        self.neck = BNNeck(dim=dim, num_classes=ids) if cfg.base == "agg" else None  # AGG base
+        self.triplet = TripletLoss(margin=0.3)
         self.ce_dom_each = LabelSmoothingCE(eps=0.0, reduction="none")
         self.negent = NegEntropy()
         alpha = cfg.alpha if cfg.alpha >= 0 else 0.5 if cfg.ba == "mixup" else None
@@ -162,10 +173,13 @@ class DIRReID(Method):
                         else train_transform(image_size(bench.train)))
 
     def stages(self):
-        return [Stage("train", self.cfg.steps, sampler="random", batch_size=self.cfg.batch_size)]
+        c = self.cfg  # the AGG base's triplet needs P x K batches
+        return [Stage("train", c.steps, sampler="identity" if c.base == "agg" else "random",
+                      batch_size=c.batch_size, num_instances=c.num_instances)]
 
     def configure_optimizers(self):
         phase1 = [*self.enc.encoder_parameters(), *self.c_sc.parameters(),
+                  *(self.neck.parameters() if self.neck is not None else ()),
                   *self.c_vc.parameters()]
         wd = {"weight_decay": 0.0} if self.digits else {}  # E.2: plain Adam
         return {"phase1": self.make_optimizer(phase1, **wd),
@@ -176,7 +190,10 @@ class DIRReID(Method):
         x, y, d = normalize_input(self.augment(batch.images)), batch.pids, batch.domains  # 1.
         s = enc.encoder_s(x)                                   # 2. s = f_S(x)
         v = enc.encoder_v(x) if v_ != "baseline" else None     #    v = f_V(x)
-        terms = {"l_sid": self.ce_id(enc.id_head(s), y)}      # 4. Phase I (C_S, C_V frozen)
+        terms = ({"l_sid": self.ce_id(enc.id_head(s), y)}     # 4. Phase I (C_S, C_V frozen)
+                 if self.neck is None else                     #    (AGG base: BNNeck on s,
+                 {"l_sid": self.ce_id(self.neck(s).logits, y),  #    CE_eps + triplet)
+                  "l_tri": self.triplet(s, y)})
         if v_ in ("mddan", "full"):
             terms["l_domindis"] = cfg.lambda1 * self.negent(enc.domain_head(s))
             terms["l_idindis"] = cfg.lambda2 * self.negent(enc.id_head(v))
@@ -215,7 +232,8 @@ class DIRReID(Method):
                 "l_dominvar": cfg.lambda4 * dominvar.view(-1, k).sum(1).mean()}
 
     def encode(self, x):
-        return self.enc.encoder_s(normalize_input(x))
+        s = self.enc.encoder_s(normalize_input(x))
+        return s if self.neck is None else self.neck(s)
 
     def classifier(self):
         return (lambda x: self.enc.id_head(self.encode(x))) if self.digits else None

@@ -41,9 +41,9 @@ from dgblocks.backbones import BACKBONES, DigitsCNN, build_backbone
 from dgblocks.data import image_size, normalize_input
 from dgblocks.data.transforms import train_transform
 from dgblocks.engine import arg, derive_seed, train
-from dgblocks.layers import DannSchedule, GradientReversal
+from dgblocks.layers import BNNeck, DannSchedule, GradientReversal
 from dgblocks.losses import ConsistencyLoss, LabelSmoothingCE, TripletLoss
-from dgblocks.methods import Method, Stage, TrainConfig
+from dgblocks.methods import LogUniform, Method, Stage, TrainConfig, around
 from dgblocks.protocols import split_by_domain as domain_subsets  # one dataset per source
 
 SHARED = ("backbone", "feat_dim", "stage1_lr", "batch_size", "num_instances", "margin",
@@ -55,6 +55,9 @@ F_D, F_INIT = (*SHARED, "ext_backbone", "ext_width", "stage1_steps"), (*SHARED, 
 @dataclass
 class Config(TrainConfig):
     method: str = arg("episodic", "Table IV row", choices=("episodic", "baseline", "dann"))
+    base: str = arg("paper", "paper: the paper's identity objective | agg: AGG's instead "
+                    "(BNNeck, CE_eps + batch-hard triplet; the test feature post-BN) under the "
+                    "method's own terms", choices=("paper", "agg"))
     triplet: bool = arg(True, "L_tri on E(F_j(x)) (Table V: --no-triplet)")
     consistency: bool = arg(True, "L_consis between E(F_j(x)), E(F_k(x)) (Table V)")
     lambda_tri: float = arg(0.2, "weight of L_tri (section IV-B)")
@@ -79,6 +82,10 @@ class Config(TrainConfig):
                     smoke=1e-3, minimum=0.0)
     eps: float = arg(0.1, "label smoothing of L_cls (section IV-B)")
     margin: float = arg(0.3, "triplet margin m (section IV-B)")
+
+
+SPACE = {"lr": LogUniform(1e-3, 2e-2), "weight_decay": LogUniform(1e-5, 5e-3),  # IV-B's:
+         "lambda_tri": around(0.2), "lambda_consis": around(0.01)}
 
 
 def extractor(cfg: Config, width: float, size: tuple[int, int], name: str = "") -> nn.Module:
@@ -117,7 +124,7 @@ class Episodic(Method):
     """Global extractor F, encoder E, ID classifier C (and the DANN domain head D); the
     frozen per-domain extractors ``ext``. ``encode`` is E(F(x))."""
 
-    Config = Config
+    Config, space = Config, SPACE
 
     @classmethod
     def prepare_benchmark(cls, cfg: Config, bench, args):
@@ -145,6 +152,8 @@ class Episodic(Method):
                                     nn.Linear(cfg.emb_dim, cfg.emb_dim), nn.ReLU(),
                                     nn.Linear(cfg.emb_dim, doms)) if cfg.method == "dann" else None)
         self.ce, self.consis = LabelSmoothingCE(eps=cfg.eps), ConsistencyLoss()
+        self.neck = (BNNeck(dim=cfg.emb_dim, num_classes=bench.num_ids)  # AGG base: on v
+                     if cfg.base == "agg" else None)
         self.triplet, self.dom_ce = TripletLoss(margin=cfg.margin), nn.CrossEntropyLoss()
         self.augment = train_transform(size)
 
@@ -171,7 +180,8 @@ class Episodic(Method):
                 for d, e in enumerate(self.ext)}
         if c.init_steps:
             opts["Finit"] = self.make_optimizer(self.F.parameters(), total=c.init_steps, **adam)
-        main = [p for m in (self.F, self.E, self.C, self.D) if m is not None for p in m.parameters()]
+        main = [p for m in (self.F, self.E, self.C, self.D, self.neck) if m is not None
+                for p in m.parameters()]
         return opts | {"main": self.make_optimizer(main)}
 
     def pretrain_step(self, name: str, batch):                  # 1. triplet on one extractor
@@ -201,7 +211,11 @@ class Episodic(Method):
     def update(self, batch):
         c = self.cfg
         v = self(self.augment(batch.images))                    # 7. batch from all sources
-        l_cls = self.ce(self.C(v), batch.pids)                  #    L_cls on C(E(F(x)))
+        if self.neck is None:
+            l_cls = self.ce(self.C(v), batch.pids)              #    L_cls on C(E(F(x)))
+        else:                                                   #    AGG base: BNNeck on v,
+            l_cls = (self.ce(self.neck(v).logits, batch.pids)   #    CE_eps + triplet
+                     + self.triplet(v, batch.pids))
         loss, logs = l_cls, {"l_cls": l_cls.detach()}
         if self.D is not None:                                  # DANN: domain CE behind GRL
             l_dom = self.dom_ce(self.D(v), batch.domains)
@@ -229,7 +243,8 @@ class Episodic(Method):
         return {"loss": loss.detach(), **logs}
 
     def encode(self, x):
-        return self(x)
+        v = self(x)
+        return v if self.neck is None else self.neck(v)
 
     def describe(self) -> str:
         c = self.cfg

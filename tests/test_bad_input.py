@@ -769,6 +769,20 @@ def _methods_cases() -> dict[str, list[tuple[str, Callable[[], Any], str]]]:
         "owned_parameters": [("module", c(Mt.owned_parameters, "x"), "module")],
         "LocalContext": [("method", c(Mt.LocalContext, None), "method")],
         "validation_error": [("val", c(E.validation_error, nn.Flatten(), "val"), "val")],
+        "LogUniform": [("low", c(Mt.LogUniform, 0.0, 1.0), "low"),
+                       ("order", c(Mt.LogUniform, 1.0, 0.5), "low")],
+        "Uniform": [("order", c(Mt.Uniform, 1.0, 0.5), "low"),
+                    ("nan", c(Mt.Uniform, NAN, 0.5), "low")],
+        "Choice": [("one", c(Mt.Choice, (1,)), "options"), ("str", c(Mt.Choice, "ab"), "options")],
+        "around": [("value", c(Mt.around, -1.0), "value"), ("factor", c(Mt.around, 1.0, 0.5),
+                                                              "factor")],
+        "check_space": [("field", c(Mt.check_space, {"nope": Mt.Uniform(0, 1)}, Mt.TrainConfig),
+                         "space"),
+                        ("dist", c(Mt.check_space, {"lr": 3}, Mt.TrainConfig), "space"),
+                        ("default", c(Mt.check_space, {"lr": Mt.LogUniform(1.0, 2.0)},
+                                      Mt.TrainConfig), "space")],
+        "sample_space": [("space", c(Mt.sample_space, None, lambda n, d: 0), "space")],
+        "as_flags": [("values", c(Mt.as_flags, ["--lr"]), "values")],
     }
 
 

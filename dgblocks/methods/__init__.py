@@ -9,6 +9,8 @@
 - :class:`NuisanceAdversary`: self-training nuisance heads and the encoder's loss against them.
 - :class:`OptimConfig`, :class:`TrainConfig`: the config fields every method shares.
 - :class:`LocalContext`: a method's context outside the engine (tests, a loop of one's own).
+- search spaces beside each ``Config``: :class:`LogUniform`, :class:`Uniform`, :class:`Choice`,
+  :func:`around` (``scripts/search.py`` runs them on Optuna).
 
 See ``docs/new_method.md`` for a new method built from blocks of three papers.
 """
@@ -19,8 +21,18 @@ from dgblocks.methods.config import OptimConfig, TrainConfig
 from dgblocks.methods.context import LocalContext
 from dgblocks.methods.method import Method
 from dgblocks.methods.reidnet import ReIDNet, StageBlock
+from dgblocks.methods.search import (
+    Choice,
+    LogUniform,
+    Uniform,
+    around,
+    as_flags,
+    check_space,
+    sample_space,
+)
 from dgblocks.methods.stage import Batch, Stage
 
 __all__ = ["Method", "Stage", "Batch", "ReIDNet", "StageBlock", "AGG", "AGGConfig",
            "NuisanceAdversary", "ADVERSARIAL_LOSSES", "OptimConfig", "TrainConfig",
-           "owned_parameters", "LocalContext"]
+           "owned_parameters", "LocalContext", "LogUniform", "Uniform", "Choice", "around",
+           "check_space", "sample_space", "as_flags"]

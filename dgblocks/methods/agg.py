@@ -18,9 +18,10 @@ from dgblocks.losses import LabelSmoothingCE, TripletLoss
 from dgblocks.methods.config import TrainConfig
 from dgblocks.methods.method import Method
 from dgblocks.methods.reidnet import ReIDNet
+from dgblocks.methods.search import LogUniform, around
 from dgblocks.methods.stage import Batch
 
-__all__ = ["AGGConfig", "AGG", "owned_parameters"]
+__all__ = ["AGGConfig", "AGG", "AGG_SPACE", "owned_parameters"]
 
 
 @dataclass
@@ -44,6 +45,13 @@ class AGGConfig(TrainConfig):
                     "3.5e-4 is for an ImageNet-pretrained ResNet-50)", smoke=1e-3, minimum=0.0)
     margin: float = arg(0.3, "triplet margin (BoT; DDAN 4.5)", minimum=0.0)
     lambda_tri: float = arg(1.0, "triplet weight (DDAN eq 9: l1 = 1)", minimum=0.0)
+
+
+# the search space of every method on the from-scratch regime: Adam's learning rate around
+# 6e-3 and the weight decay log-uniform (Gulrajani & Lopez-Paz 2021), the triplet weight
+# log-uniform around 1 (DDAN eq 9)
+AGG_SPACE = {"lr": LogUniform(1e-3, 2e-2), "weight_decay": LogUniform(1e-5, 5e-3),
+             "lambda_tri": around(1.0, 10**0.5)}
 
 
 def owned_parameters(module: nn.Module) -> set[int]:
@@ -92,6 +100,7 @@ class AGG(Method):
     """
 
     distributed = ("net",)
+    space = AGG_SPACE
 
     def __init__(self, cfg: AGGConfig, bench: Any, *, seed: int = 0) -> None:
         super().__init__(cfg, bench, seed=seed)

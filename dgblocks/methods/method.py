@@ -46,6 +46,7 @@ class Method(nn.Module):
     :meth:`stages`, :meth:`begin_stage`, :meth:`end_stage` and :meth:`results`.
     """
 
+    space: dict[str, Any] = {}         # search space of its Config (dgblocks.methods.search)
     compiled: tuple[str, ...] = ()     # sub-modules --compile compiles (): every child network
     distributed: tuple[str, ...] = ()  # sub-modules wrapped in DDP under torchrun (): 1 process
 

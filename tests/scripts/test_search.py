@@ -1,0 +1,98 @@
+"""scripts/search.py: the whole protocol runs (smoke), workers share a study's trials without
+running more than ``--trials``, a killed search resumes without repeating finished trials,
+and the same command serves real data."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dgblocks.methods import check_space
+from scripts.launch.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _study(out, name="baseline-paper"):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'search.db'}")
+
+
+def _count(st, states=("COMPLETE", "PRUNED")):
+    return sum(t.state.name in states for t in st.get_trials(deepcopy=False))
+
+
+def test_every_method_declares_a_space_around_its_papers_values():
+    for e in REGISTRY:
+        cls = e.method()
+        assert "lr" in cls.space and check_space(cls.space, cls.Config), e.name
+
+
+def test_smoke_protocol_writes_the_page(tmp_path):
+    from scripts import search
+
+    search.main(["--smoke", "--methods", "AGG", "DDAN", "--workers", "1",
+                 "--out", str(tmp_path)])
+    page = (tmp_path / "leaderboard.md").read_text()
+    assert "| AGG | paper |" in page and "| DDAN | paper |" in page and "oracle" in page
+    assert "Selected (trial" in page and (tmp_path / "leaderboard").is_dir()
+    assert _count(_study(tmp_path)) == 2 and (tmp_path / "final" / "baseline-paper").is_dir()
+
+
+def test_two_workers_share_the_trials_without_running_more(tmp_path):
+    from scripts.launch.search_study import search
+    from scripts.search import parse, spec_of
+
+    a = parse(["--smoke", "--trials", "4", "--out", str(tmp_path)])
+    st = search("AGG", "paper", spec_of(a), "", workers=2)
+    trials = [t for t in st.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
+    assert 4 <= len(trials) <= 5      # a worker checks the total after each trial: <= K-1 more
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)  # no duplicate
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_and_repeats_nothing_finished(tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "search.py"), "--smoke", "--methods", "AGG",
+           "--views", "paper", "--trials", "6", "--workers", "1", "--out", str(tmp_path)]
+    env = dict(os.environ, DGBLOCKS_TEST_STEP_SLEEP="0.3")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 300:                    # kill once two trials have finished
+        time.sleep(1)
+        try:
+            if _count(_study(tmp_path)) >= 2:
+                break
+        except Exception:  # the study is not created yet
+            continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    st = _study(tmp_path)
+    finished = {t.number: t.value for t in st.get_trials(deepcopy=False)
+                if t.state.name == "COMPLETE"}
+    assert len(finished) >= 2
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=900)
+    st = _study(tmp_path)
+    after = {t.number: t.value for t in st.get_trials(deepcopy=False)
+             if t.state.name == "COMPLETE"}
+    assert all(after[n] == v for n, v in finished.items())      # kept, not rerun
+    assert _count(st) == 6 and len(st.get_trials(deepcopy=False)) <= 6 + 1  # + one in flight
+
+
+def test_real_data_protocol2_end_to_end(tmp_path):
+    from scripts import search
+    from tests.data import fake_trees as ft
+
+    for make in (ft.market, ft.msmt17, ft.cuhksysu, ft.cuhk03):
+        make(tmp_path / "data")
+    search.main(["--smoke", "--methods", "AGG", "--views", "paper", "--workers", "1",
+                 "--data", "real", "--data-root", str(tmp_path / "data"), "--protocol",
+                 "protocol2:M", "--batch-size", "8", "--source-val-ids", "2",
+                 "--out", str(tmp_path / "s")])
+    page = (tmp_path / "s" / "leaderboard.md").read_text()
+    assert "| AGG | paper | 2 / " in page
