@@ -45,6 +45,7 @@ NOT_CALLABLE = {
     "METHODS": "a tuple of names", "MetaOutput": "result NamedTuple",
     "ProtocolSpec": "parsed result of parse_protocol (a frozen dataclass)",
     "PairedDifference": "result NamedTuple of paired_difference", "NUISANCES": "a tuple of names",
+    "SplitEvaluation": "result NamedTuple of evaluate_benchmark(return_details=True)",
     "DOMAIN_LABELS": "a tuple of names",
 }
 
@@ -101,6 +102,30 @@ def _pool_nan_update() -> None:
 
 def _ranking() -> Any:
     return E.evaluate_ranking(torch.tensor([[0.1, 0.2]]), [0], [0, 1], [0], [1, 1], max_rank=2)
+
+
+_D2 = torch.tensor([[0.1, 0.2]])
+_QF, _GF = torch.randn(3, D), torch.randn(5, D)
+_LAB = (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2, 0, 1]), torch.zeros(3, dtype=torch.long),
+        torch.ones(5, dtype=torch.long))
+
+
+def _rank(qf: Any = None, gf: Any = None, *labels: Any, **k: Any) -> Any:
+    """rank_features on a small valid problem with one part replaced."""
+    lab = list(_LAB)
+    lab[:len(labels)] = labels
+    return E.rank_features(_QF if qf is None else qf, _GF if gf is None else gf, *lab, **k)
+
+
+def _enc(**k: Any) -> Any:
+    return E.encode_dataset(k.pop("encode", lambda x: x.flatten(1)), k.pop("ds", bench().train),
+                            **k)
+
+
+def _evb(targets: Any = None, **k: Any) -> Any:
+    return E.evaluate_benchmark(k.pop("encode", lambda x: x.flatten(1)),
+                                bench().targets if targets is None else targets,
+                                progress=False, **k)
 
 
 def _splits() -> Any:
@@ -424,17 +449,77 @@ CASES: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
         ("float-pids", c(E.evaluate_ranking, torch.tensor([[0.1, 0.2]]), [0.5], [0, 1], [0],
                          [1, 1]), "q_pids"),
         ("max_rank", c(E.evaluate_ranking, torch.tensor([[0.1, 0.2]]), [0], [0, 1], [0], [1, 1],
-                       max_rank=0), "max_rank")],
+                       max_rank=0), "max_rank"),
+        ("bool", c(E.evaluate_ranking, _D2 > 0.15, [0], [0, 1], [0], [1, 1]), "distmat"),
+        ("str", c(E.evaluate_ranking, "d", [0], [0, 1], [0], [1, 1]), "distmat"),
+        ("ragged", c(E.evaluate_ranking, [[0.1, 0.2], [0.3]], [0, 1], [0, 1], [0, 0], [1, 1]),
+         "distmat"),
+        ("empty", c(E.evaluate_ranking, torch.zeros(0, 2), _LAB[0][:0], [0, 1], _LAB[0][:0],
+                    [1, 1]), "distmat"),
+        ("1-D", c(E.evaluate_ranking, _D2[0], [0], [0, 1], [0], [1, 1]), "distmat"),
+        ("none-pids", c(E.evaluate_ranking, _D2, None, [0, 1], [0], [1, 1]), "q_pids"),
+        ("str-pids", c(E.evaluate_ranking, _D2, ["a"], [0, 1], [0], [1, 1]), "q_pids"),
+        ("length", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1, 1]), "g_camids"),
+        ("bool-cams", c(E.evaluate_ranking, _D2, [0], [0, 1], [True], [1, 1]), "q_camids"),
+        ("nan-ssg", c(E.evaluate_ranking, torch.tensor([[NAN, 0.2]]), [0], [0, 1], [0], [1, 1],
+                      single_gallery_shot=True), "distmat"),
+        ("ssg-type", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1],
+                       single_gallery_shot="yes"), "single_gallery_shot"),
+        ("seed", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1], seed="0"), "seed"),
+        ("generator", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1], generator=0),
+         "generator"),
+        ("chunk_size", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1], chunk_size=0),
+         "chunk_size"),
+        ("num_draws", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1], num_draws=0),
+         "num_draws"),
+        ("ap_mode", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1], ap_mode=None),
+         "ap_mode"),
+        ("invalid_query", c(E.evaluate_ranking, _D2, [0], [0, 1], [0], [1, 1],
+                            invalid_query="drop"), "invalid_query")],
+    "rank_features": [
+        ("str", c(_rank, "x"), "query_features"), ("list", c(_rank, _QF.tolist()),
+                                                   "query_features"),
+        ("int", c(_rank, i(3, D)), "query_features"), ("int-g", c(_rank, None, i(5, D)),
+                                                       "gallery_features"),
+        ("1-D", c(_rank, f(D)), "query_features"),
+        ("dim", c(_rank, None, f(5, D + 1)), "gallery_features"),
+        ("empty", c(_rank, f(0, D), None, torch.zeros(0, dtype=torch.long)), "query_features"),
+        ("empty-g", c(_rank, None, f(0, D)), "gallery_features"),
+        ("nan", c(_rank, nan(3, D)), "query_features"), ("nan-g", c(_rank, None, nan(5, D)),
+                                                         "gallery_features"),
+        ("inf", c(_rank, torch.full((3, D), float("inf"))), "query_features"),
+        ("overflow", c(_rank, f(3, D) * 1e30, f(5, D) * 1e30), "query_features"),
+        ("dtype", c(_rank, None, _GF.double()), "gallery_features"),
+        ("length", c(_rank, None, None, *_LAB[:3], _LAB[3][:4]), "g_camids"),
+        ("q-length", c(_rank, None, None, _LAB[0][:2]), "q_pids"),
+        ("float-pids", c(_rank, None, None, _LAB[0].float()), "q_pids"),
+        ("none-pids", c(_rank, None, None, _LAB[0], None), "g_pids"),
+        ("no-match", c(_rank, None, None, _LAB[0] + 10), "g_pids"),
+        ("metric", c(_rank, metric="l1"), "metric"),
+        ("max_rank", c(_rank, max_rank=0), "max_rank"),
+        ("ap_mode", c(_rank, ap_mode="x"), "ap_mode"),
+        ("invalid_query", c(_rank, invalid_query="drop"), "invalid_query"),
+        ("chunk_size", c(_rank, chunk_size=0), "chunk_size"),
+        ("chunk-float", c(_rank, chunk_size=2.0), "chunk_size"),
+        ("block_bytes", c(_rank, block_bytes=0), "block_bytes"),
+        ("num_draws", c(_rank, single_gallery_shot=True, num_draws=0), "num_draws"),
+        ("generator", c(_rank, single_gallery_shot=True, generator="g"), "generator"),
+        ("ssg-type", c(_rank, single_gallery_shot=1), "single_gallery_shot")],
     "RankingResult": [("rank0", c(lambda: _ranking().rank(0)), "k"),
                       ("rank-neg", c(lambda: _ranking().rank(-1)), "k"),
-                      ("rank-big", c(lambda: _ranking().rank(3)), "k")],
+                      ("rank-big", c(lambda: _ranking().rank(3)), "k"),
+                      ("rank-str", c(lambda: _ranking().rank("1")), "k"),
+                      ("ranks-str", c(lambda: _ranking().as_dict(ranks="R1")), "ranks"),
+                      ("ranks-0", c(lambda: _ranking().as_dict(ranks=(0,))), "ranks")],
     "cmc_curve": [("result", c(E.cmc_curve, [1.0, 2.0]), "result"),
                   ("none", c(E.cmc_curve, None), "result")],
     "summarize_splits": [("empty", c(E.summarize_splits, []), "rows"),
                          ("keys", c(E.summarize_splits, [{"R1": 1.0}, {"mAP": 2.0}]), "rows[1]"),
                          ("str", c(E.summarize_splits, [{"R1": "x"}]), "values"),
                          ("nan", c(E.summarize_splits, [{"R1": NAN}]), "values"),
-                         ("dict", c(E.summarize_splits, {"R1": 1.0}), "rows")],
+                         ("dict", c(E.summarize_splits, {"R1": 1.0}), "rows"),
+                         ("none", c(E.summarize_splits, None), "rows"),
+                         ("none-row", c(E.summarize_splits, [None]), "rows[0]")],
     "worst_domain": [("empty", c(E.worst_domain, {}), "results"),
                      ("flat", c(E.worst_domain, {"a": 1.0}), "results"),
                      ("key", c(E.worst_domain, {"a": {"R1": 1.0}}, "mAP"), "key"),
@@ -447,15 +532,44 @@ CASES: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
                   ("nan", c(E.summarize, {"a": {"R1": NAN}}), "metrics"),
                   ("keys", c(E.summarize, {"a": {"R1": 1.0}}, "R1"), "keys")],
     "mean_std": [("empty", c(E.mean_std, []), "values"),
+                 ("none", c(E.mean_std, None), "values"),
+                 ("inf", c(E.mean_std, [1.0, float("inf")]), "values"),
+                 ("bool", c(E.mean_std, [True]), "values"),
                  ("nan", c(E.mean_std, [1.0, NAN]), "values"),
                  ("str", c(E.mean_std, ["x"]), "values")],
     "format_table": [("empty", c(E.format_table, {}), "results"),
-                     ("flat", c(E.format_table, {"a": 1.0}), "results")],
-    "encode_dataset": [("batch_size", c(lambda: E.encode_dataset(
-        lambda x: x.flatten(1), bench().train, batch_size=0)), "batch_size")],
-    "evaluate_benchmark": [("metric", c(lambda: E.evaluate_benchmark(
-        lambda x: x.flatten(1), bench().targets, metric="l1", progress=False)), "metric"),
-                           ("targets", c(E.evaluate_benchmark, lambda x: x, []), "targets")],
+                     ("flat", c(E.format_table, {"a": 1.0}), "results"),
+                     ("none", c(E.format_table, None), "results"),
+                     ("mixed", c(E.format_table, {"a": {"R1": 1.0}, "b": {"acc": 2.0}}),
+                      "results['b']"),
+                     ("title", c(E.format_table, {"a": {"R1": 1.0}}, title=3), "title"),
+                     ("std", c(E.format_table, {"a": {"R1": 1.0}}, std="no"), "std")],
+    "encode_dataset": [("batch_size", c(_enc, batch_size=0), "batch_size"),
+                       ("batch-float", c(_enc, batch_size=2.0), "batch_size"),
+                       ("index-neg", c(_enc, index=torch.tensor([0, -1])), "index"),
+                       ("index-big", c(_enc, index=torch.tensor([10**6])), "index"),
+                       ("index-float", c(_enc, index=torch.tensor([0.0])), "index"),
+                       ("index-bool", c(_enc, index=torch.ones(3, dtype=torch.bool)), "index"),
+                       ("index-2d", c(_enc, index=torch.zeros(2, 2, dtype=torch.long)), "index"),
+                       ("index-str", c(_enc, index="0"), "index"),
+                       ("encode", c(_enc, encode=None), "encode"),
+                       ("encode-shape", c(_enc, encode=lambda x: x), "encode"),
+                       ("encode-nan", c(_enc, encode=lambda x: x.flatten(1) * NAN), "encode"),
+                       ("ds", c(_enc, ds="x"), "ds"),
+                       ("device", c(_enc, device="nope"), "device")],
+    "evaluate_benchmark": [("metric", c(_evb, metric="l1"), "metric"),
+                           ("targets", c(E.evaluate_benchmark, lambda x: x, []), "targets"),
+                           ("targets-str", c(_evb, "tgt"), "targets"),
+                           ("targets-dict", c(lambda: _evb({t.name: t for t in bench().targets})),
+                            "targets"),
+                           ("targets-item", c(_evb, ["tgt"]), "targets[0]"),
+                           ("encode", c(_evb, encode=None), "encode"),
+                           ("encode-nan", c(_evb, encode=lambda x: x.flatten(1) * NAN), "encode"),
+                           ("classify", c(_evb, classify="x"), "classify"),
+                           ("batch_size", c(_evb, batch_size="8"), "batch_size"),
+                           ("device", c(_evb, device="nope"), "device"),
+                           ("ap_mode", c(_evb, ap_mode="x"), "ap_mode"),
+                           ("return_details", c(_evb, return_details=1), "return_details")],
     # protocols -------------------------------------------------------------------------------
     "build_benchmark": [("data", c(P.build_benchmark, "nope"), "data"),
                         ("root", c(P.build_benchmark, "real"), "root")],
@@ -497,7 +611,12 @@ CASES: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
     "paired_difference": [
         ("confidence", c(E.paired_difference, [1.0, 2.0], [1.0, 2.0], confidence=2.0),
          "confidence"), ("length", c(E.paired_difference, [1.0], [1.0, 2.0]), "b"),
-        ("nan", c(E.paired_difference, [NAN, 1.0], [1.0, 2.0]), "a")],
+        ("nan", c(E.paired_difference, [NAN, 1.0], [1.0, 2.0]), "a"),
+        ("none", c(E.paired_difference, None, [1.0]), "a"),
+        ("str", c(E.paired_difference, "ab", "cd"), "a"),
+        ("nested", c(E.paired_difference, [[1.0, 2.0]], [[1.0, 2.0]]), "a[0]"),
+        ("bool", c(E.paired_difference, [1.0, 2.0], [True, 2.0]), "b[0]"),
+        ("kind", c(E.paired_difference, {0: 1.0}, [1.0]), "b")],
     "time_periods": [("periods", c(P.time_periods, torch.zeros(3), synthetic=False, periods=0),
                       "periods"),
                      ("unknown", c(P.time_periods, -torch.ones(3), synthetic=False),

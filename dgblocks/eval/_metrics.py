@@ -36,8 +36,8 @@ def as_tensor(x: Any, name: str, device: torch.device | None, integer: bool) -> 
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
             raise ValueRangeError(f"{name}: expected an integer dtype, got {x.dtype}")
         return x.long()
-    if x.dtype.is_complex:
-        raise ValueRangeError(f"{name}: expected a real dtype, got {x.dtype}")
+    if x.dtype.is_complex or x.dtype == torch.bool:
+        raise ValueRangeError(f"{name}: expected real-valued distances, got {x.dtype}")
     if x.dtype in (torch.float16, torch.bfloat16) or not x.dtype.is_floating_point:
         return x.float()  # compare in float32; float32/float64 inputs stay exact
     return x

@@ -35,6 +35,8 @@ def _check_index(index: Any, n: int) -> Tensor:
             index = torch.as_tensor(index)
         except (TypeError, ValueError, RuntimeError):
             raise ValueRangeError(f"index: expected integer positions, got {index!r}") from None
+        if index.numel() == 0:  # an empty list converts to float32
+            index = index.long()
     if index.dim() != 1 or index.dtype.is_floating_point or index.dtype.is_complex \
             or index.dtype == torch.bool:
         raise ValueRangeError(f"index: expected a 1-D integer tensor, got {index.dtype} of"
@@ -82,5 +84,8 @@ def encode_dataset(encode: Callable[[Tensor], Tensor], ds: ReIDDataset, *,
             got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
             raise ShapeError(f"encode: expected features of shape (B, D) with B={x.shape[0]},"
                              f" got {got}")
-        feats.append(f.float().cpu())
+        f = f.float().cpu()
+        if not bool(torch.isfinite(f).all()):  # a diverged model: say so, not a ranking error
+            raise ValueRangeError("encode: expected finite features, got NaN or Inf")
+        feats.append(f)
     return torch.cat(feats) if feats else torch.empty(0, 0)

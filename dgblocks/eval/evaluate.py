@@ -55,7 +55,9 @@ def summarize_splits(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     if not rows:
         raise ValueRangeError("rows: expected at least one split, got none")
     for i, r in enumerate(rows):
-        if not isinstance(r, dict) or set(r) != set(rows[0]):
+        if not isinstance(r, dict):
+            raise ValueRangeError(f"rows[{i}]: expected a dict {{metric: value}}, got {r!r}")
+        if set(r) != set(rows[0]):
             raise ValueRangeError(f"rows[{i}]: expected a dict with the metrics of rows[0]"
                                   f" {sorted(rows[0])}, got {r!r}")
     out: dict[str, float] = {}
@@ -205,8 +207,16 @@ def format_table(results: dict[str, dict[str, float]], *, title: str = "",
     if isinstance(results, dict) and not results:
         raise ValueRangeError("results: expected at least one target, got none")
     check_metric_table(results, name="results")
+    if not isinstance(title, str):
+        raise ValueRangeError(f"title: expected a str, got {type(title).__name__} {title!r}")
+    if not isinstance(std, bool):
+        raise ValueRangeError(f"std: expected a bool, got {std!r}")
     first = next(iter(results.values()))
     keys = [k for k in (*METRICS, "acc") if k in first]
+    for name, r in results.items():
+        if any(k not in r for k in keys):
+            raise ValueRangeError(f"results[{name!r}]: expected the metrics {keys} of the first"
+                                  f" target, got {sorted(r)}")
     lines = [f"**{title}**", ""] if title else []
     lines += ["| target | " + " | ".join(keys) + " |", "| --- " * (len(keys) + 1) + "|"]
     for name, r in results.items():

@@ -84,6 +84,10 @@ class RankingResult:
 
     def as_dict(self, ranks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
         """``{"R1": .., "R5": .., "R10": .., "mAP": .., "mINP": ..}`` in percent."""
+        if isinstance(ranks, (str, bytes)) or not isinstance(ranks, (tuple, list)):
+            raise ValueRangeError(f"ranks: expected a tuple of ints, got {ranks!r}")
+        for k in ranks:
+            check_int(k, name="ranks", minimum=1)
         out = {f"R{k}": 100.0 * self.rank(min(k, len(self.cmc))) for k in ranks}
         out["mAP"] = 100.0 * self.mAP
         out["mINP"] = 100.0 * self.mINP

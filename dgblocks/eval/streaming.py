@@ -4,9 +4,9 @@ r"""Streaming ranking: CMC, mAP and mINP from features, never holding the (Q, G)
 :func:`dgblocks.distances.pairwise_distance`, ranks the block with the kernels of
 :func:`~dgblocks.eval.evaluate_ranking` (the metrics are defined there), keeps four numbers
 per query (first-match rank, AP, INP, number of matches) and drops the block. Memory is the
-features plus one block: at MSMT17's size (11,659 x 82,161) the full float32 matrix takes
-3.8 GB (and about three times that while ``pairwise_distance`` builds it), a 1,000-query
-block 0.3 GB.
+features plus a few blocks: at MSMT17's size (11,659 x 82,161) the full float32 matrix takes
+3.8 GB (and about three times that while ``pairwise_distance`` builds it), the default block
+128 MiB (408 queries).
 
 The result equals ``evaluate_ranking(pairwise_distance(qf, gf, metric=metric), ...)`` field
 for field, ties included. A query's metrics depend only on its row of distances (integer
@@ -56,7 +56,7 @@ from dgblocks.eval.ranking import RANK_ELEMENTS, APMode, RankingResult, ranking_
 __all__ = ["rank_features"]
 
 MIN_BLOCK_ROWS = 64  # BLAS kernels for fewer rows may sum in another order
-BLOCK_BYTES = 256 << 20  # default size of one distance block
+BLOCK_BYTES = 128 << 20  # default size of one distance block (408 rows at G = 82,161)
 _SKIP = 1 << 22  # random numbers per call while skipping to a draw's offset
 
 
