@@ -149,7 +149,10 @@ def rank_features(query_features: Any, gallery_features: Any, q_pids: Any, g_pid
         chunk_size = max(1, block_bytes // (num_g * item))
     check_int(chunk_size, name="chunk_size", minimum=1)
     rows = max(chunk_size, min(num_q, MIN_BLOCK_ROWS))  # queries per distance block
-    step = min(chunk_size, max(1, RANK_ELEMENTS // num_g))  # queries per ranking call
+    # queries per ranking call: cache-sized slices on the CPU; on CUDA the whole block, as
+    # each call syncs with the host a few times (its compactions have data-dependent sizes)
+    step = chunk_size if qf.device.type == "cuda" else min(chunk_size,
+                                                             max(1, RANK_ELEMENTS // num_g))
     streams = _draw_streams(generator, num_draws, num_q * num_g) if single_gallery_shot else []
     cmc_draws = torch.zeros(max_rank, dtype=torch.float64, device=qf.device)
 
