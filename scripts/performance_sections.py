@@ -90,10 +90,11 @@ def eval_streaming(d: dict[str, Any]) -> tuple[list[str], Row]:
              "resident-set high-water mark (`ru_maxrss`), features and interpreter included. "
              f"Results identical: {yes(d.get('identical_results'))}. Goal: streaming under "
              f"{goal:g} GB and no slower than the full path.", "",
-             "| path | time | peak RSS | RSS before the call (features built) |",
-             "| --- | --- | --- | --- |"]
-    lines += [f"| {r['path']} | {secs(r['seconds'])} | {r['peak_rss_gb']:.2f} GB | "
-              f"{num(r.get('rss_after_setup_gb'))} GB |" for r in d["rows"]]
+             "| path | time | CPU time | peak RSS | RSS before the call (features built) |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['path']} | {secs(r['seconds'])} | {secs(r.get('cpu_seconds'))} | "
+              f"{r['peak_rss_gb']:.2f} GB | {num(r.get('rss_after_setup_gb'))} GB |"
+              for r in d["rows"]]
     lines += ["", f"Streaming / full: {stream['seconds'] / full['seconds']:.2f}x the time, "
               f"{stream['peak_rss_gb'] / full['peak_rss_gb']:.2f}x the peak memory."]
     met = stream["peak_rss_gb"] < goal and stream["seconds"] <= full["seconds"]

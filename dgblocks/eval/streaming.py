@@ -1,18 +1,20 @@
 r"""Streaming ranking: CMC, mAP and mINP from features, never holding the (Q, G) distances.
 
-:func:`rank_features` computes the distances of one block of queries to the whole gallery with
-:func:`dgblocks.distances.pairwise_distance`, ranks the block with the kernels of
-:func:`~dgblocks.eval.evaluate_ranking` (the metrics are defined there), keeps four numbers
-per query (first-match rank, AP, INP, number of matches) and drops the block. Memory is the
-features plus a few blocks: at MSMT17's size (11,659 x 82,161) the full float32 matrix takes
+:func:`rank_features` computes the distances of one block of queries to the whole gallery as
+:func:`dgblocks.distances.pairwise_distance` does (``dgblocks.distances.RowDistances``: the
+same operations, the gallery's norms computed once, the block updated in place), ranks the
+block with the kernels of :func:`~dgblocks.eval.evaluate_ranking` (the metrics are defined
+there), keeps four numbers per query (first-match rank, AP, INP, number of matches) and drops
+the block. Memory is the
+features plus a block or two: at MSMT17's size (11,659 x 82,161) the full float32 matrix takes
 3.8 GB (and about three times that while ``pairwise_distance`` builds it), the default block
 128 MiB (408 queries).
 
 The result equals ``evaluate_ranking(pairwise_distance(qf, gf, metric=metric), ...)`` field
 for field, ties included. A query's metrics depend only on its row of distances (integer
 counts of the items ranked before each match, then float64 arithmetic on the row), so the
-blocks only need rows equal to the full matrix's, bit for bit. ``pairwise_distance`` works row
-by row except for its matrix product, and BLAS libraries run products with a handful of rows
+blocks only need rows equal to the full matrix's, bit for bit. The distances are computed row
+by row except for the matrix product, and BLAS libraries run products with a handful of rows
 through other kernels that sum in another order (MKL: fewer than 12 rows, with 2 threads), so a
 block always has at least ``MIN_BLOCK_ROWS`` = 64 rows: a short last block is widened to the
 left (its first rows are computed twice and ranked once), and a problem with fewer queries is
@@ -42,7 +44,7 @@ from dgblocks._checks import (
     check_int,
     check_shape,
 )
-from dgblocks.distances import Metric, pairwise_distance
+from dgblocks.distances import Metric, RowDistances
 from dgblocks.eval._metrics import (
     as_tensor,
     check_options,
@@ -115,8 +117,8 @@ def rank_features(query_features: Any, gallery_features: Any, q_pids: Any, g_pid
             as in :func:`~dgblocks.eval.evaluate_ranking`.
         chunk_size: queries per distance block (default: as many as fit in ``block_bytes``);
             a block has at least 64 rows, or all queries when there are fewer.
-        block_bytes: size of one distance block when ``chunk_size`` is ``None``
-            (``pairwise_distance`` holds about three blocks while it computes one).
+        block_bytes: size of one distance block when ``chunk_size`` is ``None`` (about two
+            are held while one is computed).
 
     Shape:
         query_features: (Q, D); gallery_features: (G, D); q_pids, q_camids: (Q,);
@@ -156,11 +158,10 @@ def rank_features(query_features: Any, gallery_features: Any, q_pids: Any, g_pid
     streams = _draw_streams(generator, num_draws, num_q * num_g) if single_gallery_shot else []
     cmc_draws = torch.zeros(max_rank, dtype=torch.float64, device=qf.device)
 
-    index = GalleryIndex(gp)
+    index, distances = GalleryIndex(gp), RowDistances(gf, metric=metric)
     parts = []
     for b, s, e in _blocks(num_q, rows):
-        # the function of the full matrix, on whole rows of it
-        block = as_tensor(pairwise_distance(qf[b:e], gf, metric=metric), "distmat", None, False)
+        block = as_tensor(distances(qf[b:e]), "distmat", None, False)  # rows b:e of the matrix
         for c in range(s, e, step):
             sl = slice(c, min(c + step, e))
             d = block[c - b: sl.stop - b]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import dgblocks.eval.streaming as S
 from dgblocks import ShapeError, ValueRangeError
-from dgblocks.distances import pairwise_distance
+from dgblocks.distances import RowDistances, pairwise_distance
 from dgblocks.eval import evaluate_ranking, rank_features
 from tests._helpers import gen, seeds
 
@@ -96,6 +96,16 @@ def test_clustered_single_gallery_shot_and_block_bytes():
     for kw in (dict(chunk_size=7), dict(block_bytes=600 * 4 * 70), dict(chunk_size=100)):
         assert_same(rank_features(*prob, single_gallery_shot=True, num_draws=2, seed=5, **kw),
                     ref)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_row_distances_equal_pairwise_distance(metric, dtype):
+    x, y = (t.to(dtype) for t in clustered_problem(11, q=70, g=90, d=12)[:2])
+    got = RowDistances(y, metric=metric)(x)
+    assert got.dtype == dtype and torch.equal(got, pairwise_distance(x, y, metric=metric))
+    with pytest.raises(ShapeError, match="x"):
+        RowDistances(y, metric=metric)(x[:, :3])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
