@@ -229,8 +229,9 @@ class RowDistances:
             yc = y.to(ct)
             if metric == "cosine":
                 self.yc = _unit(yc, grad_safe_eps(1e-8, y.dtype))
-            else:
-                self.yc, self.yy = yc, _sq_norms(yc)
+            else:  # in slices of rows (the same floats): no (M, D) temporary
+                self.yc = yc
+                self.yy = torch.cat([_sq_norms(yc[i: i + 4096]) for i in range(0, len(yc), 4096)])
 
     @torch.no_grad()
     def __call__(self, x: Tensor) -> Tensor:

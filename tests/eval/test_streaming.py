@@ -108,6 +108,11 @@ def test_row_distances_equal_pairwise_distance(metric, dtype):
         RowDistances(y, metric=metric)(x[:, :3])
 
 
+def test_row_distances_gallery_norms_in_slices():
+    x, y = clustered_problem(12, q=70, g=9000, d=5)[:2]  # norms in slices of 4,096 rows
+    assert torch.equal(RowDistances(y)(x), pairwise_distance(x, y))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_features(dtype):
     prob = clustered_problem(6, q=80, g=400, d=16)
