@@ -77,6 +77,20 @@ def _pair(x: Tensor, y: Tensor | None, name_x: str, name_y: str) -> tuple[Tensor
     return x, y
 
 
+def _sq_norms(xc: Tensor) -> Tensor:
+    return xc.pow(2).sum(1, keepdim=True)
+
+
+def _expand(xc: Tensor, yc: Tensor, xx: Tensor, yy: Tensor, *, inplace: bool = False
+            ) -> Tensor:
+    """``||x||^2 + ||y||^2 - 2 x y^T`` with round-off below 0 clamped, in one fused pass.
+    ``inplace`` (no autograd) updates the sum of the norms in place: the same floats, since
+    ``addmm`` copies its input to the output and runs the same GEMM with beta = 1."""
+    if inplace:
+        return (xx + yy.t()).addmm_(xc, yc.t(), alpha=-2.0).clamp_min_(0.0)
+    return torch.addmm(xx + yy.t(), xc, yc.t(), alpha=-2.0).clamp_min(0.0)
+
+
 def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
     r"""Pairwise squared Euclidean distance.
 
@@ -104,9 +118,9 @@ def squared_euclidean_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
     ct = _compute_dtype(x.dtype)
     with _no_autocast(x):
         xc, yc = x.to(ct), y.to(ct)
-        xx = xc.pow(2).sum(1, keepdim=True)
-        yy = xx if same else yc.pow(2).sum(1, keepdim=True)
-        d = torch.addmm(xx + yy.t(), xc, yc.t(), alpha=-2.0).clamp_min(0.0)  # one fused pass
+        xx = _sq_norms(xc)
+        yy = xx if same else _sq_norms(yc)
+        d = _expand(xc, yc, xx, yy)
     if same:
         d = d.fill_diagonal_(0.0)  # exact zeros, and no gradient through the diagonal
     return d if x.dtype in (torch.float16, torch.bfloat16) else d.to(x.dtype)
@@ -166,10 +180,14 @@ def cosine_similarity_matrix(x: Tensor, y: Tensor | None = None, *, eps: float =
     ct = _compute_dtype(x.dtype)
     eps = grad_safe_eps(_eps(eps, x.dtype), x.dtype)  # half inputs: a gradient that fits in half
     with _no_autocast(x):
-        xn = torch.nn.functional.normalize(x.to(ct), dim=1, eps=eps)
-        yn = xn if y is x else torch.nn.functional.normalize(y.to(ct), dim=1, eps=eps)
+        xn = _unit(x.to(ct), eps)
+        yn = xn if y is x else _unit(y.to(ct), eps)
         sim = (xn @ yn.t()).clamp(-1.0, 1.0)
     return sim.to(x.dtype)
+
+
+def _unit(xc: Tensor, eps: float) -> Tensor:
+    return torch.nn.functional.normalize(xc, dim=1, eps=eps)
 
 
 def cosine_distance(x: Tensor, y: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:
@@ -217,3 +235,55 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, *,
     if metric == "sqeuclidean":
         return squared_euclidean_distance(x, y)
     return cosine_distance(x, y)
+
+
+class RowDistances:
+    r"""``pairwise_distance(x, y, metric=metric)`` for one block of rows of ``x`` at a time,
+    with the terms of ``y`` (squared norms, or unit vectors for cosine) computed once.
+
+    ``RowDistances(y, metric=m)(x)`` equals ``pairwise_distance(x, y, metric=m)`` bit for bit:
+    the same operations in the same order, done in place where ``pairwise_distance`` makes a
+    new tensor (no autograd: for evaluation). So the rows ``a:b`` of the full matrix come out
+    the same from ``x[a:b]`` whenever the BLAS product's rows do not depend on the block (see
+    :mod:`dgblocks.eval.streaming`, which uses it). Half inputs are computed in float32, as
+    there. Holds ``y`` (and, for cosine, a float32 copy of its unit rows).
+
+    Shape:
+        y: (M, D); x: (N, D) with the dtype and device of y; output: (N, M), dtype of y.
+
+    Example:
+        >>> y = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
+        >>> RowDistances(y, metric="sqeuclidean")(torch.tensor([[0.0, 0.0]]))
+        tensor([[ 1., 25.]])
+    """
+
+    def __init__(self, y: Tensor, *, metric: Metric = "euclidean") -> None:
+        check_choice(metric, _METRICS, name="metric")
+        check_features(y, "M D", name="y")
+        self.metric, self.y = metric, y
+        ct = _compute_dtype(y.dtype)
+        with _no_autocast(y), torch.no_grad():
+            yc = y.to(ct)
+            if metric == "cosine":
+                self.yc = _unit(yc, grad_safe_eps(1e-8, y.dtype))
+            else:  # in slices of rows (the same floats): no (M, D) temporary
+                self.yc = yc
+                self.yy = torch.cat([_sq_norms(yc[i: i + 4096]) for i in range(0, len(yc), 4096)])
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor) -> Tensor:
+        """Distances ``(N, M)`` of the rows of ``x`` to every row of ``y``."""
+        check_features(x, "N D", name="x", D=self.y.shape[1])
+        if x.dtype != self.y.dtype or x.device != self.y.device:
+            raise ShapeError(f"x: expected {self.y.dtype} on {self.y.device} (from y), got"
+                             f" {x.dtype} on {x.device}")
+        ct = _compute_dtype(x.dtype)
+        with _no_autocast(x):
+            xc = x.to(ct)
+            if self.metric == "cosine":
+                sim = (_unit(xc, grad_safe_eps(1e-8, x.dtype)) @ self.yc.t()).clamp_(-1.0, 1.0)
+                return sim.to(x.dtype).neg_().add_(1.0)  # 1 - sim, rounded once
+            d = _expand(xc, self.yc, _sq_norms(xc), self.yy, inplace=True)
+        if self.metric == "sqeuclidean":
+            return d.to(x.dtype)
+        return d.clamp_min_(1e-12).sqrt_().to(x.dtype)  # euclidean_distance's eps

@@ -1,10 +1,10 @@
 """Write docs/performance.md from the benchmark results (benchmarks/results/*.json).
 
-One section per suite (blocks, eval_ranking, central_domain, id_pool, dg_overhead,
-throughput): the command that regenerates its JSON, the commit, date, machine, threads and load
-it was measured at, its goal and whether the numbers meet it; then a CUDA section. A missing
-JSON gets a note instead of a section. The page depends only on the JSONs (no clock, no
-machine state), so rerunning it after a suite changes gives a stable diff.
+One section per suite (blocks, eval_ranking, eval_streaming, central_domain, id_pool,
+dg_overhead, throughput): the command that regenerates its JSON, the commit, date, machine,
+threads and load it was measured at, its goal and whether the numbers meet it; then a CUDA
+section. A missing JSON gets a note instead of a section. The page depends only on the JSONs
+(no clock, no machine state), so rerunning it after a suite changes gives a stable diff.
 
     python scripts/make_performance.py
     python scripts/make_performance.py --results benchmarks/results --out docs/performance.md

@@ -75,6 +75,34 @@ def eval_ranking(d: dict[str, Any]) -> tuple[list[str], Row]:
     return lines + [""], (">= 10x vs per-query loop", f"{speedup:.1f}x", yes(speedup >= 10))
 
 
+def eval_streaming(d: dict[str, Any]) -> tuple[list[str], Row]:
+    p, goal = d.get("problem", {}), float(d.get("goal_peak_rss_gb", 2.5))
+    rows = {r["path"]: r for r in d["rows"]}
+    full, stream = rows["full"], rows["streaming"]
+    size = {k: f"{v:,}" if isinstance(v, int) else "?" for k, v in p.items()}
+    size = {k: size.get(k, "?") for k in ("num_q", "num_g", "dim", "num_ids", "num_cams")}
+    lines = [f"CMC and mAP of {size['num_q']} queries x {size['num_g']} gallery images "
+             f"({size['dim']}-d float32 features, {size['num_ids']} identities, "
+             f"{size['num_cams']} cameras; noisy identity clusters, mAP "
+             f"{num(full.get('mAP'), '.3f')}, R-1 {num(full.get('R1'), '.3f')}), each path in "
+             "its own child process: `pairwise_distance` + `evaluate_ranking` on the full "
+             "matrix, and `rank_features` (a block of queries at a time). Peak = the child's "
+             "resident-set high-water mark (`ru_maxrss`), features and interpreter included. "
+             f"Results identical: {yes(d.get('identical_results'))}. Goal: streaming under "
+             f"{goal:g} GB and no slower than the full path.", "",
+             "| path | time | CPU time | peak RSS | RSS before the call (features built) |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['path']} | {secs(r['seconds'])} | {secs(r.get('cpu_seconds'))} | "
+              f"{r['peak_rss_gb']:.2f} GB | {num(r.get('rss_after_setup_gb'))} GB |"
+              for r in d["rows"]]
+    lines += ["", f"Streaming / full: {stream['seconds'] / full['seconds']:.2f}x the time, "
+              f"{stream['peak_rss_gb'] / full['peak_rss_gb']:.2f}x the peak memory."]
+    met = stream["peak_rss_gb"] < goal and stream["seconds"] <= full["seconds"]
+    return lines + [""], (f"streaming < {goal:g} GB, no slower than full",
+                          f"{stream['peak_rss_gb']:.2f} GB, {secs(stream['seconds'])} (full "
+                          f"{full['peak_rss_gb']:.2f} GB, {secs(full['seconds'])})", yes(met))
+
+
 def central_domain(d: dict[str, Any]) -> tuple[list[str], Row]:
     p = d.get("problem", {})
     agree = d.get("agreement_with_emd_on_subsamples") or []
@@ -212,6 +240,9 @@ SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], tuple[list[str], 
                blocks),
     "eval_ranking": ("Evaluation ranking", "OMP_NUM_THREADS=2 python -m benchmarks.eval_ranking",
                      eval_ranking),
+    "eval_streaming": ("Evaluation at MSMT17 size",
+                       "OMP_NUM_THREADS=2 python -m benchmarks.eval_streaming --threads 2",
+                       eval_streaming),
     "central_domain": ("Central domain", "OMP_NUM_THREADS=2 python -m benchmarks.central_domain",
                        central_domain),
     "id_pool": ("ID pool", "python -m benchmarks.id_pool", id_pool),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +18,9 @@ from dgblocks.engine.config import config_dict
 from dgblocks.engine.distributed import barrier, gathered_encode, shutdown_distributed
 from dgblocks.engine.logging import read_jsonl
 from dgblocks.engine.results import environment, git_commit, write_json
+
+if TYPE_CHECKING:
+    from dgblocks.eval import SplitEvaluation
 
 __all__ = ["finish_run", "plot_run"]
 
@@ -50,10 +53,12 @@ def finish_run(run: Any, encode: Callable[[Tensor], Tensor], *,
     enc = gathered_encode(encode)
     cls = gathered_encode(classify) if classify is not None else None
     t0 = time.time()
+    plots = bool(run.args.plots)  # then keep each split's features for the plots
     with torch.no_grad():
-        metrics = evaluate_benchmark(enc, run.bench.targets,
-                                     batch_size=run.args.eval_batch_size, device=run.device,
-                                     progress=run.is_main, classify=cls)
+        out = evaluate_benchmark(enc, run.bench.targets, batch_size=run.args.eval_batch_size,
+                                 device=run.device, progress=run.is_main, classify=cls,
+                                 return_details=plots)
+    metrics, details = out if plots else (out, None)
     keys = ("acc",) if run.bench.task == "classification" else ("R1", "R5", "R10", "mAP")
     payload = {
         "recipe": run.name, "benchmark": run.bench.name, "task": run.bench.task,
@@ -68,8 +73,8 @@ def finish_run(run: Any, encode: Callable[[Tensor], Tensor], *,
         print(format_table(metrics, title=title or f"{run.name} on {run.bench.name}"), flush=True)
         write_json(run.out, payload)
         print(f"results: {run.out}", flush=True)
-    if run.args.plots:
-        payload["plots"] = plot_run(run, enc)
+    if plots:
+        payload["plots"] = plot_run(run, enc, details=details)
         if run.is_main:
             write_json(run.out, payload)
     run.logger.close()
@@ -85,13 +90,17 @@ def _sample(ds: Any, n: int, seed: int) -> Tensor:
 
 
 def plot_run(run: Any, encode: Callable[[Tensor], Tensor], *, per_domain: int = 80,
-             queries: int = 6, k: int = 8) -> dict[str, str]:
+             queries: int = 6, k: int = 8,
+             details: dict[str, list[SplitEvaluation]] | None = None) -> dict[str, str]:
     """t-SNE (sources + targets, by domain and identity), retrieval grid of the first target,
     CMC curves and training curves, as ``<out stem>.<kind>.png``; returns the paths.
 
-    Every rank encodes (in lockstep, see :func:`finish_run`); rank 0 draws.
+    ``details`` are the splits :func:`~dgblocks.eval.evaluate_benchmark` scored
+    (``return_details=True``, as :func:`finish_run` passes them): a ReID target found there
+    is neither encoded nor ranked again (its first split's features and CMC are used).
+    Every rank encodes what is missing (in lockstep, see :func:`finish_run`); rank 0 draws.
     """
-    from dgblocks.eval import cmc_curve, encode_dataset, evaluate_ranking
+    from dgblocks.eval import cmc_curve, encode_dataset, rank_features
     from dgblocks.viz import plot_cmc, plot_retrieval_grid, plot_training_curves, plot_tsne
     from dgblocks.viz.retrieval import rank_gallery
 
@@ -109,7 +118,9 @@ def plot_run(run: Any, encode: Callable[[Tensor], Tensor], *, per_domain: int = 
             q, g = target.splits[0]
             ds = q if bench.task == "classification" else g
             idx = _sample(ds, per_domain, seed)
-            feats.append(encode_dataset(encode, ds, index=idx, **kw))
+            known = (details or {}).get(target.name)
+            feats.append(known[0].gallery_features[idx] if known and ds is g
+                         else encode_dataset(encode, ds, index=idx, **kw))
             doms.append(torch.full((len(idx),), len(names), dtype=torch.long))
             names.append(target.name)
             pids.append(ds.pids[idx] + (0 if bench.task == "classification" else offset))
@@ -118,11 +129,15 @@ def plot_run(run: Any, encode: Callable[[Tensor], Tensor], *, per_domain: int = 
         if bench.task != "classification":
             for target in bench.targets:
                 q, g = target.splits[0]
-                qf = encode_dataset(encode, q, **kw)
-                gf = encode_dataset(encode, g, **kw)
-                r = evaluate_ranking(_dist(qf, gf),
-                                     q.pids, g.pids, q.camids, g.camids, max_rank=20)
-                curves[target.name] = cmc_curve(r)
+                known = (details or {}).get(target.name)
+                if known:
+                    qf, gf, r = known[0]
+                else:
+                    qf = encode_dataset(encode, q, **kw)
+                    gf = encode_dataset(encode, g, **kw)
+                    r = rank_features(qf, gf, q.pids, g.pids, q.camids, g.camids, max_rank=20)
+                ranks, rate = cmc_curve(r)
+                curves[target.name] = (ranks[:20], rate[:20])
                 if grid is None:
                     sel = _sample(q, queries, seed)
                     ranked, match = rank_gallery(qf[sel], gf, q.pids[sel], g.pids, q.camids[sel],
@@ -146,12 +161,6 @@ def plot_run(run: Any, encode: Callable[[Tensor], Tensor], *, per_domain: int = 
         if records:
             paths["curves"] = str(plot_training_curves(records, f"{stem}.curves.png"))
     return paths
-
-
-def _dist(a: Tensor, b: Tensor) -> Tensor:
-    from dgblocks.distances import pairwise_distance
-
-    return pairwise_distance(a, b)
 
 
 class _Images:

@@ -1,64 +1,45 @@
 """Evaluate an encoder on the target domains of a benchmark; print the paper-style table.
 
 ``evaluate_benchmark`` encodes every image of a target once (splits are subsets of one pool
-and share features), computes the query x gallery distances with
-:func:`dgblocks.distances.pairwise_distance`, scores each split with
-:func:`~dgblocks.eval.ranking.evaluate_ranking`, and reports the mean and standard deviation
-over splits, in percent. Classification targets (rotated digits) are scored by the accuracy of
-a ``classify`` callable on the query images.
+and share features), scores each split with :func:`~dgblocks.eval.streaming.rank_features`
+(the distances of :func:`dgblocks.distances.pairwise_distance`, a block of queries at a time:
+the query x gallery matrix is never held), and reports the mean and standard deviation over
+splits, in percent. With ``return_details=True`` it also hands back each split's features and
+ranking, so that plots reuse them instead of encoding again. Classification targets (rotated
+digits) are scored by the accuracy of a ``classify`` callable on the query images.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple, get_args
 
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_int
-from dgblocks.data.base import ReIDDataset, TargetDomain
-from dgblocks.distances import pairwise_distance
-from dgblocks.eval.ranking import evaluate_ranking
+from dgblocks._checks import ValueRangeError, check_choice, check_int
+from dgblocks.data.base import TargetDomain
+from dgblocks.distances import Metric
+from dgblocks.eval.encode import check_callable, check_device, encode_dataset, image_batches
+from dgblocks.eval.ranking import RankingResult
+from dgblocks.eval.streaming import rank_features
 from dgblocks.eval.summary import check_metric_table, mean_std, summarize
 
 __all__ = ["encode_dataset", "evaluate_benchmark", "format_table", "worst_domain",
-           "summarize_splits"]
+           "summarize_splits", "SplitEvaluation"]
 
 METRICS = ("R1", "R5", "R10", "mAP")
+MAX_RANK = 50  # the ranking kept per split (the table reports R1, R5, R10)
 
 
-def _batches(ds: ReIDDataset, index: Tensor, batch_size: int):
-    for s in range(0, index.numel(), batch_size):
-        idx = index[s: s + batch_size]
-        if ds.images is not None and ds.transform is None:
-            yield ds.images[idx].float().div_(255.0)
-        else:
-            yield torch.stack([ds[i][0] for i in idx.tolist()])
+class SplitEvaluation(NamedTuple):
+    """One (query, gallery) split as :func:`evaluate_benchmark` scored it: the features
+    (float32, on the CPU, in the split's image order) and the :class:`RankingResult`
+    (CMC to rank 50)."""
 
-
-@torch.no_grad()
-def encode_dataset(encode: Callable[[Tensor], Tensor], ds: ReIDDataset, *,
-                   index: Tensor | None = None, batch_size: int = 128, device: Any = "cpu",
-                   progress: bool = False, desc: str = "") -> Tensor:
-    """Features ``(N, D)`` (float32, on CPU) of the images of ``ds`` (or ``index`` of them)."""
-    check_int(batch_size, name="batch_size", minimum=1)
-    index = torch.arange(len(ds)) if index is None else index
-    feats = []
-    it = _batches(ds, index, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, total=math.ceil(index.numel() / batch_size), desc=desc, leave=False)
-    for x in it:
-        f = encode(x.to(device))
-        if not isinstance(f, Tensor) or f.dim() != 2 or f.shape[0] != x.shape[0]:
-            got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
-            raise ShapeError(f"encode: expected features of shape (B, D) with B={x.shape[0]},"
-                             f" got {got}")
-        feats.append(f.float().cpu())
-    return torch.cat(feats) if feats else torch.empty(0, 0)
+    query_features: Tensor
+    gallery_features: Tensor
+    result: RankingResult
 
 
 def summarize_splits(rows: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -74,7 +55,9 @@ def summarize_splits(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     if not rows:
         raise ValueRangeError("rows: expected at least one split, got none")
     for i, r in enumerate(rows):
-        if not isinstance(r, dict) or set(r) != set(rows[0]):
+        if not isinstance(r, dict):
+            raise ValueRangeError(f"rows[{i}]: expected a dict {{metric: value}}, got {r!r}")
+        if set(r) != set(rows[0]):
             raise ValueRangeError(f"rows[{i}]: expected a dict with the metrics of rows[0]"
                                   f" {sorted(rows[0])}, got {r!r}")
     out: dict[str, float] = {}
@@ -84,10 +67,11 @@ def summarize_splits(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def _evaluate_reid(encode, target: TargetDomain, batch_size, device, progress, metric, ap_mode):
+def _evaluate_reid(encode, target: TargetDomain, batch_size, device, progress, metric, ap_mode
+                   ) -> tuple[dict[str, float], list[SplitEvaluation]]:
     root = target.splits[0][0].origin[0]
     shared = all(q.origin[0] is root and g.origin[0] is root for q, g in target.splits)
-    rows = []
+    rows, details = [], []
     if shared:  # encode the union of all splits' images once
         used = torch.cat([torch.cat([q.origin[1], g.origin[1]]) for q, g in target.splits])
         used = used.unique()
@@ -101,11 +85,12 @@ def _evaluate_reid(encode, target: TargetDomain, batch_size, device, progress, m
         else:
             qf = encode_dataset(encode, q, batch_size=batch_size, device=device)
             gf = encode_dataset(encode, g, batch_size=batch_size, device=device)
-        dist = pairwise_distance(qf, gf, metric=metric)
-        r = evaluate_ranking(dist, q.pids, g.pids, q.camids, g.camids, max_rank=10,
-                             ap_mode=ap_mode)
+        rank_on = device if device.type == "cuda" else qf.device  # the blocks stay there
+        r = rank_features(qf.to(rank_on), gf.to(rank_on), q.pids, g.pids, q.camids, g.camids,
+                          metric=metric, max_rank=MAX_RANK, ap_mode=ap_mode)
         rows.append({k: v for k, v in r.as_dict().items() if k in METRICS})
-    return summarize_splits(rows)
+        details.append(SplitEvaluation(qf, gf, r))
+    return summarize_splits(rows), details
 
 
 @torch.no_grad()
@@ -116,7 +101,7 @@ def _evaluate_cls(classify, target: TargetDomain, batch_size, device, progress):
     rows = []
     for q, _ in target.splits:
         correct = 0
-        for s, x in enumerate(_batches(q, torch.arange(len(q)), batch_size)):
+        for s, x in enumerate(image_batches(q, torch.arange(len(q)), batch_size)):
             pred = classify(x.to(device)).argmax(1).cpu()
             correct += int((pred == q.pids[s * batch_size: s * batch_size + x.shape[0]]).sum())
         rows.append({"acc": 100.0 * correct / max(1, len(q))})
@@ -126,8 +111,8 @@ def _evaluate_cls(classify, target: TargetDomain, batch_size, device, progress):
 def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[TargetDomain], *,
                        batch_size: int = 128, device: Any = "cpu", progress: bool = True,
                        classify: Callable[[Tensor], Tensor] | None = None,
-                       metric: str = "euclidean", ap_mode: str = "step"
-                       ) -> dict[str, dict[str, float]]:
+                       metric: str = "euclidean", ap_mode: str = "step",
+                       return_details: bool = False) -> Any:
     """Score ``encode`` on every target; mean (and ``_std``) over splits, in percent.
 
     Args:
@@ -135,15 +120,18 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
             in ``eval()`` mode first (this function only disables gradients).
         targets: the benchmark's ``targets`` (or ``source_val``).
         batch_size: images per forward pass.
-        device: where the images are sent before ``encode``.
+        device: where the images are sent before ``encode``; on CUDA the ranking runs there.
         progress: tqdm bar per target.
         classify: images -> logits ``(B, K)``, for ``task="classification"`` targets.
         metric: distance of :func:`dgblocks.distances.pairwise_distance`.
         ap_mode: ``"step"`` or ``"trapezoid"`` (see :func:`evaluate_ranking`).
+        return_details: also return ``{target: [SplitEvaluation, ...]}`` (ReID targets, one
+            per split: features and ranking, e.g. for plots without encoding again).
 
     Returns:
         ``{target: {"R1", "R5", "R10", "mAP", "R1_std", ..., "num_splits"}}`` for ReID targets,
-        ``{target: {"acc", "acc_std", "num_splits"}}`` for classification targets.
+        ``{target: {"acc", "acc_std", "num_splits"}}`` for classification targets; with
+        ``return_details``, the pair ``(metrics, details)``.
 
     Example:
         >>> from dgblocks.protocols import build_benchmark
@@ -152,17 +140,31 @@ def evaluate_benchmark(encode: Callable[[Tensor], Tensor], targets: Sequence[Tar
         >>> tuple(sorted(res[b.targets[0].name]))[:3]
         ('R1', 'R10', 'R10_std')
     """
-    out = {}
-    if isinstance(targets, TargetDomain) or not targets:
+    if isinstance(targets, (TargetDomain, str, dict)) or not isinstance(targets, Sequence) \
+            or not targets:
         raise ValueRangeError(f"targets: expected a non-empty sequence of TargetDomain, got"
                               f" {targets!r}")
+    for i, t in enumerate(targets):
+        if not isinstance(t, TargetDomain):
+            raise ValueRangeError(f"targets[{i}]: expected a TargetDomain, got {t!r}")
+    if any(t.task != "classification" for t in targets):
+        check_callable(encode, "encode")
+    if classify is not None:
+        check_callable(classify, "classify")
+    check_int(batch_size, name="batch_size", minimum=1)
+    device = check_device(device)
+    check_choice(metric, get_args(Metric), name="metric")
+    check_choice(ap_mode, ("step", "trapezoid"), name="ap_mode")
+    if not isinstance(return_details, bool):
+        raise ValueRangeError(f"return_details: expected a bool, got {return_details!r}")
+    out, details = {}, {}
     for t in targets:
         if t.task == "classification":
             out[t.name] = _evaluate_cls(classify, t, batch_size, device, progress)
         else:
-            out[t.name] = _evaluate_reid(encode, t, batch_size, device, progress, metric,
-                                         ap_mode)
-    return out
+            out[t.name], details[t.name] = _evaluate_reid(encode, t, batch_size, device,
+                                                          progress, metric, ap_mode)
+    return (out, details) if return_details else out
 
 
 def worst_domain(results: dict[str, dict[str, float]], key: str | None = None
@@ -205,8 +207,16 @@ def format_table(results: dict[str, dict[str, float]], *, title: str = "",
     if isinstance(results, dict) and not results:
         raise ValueRangeError("results: expected at least one target, got none")
     check_metric_table(results, name="results")
+    if not isinstance(title, str):
+        raise ValueRangeError(f"title: expected a str, got {type(title).__name__} {title!r}")
+    if not isinstance(std, bool):
+        raise ValueRangeError(f"std: expected a bool, got {std!r}")
     first = next(iter(results.values()))
     keys = [k for k in (*METRICS, "acc") if k in first]
+    for name, r in results.items():
+        if any(k not in r for k in keys):
+            raise ValueRangeError(f"results[{name!r}]: expected the metrics {keys} of the first"
+                                  f" target, got {sorted(r)}")
     lines = [f"**{title}**", ""] if title else []
     lines += ["| target | " + " | ".join(keys) + " |", "| --- " * (len(keys) + 1) + "|"]
     for name, r in results.items():

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from dgblocks._checks import ValueRangeError
+from dgblocks.eval.summary import number as _number
 
 __all__ = ["PairedDifference", "paired_difference"]
 
@@ -75,16 +76,21 @@ def paired_difference(a: Sequence[float] | Mapping[int, float],
     if isinstance(a, Mapping) != isinstance(b, Mapping):
         raise ValueRangeError("b: expected the same kind as a (both mappings by seed or both "
                               f"sequences), got {type(a).__name__} and {type(b).__name__}")
+    for name, x in (("a", a), ("b", b)):
+        if isinstance(x, (str, bytes)) or not isinstance(x, (Mapping, Sequence)):
+            raise ValueRangeError(f"{name}: expected a sequence of numbers or a mapping"
+                                  f" {{seed: number}}, got {type(x).__name__} {x!r}")
     if isinstance(a, Mapping):
         seeds = [s for s in a if s in b]
-        diffs = [float(a[s]) - float(b[s]) for s in seeds]
+        diffs = [_number(a[s], f"a[{s!r}]") - _number(b[s], f"b[{s!r}]") for s in seeds]
     else:
         if len(a) != len(b):
             raise ValueRangeError(f"b: expected {len(a)} values paired with a, got {len(b)}")
-        diffs = [float(x) - float(y) for x, y in zip(a, b)]
+        diffs = [_number(x, f"a[{i}]") - _number(y, f"b[{i}]")
+                 for i, (x, y) in enumerate(zip(a, b))]
     if not diffs:
         raise ValueRangeError("a: expected at least one seed shared with b, got none")
-    if not all(math.isfinite(d) for d in diffs):
+    if not all(math.isfinite(d) for d in diffs):  # finite values can overflow
         raise ValueRangeError(f"a: expected finite values, got differences {diffs}")
     n = len(diffs)
     mean = math.fsum(diffs) / n

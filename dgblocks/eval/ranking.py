@@ -38,17 +38,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_choice, check_int, check_shape
-from dgblocks.eval._ranking_impl import (
-    GalleryIndex,
-    grouped_ranks,
-    masked_ranks,
-    single_shot_mask,
+from dgblocks._checks import ShapeError, ValueRangeError, check_int, check_shape
+from dgblocks.eval._metrics import (
+    as_tensor,
+    check_options,
+    first_rank_hist,
+    labels,
+    match_metrics,
+    single_shot_counts,
 )
+from dgblocks.eval._ranking_impl import GalleryIndex, grouped_ranks
 
 __all__ = ["RankingResult", "evaluate_ranking", "cmc_curve"]
 
 APMode = Literal["step", "trapezoid"]
+RANK_ELEMENTS = 1 << 21  # distances per ranking chunk (about 2M: it stays in cache)
 
 
 @dataclass
@@ -80,68 +84,14 @@ class RankingResult:
 
     def as_dict(self, ranks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
         """``{"R1": .., "R5": .., "R10": .., "mAP": .., "mINP": ..}`` in percent."""
+        if isinstance(ranks, (str, bytes)) or not isinstance(ranks, (tuple, list)):
+            raise ValueRangeError(f"ranks: expected a tuple of ints, got {ranks!r}")
+        for k in ranks:
+            check_int(k, name="ranks", minimum=1)
         out = {f"R{k}": 100.0 * self.rank(min(k, len(self.cmc))) for k in ranks}
         out["mAP"] = 100.0 * self.mAP
         out["mINP"] = 100.0 * self.mINP
         return out
-
-
-def _as_tensor(x: Any, name: str, device: torch.device | None, integer: bool) -> Tensor:
-    if isinstance(x, np.ndarray) or isinstance(x, (list, tuple)):
-        x = torch.as_tensor(np.asarray(x))
-    if not isinstance(x, Tensor):
-        raise ShapeError(f"{name}: expected a numpy array or torch.Tensor, got {type(x).__name__}")
-    if device is not None:
-        x = x.to(device)
-    if integer:
-        if x.dtype.is_floating_point or x.dtype == torch.bool:
-            raise ValueRangeError(f"{name}: expected an integer dtype, got {x.dtype}")
-        return x.long()
-    if x.dtype in (torch.float16, torch.bfloat16) or not x.dtype.is_floating_point:
-        return x.float()  # compare in float32; float32/float64 inputs stay exact
-    return x
-
-
-def _match_metrics(ranks: Tensor, present: Tensor, n_match: Tensor, ap_mode: APMode
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """First-match rank, AP and INP per query from the (Q, S) match ranks."""
-    m = torch.arange(ranks.shape[1], device=ranks.device, dtype=torch.float64)
-    prec = (m + 1) / ranks
-    if ap_mode == "trapezoid":
-        prev = torch.where(ranks > 1, m / (ranks - 1).clamp_min(1), torch.ones_like(ranks))
-        prec = (prec + prev) / 2
-    n = n_match.clamp_min(1).to(torch.float64)
-    ap = (prec * present).sum(1) / n
-    last = ranks.gather(1, (n_match - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
-    return ranks[:, 0], ap, n / last, n_match
-
-
-def _first_rank_hist(first: Tensor, valid_q: Tensor, max_rank: int) -> Tensor:
-    """Cumulative count of the valid queries whose first match is within rank k."""
-    first_rank = torch.where(valid_q, first, torch.full_like(first, float(max_rank + 1)))
-    hist = torch.bincount(first_rank.clamp(max=max_rank + 1).long() - 1, minlength=max_rank + 1)
-    return hist[:max_rank].cumsum(0)
-
-
-def _single_shot_cmc(dist: Tensor, qp: Tensor, gp: Tensor, qc: Tensor, gc: Tensor,
-                     max_rank: int, num_draws: int, gen: torch.Generator,
-                     chunk_size: int) -> Tensor:
-    """Cumulative first-match counts averaged over ``num_draws`` single-shot galleries.
-
-    Draw by draw, then chunk by chunk: each chunk's draw is one (Qc, G) uniform tensor from
-    ``gen`` (see ``single_shot_mask``). Junk is removed before the draw, so a query with a
-    valid match has exactly one match in every drawn gallery.
-    """
-    total = torch.zeros(max_rank, dtype=torch.float64, device=dist.device)
-    for _ in range(num_draws):
-        for s in range(0, qp.shape[0], chunk_size):
-            sl = slice(s, min(s + chunk_size, qp.shape[0]))
-            same_pid = qp[sl, None] == gp[None, :]
-            valid = single_shot_mask(~(same_pid & (qc[sl, None] == gc[None, :])), gp, gen)
-            ranks, present, n_match = masked_ranks(dist[sl], same_pid & valid,
-                                                   valid & ~same_pid)
-            total += _first_rank_hist(ranks[:, 0], n_match > 0, max_rank)
-    return total / num_draws
 
 
 def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, *,
@@ -192,33 +142,19 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
         >>> r.cmc.tolist(), round(r.mAP, 4)
         ([0.0, 0.0, 1.0], 0.3333)
     """
-    check_int(max_rank, name="max_rank", minimum=1)
-    check_choice(ap_mode, ("step", "trapezoid"), name="ap_mode")
-    check_choice(invalid_query, ("skip", "zero"), name="invalid_query")
-    dist = _as_tensor(distmat, "distmat", None, integer=False)
+    generator = check_options(max_rank, ap_mode, invalid_query, num_draws, generator, seed,
+                              single_gallery_shot)
+    dist = as_tensor(distmat, "distmat", None, integer=False)
     sizes = check_shape(dist, "Q G", name="distmat")
-    dev = dist.device
-    qp = _as_tensor(q_pids, "q_pids", dev, True)
-    gp = _as_tensor(g_pids, "g_pids", dev, True)
-    qc = _as_tensor(q_camids, "q_camids", dev, True)
-    gc = _as_tensor(g_camids, "g_camids", dev, True)
-    check_shape(qp, "Q", name="q_pids", Q=sizes["Q"])
-    check_shape(qc, "Q", name="q_camids", Q=sizes["Q"])
-    check_shape(gp, "G", name="g_pids", G=sizes["G"])
-    check_shape(gc, "G", name="g_camids", G=sizes["G"])
-    if sizes["G"] == 0 or sizes["Q"] == 0:
-        raise ShapeError(f"distmat: expected a non-empty (Q, G) matrix, got {tuple(dist.shape)}")
     num_q, num_g = sizes["Q"], sizes["G"]
+    qp, gp, qc, gc = labels(q_pids, g_pids, q_camids, g_camids, num_q, num_g, dist.device)
+    if num_g == 0 or num_q == 0:
+        raise ShapeError(f"distmat: expected a non-empty (Q, G) matrix, got {tuple(dist.shape)}")
     if single_gallery_shot and bool(torch.isnan(dist).any()):  # grouped_ranks checks its own
         raise ValueRangeError("distmat: expected no NaN distances, got NaN")
     if chunk_size is None:  # about 2M distances per chunk: it stays in cache while read
-        chunk_size = max(1, (1 << 21) // num_g)
+        chunk_size = max(1, RANK_ELEMENTS // num_g)
     check_int(chunk_size, name="chunk_size", minimum=1)
-    check_int(num_draws, name="num_draws", minimum=1)
-    if generator is None:
-        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    elif not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
-        raise ValueRangeError(f"generator: expected a CPU torch.Generator, got {generator!r}")
 
     index = GalleryIndex(gp)
     parts = []
@@ -226,8 +162,26 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
         sl = slice(s, min(s + chunk_size, num_q))
         # per chunk: small tensors, no parallel region on the CPU
         ranks = grouped_ranks(dist[sl], *index.slots(qp[sl]), qc[sl], gc)
-        parts.append(_match_metrics(*ranks, ap_mode))
+        parts.append(match_metrics(*ranks, ap_mode))
+    cmc_draws = None
+    if single_gallery_shot:  # draw by draw, then chunk by chunk
+        cmc_draws = torch.zeros(max_rank, dtype=torch.float64, device=dist.device)
+        for _ in range(num_draws):
+            for s in range(0, num_q, chunk_size):
+                sl = slice(s, min(s + chunk_size, num_q))
+                cmc_draws += single_shot_counts(dist[sl], qp[sl], gp, qc[sl], gc, max_rank,
+                                                generator)
+        cmc_draws /= num_draws
+    return ranking_result(parts, cmc_draws, max_rank, invalid_query)
+
+
+def ranking_result(parts: list[tuple[Tensor, Tensor, Tensor, Tensor]],
+                   cmc_draws: Tensor | None, max_rank: int, invalid_query: str
+                   ) -> RankingResult:
+    """The :class:`RankingResult` of the per-chunk ``match_metrics`` (in query order) and,
+    for single-gallery-shot, the CMC counts averaged over the draws."""
     first, ap, inp, nvalid = (torch.cat(x) for x in zip(*parts))
+    num_q = first.numel()
     valid_q = nvalid > 0
     num_valid = int(valid_q.sum())
     if num_valid == 0:
@@ -235,10 +189,10 @@ def evaluate_ranking(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_ca
                               " gallery (same identity, other camera), got none")
     ap = torch.where(valid_q, ap, torch.zeros_like(ap))
     inp = torch.where(valid_q, inp, torch.zeros_like(inp))
-    if single_gallery_shot:
-        cmc = _single_shot_cmc(dist, qp, gp, qc, gc, max_rank, num_draws, generator, chunk_size)
+    if cmc_draws is None:
+        cmc = first_rank_hist(first, valid_q, max_rank).to(torch.float64)
     else:
-        cmc = _first_rank_hist(first, valid_q, max_rank).to(torch.float64)
+        cmc = cmc_draws
     denom = num_valid if invalid_query == "skip" else num_q
     return RankingResult(
         cmc=(cmc / denom).cpu().numpy(),

@@ -26,7 +26,8 @@ __all__ = ["mean_std", "summarize", "METRIC_KEYS"]
 METRIC_KEYS = ("R1", "R5", "R10", "mAP", "acc")
 
 
-def _number(v: Any, name: str) -> float:
+def number(v: Any, name: str) -> float:
+    """``v`` as a finite float; a bool, a non-number or NaN/Inf raises naming ``name``."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
         raise ValueRangeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
     x = float(v)
@@ -65,7 +66,10 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
         >>> mean_std([5.0])
         (5.0, 0.0)
     """
-    xs = [_number(v, "values") for v in values]
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValueRangeError(f"values: expected an iterable of numbers, got"
+                              f" {type(values).__name__} {values!r}")
+    xs = [number(v, "values") for v in values]
     if not xs:
         raise ValueRangeError("values: expected at least one value, got none")
     mean = math.fsum(xs) / len(xs)
@@ -115,7 +119,7 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
         keys = [k for k in METRIC_KEYS if any(k in m for m in metrics.values())]
     out: dict[str, Any] = {"average": {}, "worst": {}, "worst_domain": {}}
     for k in keys:
-        vals = {t: _number(m[k], f"metrics[{t!r}][{k!r}]") for t, m in metrics.items() if k in m}
+        vals = {t: number(m[k], f"metrics[{t!r}][{k!r}]") for t, m in metrics.items() if k in m}
         if vals:
             worst = min(vals, key=vals.__getitem__)
             out["average"][k] = mean_std(vals.values())[0]

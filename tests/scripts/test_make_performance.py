@@ -21,6 +21,8 @@ def a_number(name: str, d: dict) -> str:
     """A number of the JSON that its section must show."""
     if name == "eval_ranking":
         return f"{d['speedup']:.1f}x"
+    if name == "eval_streaming":
+        return f"{d['rows'][1]['peak_rss_gb']:.2f} GB"
     if name == "id_pool":
         return f"update {d['update_speedup']:.1f}x"
     if name == "central_domain":
@@ -59,6 +61,10 @@ def _fake(tmp_path: Path) -> Path:
                     "ours_median_s": 0.002, "reference_median_s": 0.001, "ratio": 0.5,
                     "cpu_ratio": 0.5, "max_rel_diff": 0.0}],
         "eval_ranking": [{"case": "m", "impl": "ours", "threads": 2, "median_s": 0.3}],
+        "eval_streaming": [{"path": "full", "seconds": 100.0, "peak_rss_gb": 12.2,
+                            "rss_after_setup_gb": 0.9, "mAP": 0.13, "R1": 0.5},
+                           {"path": "streaming", "seconds": 80.0, "peak_rss_gb": 1.75,
+                            "rss_after_setup_gb": 0.9}],
         "central_domain": [{"method": "sliced", "median_s": 1.5}],
         "id_pool": [{"op": "update", "impl": "dgblocks", "median_s": 0.006}],
         "dg_overhead": [{"recipe": "ddan", "backbone": "mobilenetv2", "plain_median_s": 10.0,
@@ -77,6 +83,8 @@ def _fake(tmp_path: Path) -> Path:
                         "ratio_vs_baseline": 0.5}],
     }
     extra = {"eval_ranking": {"speedup": 12.34}, "id_pool": {"update_speedup": 4.5},
+             "eval_streaming": {"identical_results": True, "goal_peak_rss_gb": 2.5,
+                                "problem": {"num_q": 11659, "num_g": 82161}},
              "central_domain": {"goal_fast_methods_under_10s": True},
              "dg_overhead": {"setting": {"name": "issue", "size": [256, 128]}}}
     for name, r in rows.items():
@@ -92,6 +100,8 @@ def test_every_section_shows_its_numbers_and_goal(tmp_path):
     assert "layers.BNNeck (B=64, 0.50)" in text
     assert "| [Evaluation ranking](#evaluation-ranking) | >= 10x vs per-query loop | 12.3x | yes |" \
         in text
+    assert "| streaming < 2.5 GB, no slower than full | 1.75 GB, 80.00 s (full 12.20 GB, " \
+        "100.00 s) | yes |" in text and "11,659 queries x 82,161 gallery" in text
     assert "1 / 2 recipes (CPU time: 1 / 2) | no |" in text and "+600.0%" in text
     assert "Meeting the goal (wall time): ddan; by CPU time: ddan." in text
     assert "| 9.00 | +500.0% | no |" in text
