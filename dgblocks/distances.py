@@ -249,7 +249,8 @@ class RowDistances:
     there. Holds ``y`` (and, for cosine, a float32 copy of its unit rows).
 
     Shape:
-        y: (M, D); x: (N, D) with the dtype and device of y; output: (N, M), dtype of y.
+        y: (M, D); x: (N, D) with the dtype and device of y; output: (N, M), dtype of y
+        (Euclidean metrics of fp16/bf16 inputs: float32, as :func:`pairwise_distance`).
 
     Example:
         >>> y = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
@@ -284,6 +285,7 @@ class RowDistances:
                 sim = (_unit(xc, grad_safe_eps(1e-8, x.dtype)) @ self.yc.t()).clamp_(-1.0, 1.0)
                 return sim.to(x.dtype).neg_().add_(1.0)  # 1 - sim, rounded once
             d = _expand(xc, self.yc, _sq_norms(xc), self.yy, inplace=True)
+        out = x.dtype if x.dtype not in (torch.float16, torch.bfloat16) else ct  # half: float32
         if self.metric == "sqeuclidean":
-            return d.to(x.dtype)
-        return d.clamp_min_(1e-12).sqrt_().to(x.dtype)  # euclidean_distance's eps
+            return d.to(out)
+        return d.clamp_min_(1e-12).sqrt_().to(out)  # euclidean_distance's eps
