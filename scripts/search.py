@@ -63,6 +63,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="the 15-minute version")
     p.add_argument("--smoke", action="store_true", help="seconds: tiny data, 2 trials, 1 seed")
     p.add_argument("--no-search", action="store_true", help="only seeds and page")
+    p.add_argument("--curves", type=int, default=0, metavar="N", help="instead: learning "
+                   "curves of every method at its defaults for N steps (page --md, default "
+                   "docs/results/curves.md)")
+    p.add_argument("--cdvm-steps", type=int, default=0, help="CDVM's own budget (its step "
+                   "costs about 11 AGG steps); 0: --steps")
     a = p.parse_args(argv)
     mode = ({"trials": 2, "steps": 6, "seeds": [0], "batch_size": 16} if a.smoke else
             {"trials": 3, "steps": 150, "seeds": [0, 1], "batch_size": 64} if a.quick else
@@ -73,8 +78,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if a.trials < 1 or a.steps < 1 or a.workers < 1:
         raise SystemExit("--trials, --steps, --workers: expected >= 1")
     a.val_every = a.val_every or max(1, a.steps // 4)
-    a.md = a.md or (a.out / "leaderboard.md" if a.smoke or a.quick
-                    else ROOT / "docs" / "results" / "leaderboard.md")
+    page = "curves.md" if a.curves else "leaderboard.md"
+    a.md = a.md or (a.out / page if a.smoke or a.quick else ROOT / "docs" / "results" / page)
     return a
 
 
@@ -95,6 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     a = parse(argv)
     spec, t0 = spec_of(a), time.time()
+    cmd = " ".join(["python scripts/search.py", *(argv if argv is not None else sys.argv[1:])])
+    if a.curves:
+        from scripts.launch.curves import run_curves, summary, write_curves
+
+        files = run_curves(a.methods, a.curves, spec, a.workers,
+                           cdvm_steps=a.cdvm_steps or None)
+        print("flat from:", summary(write_curves(files, a.md, cmd)))
+        return {}
     studies = {}
     for name in a.methods:
         for view in a.views:
@@ -108,7 +121,6 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 studies[(name, view)] = search(name, view, spec, a.storage, a.workers)
     runs = final_runs(studies, spec, a.seeds, a.workers)
-    cmd = " ".join(["python scripts/search.py", *(argv if argv is not None else sys.argv[1:])])
     write_page(a.md, studies, runs, spec, a.seeds, cmd, wall=time.time() - t0)
     print(f"wrote {a.md} ({time.time() - t0:.0f} s)")
     return runs

@@ -83,6 +83,8 @@ class SharedArgs:
     source_val_every: int = arg(0, "evaluate the source-validation split (held-out identities "
                                 "of the sources) every N steps of the last stage: learning "
                                 "curves, search pruning; 0: only at the end", minimum=0)
+    curve_targets: bool = arg(False, "with --source-val-every: evaluate the unseen targets too "
+                              "at each check (learning curves only; never for selection)")
     source_val_ids: int = arg(0, "hold this many training identities out of the sources as "
                               "the source-validation split when the benchmark has none (real "
                               "data); 0: none", minimum=0)

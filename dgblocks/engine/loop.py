@@ -99,13 +99,14 @@ def _distribute(method: Any, run: Any) -> None:
                                              sync_bn=True)
 
 
-def source_validation(method: Any, run: Any) -> dict[str, Any]:
+def source_validation(method: Any, run: Any, *, targets: bool = False) -> dict[str, Any]:
     """R1 / mAP of ``method.encode`` on the benchmark's source-validation split (held-out
     identities of the sources: model selection never looks at the targets); the method is
-    handed back in the mode it was in. ``{}`` when the benchmark has none."""
+    handed back in the mode it was in. ``{}`` when the benchmark has none. ``targets=True``
+    scores the unseen targets instead (learning curves)."""
     from dgblocks.eval import evaluate_benchmark, summarize
 
-    val = getattr(run.bench, "source_val", None) or []
+    val = (run.bench.targets if targets else getattr(run.bench, "source_val", None)) or []
     if not val or getattr(run.bench, "task", "reid") != "reid":
         return {}
     mode = method.training
@@ -123,6 +124,9 @@ def _validate(method: Any, run: Any, stage: Any, on_validation: Any) -> None:
         avg = res["summary"]["average"]
         done = run.step + 1                           # after this many steps of the stage
         run.logger.log(done, f"val:{stage.name}", R1=avg["R1"], mAP=avg["mAP"])
+        if run.args.curve_targets:                    # a learning curve, never a selection
+            tgt = source_validation(method, run, targets=True)["summary"]["average"]
+            run.logger.log(done, f"target:{stage.name}", R1=tgt["R1"], mAP=tgt["mAP"])
         if on_validation is not None:
             on_validation(done, avg)
 

@@ -19,7 +19,7 @@ UNCOMPARED = frozenset({"out", "resume", "resume_changed", "device", "config", "
                         "ckpt_every", "log_every", "plots", "eval_batch_size", "workers",
                         "check_data", "deterministic", "compile", "compile_backend",
                          "stage_cache", "overwrite",
-                         "source_val_every"})
+                         "source_val_every", "curve_targets"})
 
 
 class ResumeError(DGBlocksError):
