@@ -1,4 +1,5 @@
-"""Leaderboard: the AGG baseline and the five methods on one protocol, backbone and budget.
+"""Every method at its own defaults on one protocol, backbone and budget (the fair comparison,
+with a search per method, is ``scripts/search.py``).
 
 No paper compares these methods with the same backbone, data, protocol and seeds; this does.
 Every method runs its own recipe (``recipes/<method>.py``) as a subprocess with the same
@@ -13,7 +14,7 @@ and the recipe's own defaults otherwise (its losses, weights, optimiser). What a
 beyond those steps (DDAN's stage-1 baseline for the central domain, episodic's per-domain
 extractors, ADIN's nuisance-head steps) is extra compute the method needs, listed in the table
 with each method's wall time. Runs go ``--parallel`` at a time with one thread each, are
-resumable (a run whose JSON exists is skipped) and write ``docs/results/leaderboard.md`` (R-1
+resumable (a run whose JSON exists is skipped) and write ``docs/results/defaults.md`` (R-1
 and mAP per unseen domain, average and worst domain, mean and std over seeds) and a bar plot.
 
     python -m scripts.launch leaderboard            # synthetic, 3 seeds, < 20 min on 2 cores
@@ -86,7 +87,7 @@ def parse(argv: list[str] | None):
     p.add_argument("--out", type=Path, default=Path("runs/leaderboard"),
                    help="per-run JSONs and logs (resumable)")
     p.add_argument("--md", type=Path, default=None,
-                   help="results page (default docs/results/leaderboard.md; smoke: <out>/)")
+                   help="results page (default docs/results/defaults.md; smoke: <out>/)")
     p.add_argument("--no-plot", action="store_true", help="skip the bar plot")
     args = p.parse_args(argv)
     if args.steps < 5:
@@ -99,7 +100,7 @@ def parse(argv: list[str] | None):
         args.md = args.md or Path("docs/results/leaderboard_long.md")
     if args.md is None:
         args.md = (args.out / "leaderboard.md" if args.smoke
-                   else Path("docs/results/leaderboard.md"))
+                   else Path("docs/results/defaults.md"))
     return args
 
 
