@@ -91,7 +91,7 @@ def spec_of(a: argparse.Namespace) -> dict:
         common += ["--protocol", a.protocol] if a.protocol else []
     common += ["--smoke"] if a.smoke else []
     return {"common": common, "steps": a.steps, "val_every": a.val_every, "trials": a.trials,
-            "out": str(a.out), "seed": 0}
+            "out": str(a.out), "seed": 0, "cdvm_steps": a.cdvm_steps or a.steps}
 
 
 def main(argv: list[str] | None = None) -> dict:

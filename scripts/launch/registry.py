@@ -42,6 +42,11 @@ class Entry:
         """The Optuna study's name."""
         return f"{self.recipe}-{view}"
 
+    def steps(self, spec: dict[str, Any]) -> int:
+        """This method's budget in a comparison: ``spec["steps"]``, or CDVM's own
+        ``spec["cdvm_steps"]`` (its step costs about 11 AGG steps)."""
+        return spec.get("cdvm_steps") or spec["steps"] if self.name == "CDVM" else spec["steps"]
+
 
 def _s(*flags: Any) -> list[str]:
     return [str(f) for f in flags]

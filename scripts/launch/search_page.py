@@ -25,7 +25,7 @@ def final_runs(studies: dict, spec: dict, seeds: list[int], workers: int) -> dic
         e, trial = BY_NAME[name], best(st)
         if trial is None:
             continue
-        flags = (*spec["common"], *e.budget(spec["steps"]), *(e.views.get(view) or []),
+        flags = (*spec["common"], *e.budget(e.steps(spec)), *(e.views.get(view) or []),
                  *as_flags(trial.params), "--no-plots", "--threads", "1")
         for s in seeds:
             jobs.append(Job(f"{name} ({view})", s, str(ROOT / "recipes" / f"{e.recipe}.py"),

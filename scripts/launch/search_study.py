@@ -71,7 +71,7 @@ def space_of(entry: Entry, view: str) -> dict[str, Any]:
 def trial_argv(entry: Entry, view: str, params: dict[str, Any], spec: dict[str, Any],
                out: Path, seed: int = 0) -> list[str]:
     """The recipe's flags for one run: common flags, the budget, the view, the parameters."""
-    return [*spec["common"], *entry.budget(spec["steps"]), *(entry.views.get(view) or []),
+    return [*spec["common"], *entry.budget(entry.steps(spec)), *(entry.views.get(view) or []),
             *as_flags(params), "--seed", str(seed), "--out", str(out), "--no-plots",
             "--threads", "1", "--overwrite"]
 
@@ -91,8 +91,8 @@ def objective(entry: Entry, view: str, spec: dict[str, Any]):
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        argv = trial_argv(entry, view, params, spec, out,
-                          ) + ["--source-val-every", str(spec["val_every"])]
+        every = max(1, entry.steps(spec) * spec["val_every"] // spec["steps"])
+        argv = trial_argv(entry, view, params, spec, out) + ["--source-val-every", str(every)]
         t0 = time.time()
         try:
             res = train(entry.method(), argv, name=entry.recipe, on_validation=report)

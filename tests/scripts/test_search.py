@@ -96,3 +96,15 @@ def test_real_data_protocol2_end_to_end(tmp_path):
                  "--out", str(tmp_path / "s")])
     page = (tmp_path / "s" / "leaderboard.md").read_text()
     assert "| AGG | paper | 2 / " in page
+
+
+def test_curves_smoke_writes_the_curve_page(tmp_path):
+    from scripts import search
+    from scripts.launch.curves import curve, flat_step
+
+    search.main(["--smoke", "--curves", "12", "--methods", "AGG", "--workers", "1",
+                 "--out", str(tmp_path)])
+    page = (tmp_path / "curves.md").read_text()
+    assert "| AGG | 12 |" in page and (tmp_path / "curves.png").exists()
+    val = curve(tmp_path / "curves" / "baseline-n12" / "seed0.metrics.jsonl", "val")
+    assert [p[0] for p in val] == list(range(1, 13)) and (flat_step(val) or 0) <= 12
