@@ -9,7 +9,7 @@ import torch
 from dgblocks.data import normalize_input
 from dgblocks.protocols import build_benchmark
 from recipes import adin, cdvm, ddan, dir_reid, episodic
-from tests.recipes._build import build, data_batch
+from tests.recipes._build import batch, build, data_batch
 
 
 def _grads(loss, params):
@@ -83,7 +83,8 @@ def test_cdvm_centre_loss_weight_both_values_take_a_step(weight):
     m = build(cdvm.CDVM, ["--lambda-cent", str(weight), "--backbone", "resnet_small",
                           "--base-width", "4", "--no-meta"])
     m.augment = lambda x: x
-    assert torch.isfinite(m.step(data_batch(m.bench, 16))["loss"])
+    b = batch(16, num_domains=m.bench.num_domains, num_ids=m.bench.num_ids, size=(64, 32))
+    assert torch.isfinite(m.step(b)["loss"])
 
 
 def test_ddan_l_se_is_eq8s_sum_over_the_batch():
