@@ -94,7 +94,7 @@ def test_meta_gradient_matches_finite_differences():
             m.step(10)  # DANN warm start at p = 0.1: c = 0.462, as in the recipe's early steps
     assert 0.1 < float(next(m for m in objective.modules()
                              if isinstance(m, cdvm.layers.GradientReversal)).coeff) < 0.9
-    train_b, test_b = split_batch()
+    train_b, test_b = split_batch(seed=2)  # seed 1 puts a batch-hard choice at a kink
     fn = module_loss(objective, lambda call, b: sum(call(*b).values()))
     params, eta = module_params(objective), 0.05
 
