@@ -32,7 +32,8 @@ from dgblocks.data.synthetic_styles import (
     style_table,
 )
 
-__all__ = ["SyntheticReIDConfig", "synthetic_reid", "generate_synthetic", "time_period"]
+__all__ = ["SyntheticReIDConfig", "synthetic_reid", "generate_synthetic", "time_period",
+           "image_params", "render_images"]
 
 
 @dataclass(frozen=True)
@@ -118,16 +119,33 @@ def generate_synthetic(cfg: SyntheticReIDConfig, seed: int = 0) -> dict[str, Ten
     attrs = identity_attributes(lay["id_domain"], tab, spurious=cfg.spurious, gen=gen)
     ident, j = lay["ident"], lay["j"]
     n = ident.shape[0]
-    dom, role = lay["id_domain"][ident], lay["id_role"][ident]
+    role = lay["id_role"][ident]
     start = torch.randint(0, cfg.cameras, (lay["id_domain"].shape[0],), generator=gen)[ident]
     cam = torch.where(role == 0, (start + j) % cfg.cameras, torch.where(role == 1, j, 1))
     period = torch.randint(0, 3, (n,), generator=gen)
     stamp = 360 * (1 + period) + torch.randint(0, 360, (n,), generator=gen)
-    ncam = 4
-    cam_gain = 1 + 0.12 * (2 * torch.rand(len(styles), ncam, generator=gen) - 1)
-    cam_cast = 1 + 0.06 * (2 * torch.rand(len(styles), ncam, 3, generator=gen) - 1)
-    cam_view = torch.arange(ncam) % 3
-    view = torch.where(torch.rand(n, generator=gen) < cfg.view_bias, cam_view[cam],
+    p = image_params(tab, attrs, lay["id_domain"], ident, cam, period, (H, W), gen,
+                     view_bias=cfg.view_bias)
+    images = render_images(p, (H, W), gen)
+    return {"images": images, "ident": ident, "camid": cam, "domain": lay["id_domain"][ident],
+            "role": role, "local": lay["id_local"][ident], "timestamp": stamp,
+            "names": [s["name"] for s in styles]}  # type: ignore[dict-item]
+
+
+def image_params(tab: dict[str, Tensor], attrs: dict[str, Tensor], id_domain: Tensor,
+                 ident: Tensor, cam: Tensor, period: Tensor, size: tuple[int, int],
+                 gen: torch.Generator, *, view_bias: float, cameras: int = 4
+                 ) -> dict[str, Tensor]:
+    """Per-image drawing parameters of :func:`render_images`: identity attributes, the domain
+    style (``tab``, :func:`~dgblocks.data.synthetic_styles.style_table`), camera offsets
+    (``cameras`` per domain), the time period's light and per-image pose noise."""
+    H, W = size
+    n = ident.shape[0]
+    dom = id_domain[ident]
+    cam_gain = 1 + 0.12 * (2 * torch.rand(tab["hue"].shape[0], cameras, generator=gen) - 1)
+    cam_cast = 1 + 0.06 * (2 * torch.rand(tab["hue"].shape[0], cameras, 3, generator=gen) - 1)
+    cam_view = torch.arange(cameras) % 3
+    view = torch.where(torch.rand(n, generator=gen) < view_bias, cam_view[cam],
                        torch.randint(0, 3, (n,), generator=gen))
     p = {k: v[ident] for k, v in attrs.items()}
     p["view"] = view
@@ -148,14 +166,21 @@ def generate_synthetic(cfg: SyntheticReIDConfig, seed: int = 0) -> dict[str, Ten
     p["occ_y"] = 0.75 + 0.2 * torch.rand(n, generator=gen)
     p["occ_x"] = torch.rand(n, generator=gen)
     p["occ_c"] = p["bg2"] * 0.6
+    return p
+
+
+def render_images(p: dict[str, Tensor], size: tuple[int, int], gen: torch.Generator
+                  ) -> Tensor:
+    """Render the images of :func:`image_params` in chunks of about 2M pixels: uint8
+    ``(N, 3, H, W)``."""
+    H, W = size
+    n = p["view"].shape[0]
     chunk = max(1, (1 << 21) // (H * W))
     images = torch.empty(n, 3, H, W, dtype=torch.uint8)
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
         images[sl] = render_batch({k: v[sl] for k, v in p.items()}, H, W, gen)
-    return {"images": images, "ident": ident, "camid": cam, "domain": dom, "role": role,
-            "local": lay["id_local"][ident], "timestamp": stamp,
-            "names": [s["name"] for s in styles]}  # type: ignore[dict-item]
+    return images
 
 
 def _protocol1(raw: dict, d: int, cfg: SyntheticReIDConfig, name: str, gen: torch.Generator,
