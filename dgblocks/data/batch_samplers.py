@@ -22,6 +22,7 @@ from torch import Tensor
 
 from dgblocks import _dist
 from dgblocks._checks import ValueRangeError, check_int
+from dgblocks._dist import shard
 
 __all__ = ["RandomIdentitySampler", "DomainBalancedSampler", "DatasetBalancedSampler",
            "dist_info"]
@@ -37,8 +38,14 @@ def dist_info(num_replicas: int | None = None, rank: int | None = None) -> tuple
 
 
 def _labels(x: Any, name: str) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.as_tensor(x)
-    if t.dim() != 1 or t.dtype.is_floating_point:
+    try:
+        t = x if isinstance(x, Tensor) else torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueRangeError(f"{name}: expected a 1-D integer tensor, got "
+                              f"{type(x).__name__} ({err})") from err
+    if t.dim() == 1 and t.numel() == 0:
+        raise ValueRangeError(f"{name}: expected at least one label, got an empty tensor")
+    if t.dim() != 1 or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
         raise ValueRangeError(f"{name}: expected a 1-D integer tensor, got {tuple(t.shape)}"
                               f" {t.dtype}")
     return t.long().cpu()
@@ -85,11 +92,8 @@ class _BatchSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         gen = self.generator or torch.Generator().manual_seed(self.seed + self.epoch)
-        per_rank = self.batch_size // self.world
-        lo = self.rank * per_rank
         for _ in range(self.num_batches):
-            batch = self._global_batch(gen)
-            yield batch[lo: lo + per_rank].tolist()
+            yield shard(self._global_batch(gen).tolist(), self.rank, self.world)
 
 
 class RandomIdentitySampler(_BatchSampler):

@@ -4,7 +4,7 @@ batches, atomic checkpoints, logging, DDP, evaluation and outputs, export.
 A recipe calls :func:`setup` and drives a :class:`Run` (see ``docs/engine.md``).
 """
 
-from dgblocks.engine.batches import Batches, random_sampler
+from dgblocks.engine.batches import Batches, default_workers, random_sampler
 from dgblocks.engine.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -44,7 +44,7 @@ from dgblocks.engine.validation import validation_error
 __all__ = [
     "setup", "Run", "warmup_cosine",
     "arg", "SharedArgs", "parse_config", "config_dict", "load_overrides",
-    "Batches", "random_sampler",
+    "Batches", "random_sampler", "default_workers",
     "save_checkpoint", "load_checkpoint", "CheckpointError", "load_latest_checkpoint",
     "previous_path", "ConfigError",
     "seed_everything", "rng_state", "set_rng_state", "derive_seed",
