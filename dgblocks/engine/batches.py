@@ -81,7 +81,7 @@ class _Seeded(Dataset):
         def load() -> list[Any]:
             out = []
             for i, s in keys:
-                torch.manual_seed(s)
+                torch.default_generator.manual_seed(s)  # CPU only: cuda seeding is slow
                 out.append(self.dataset[i])
             return out
 
