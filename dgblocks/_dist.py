@@ -175,6 +175,8 @@ def shard(batch: list[int], rank_: int, world: int) -> list[int]:
         >>> shard([0, 1, 2, 3, 4, 5, 6, 7], 1, 2)
         [4, 5, 6, 7]
     """
+    if not isinstance(batch, (list, tuple, range)):
+        raise ValueRangeError(f"batch: expected a list of indices, got {type(batch).__name__}")
     for value, name in ((world, "world"), (rank_, "rank_")):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueRangeError(f"{name}: expected an int, got {type(value).__name__} "

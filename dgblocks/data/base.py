@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dgblocks._checks import ShapeError, ValueRangeError, check_choice
+from dgblocks._checks import ShapeError, ValueRangeError, check_choice, check_int
+from dgblocks.data._validate import check_instance, check_text
 from dgblocks.data.image_io import (
     MAX_IMAGE_PIXELS,
     DataError,
@@ -133,7 +134,7 @@ class ReIDDataset(Dataset):
         self.timestamps = _long(ts, n, "timestamps", minimum=-1)
         self.transform = transform
         self.image_size = check_image_size(image_size, name="image_size")
-        self.name = name
+        self.name = check_text(name, name="name")
         # (root dataset, indices into it): lets evaluation encode shared images once
         self.origin: tuple[ReIDDataset, Tensor] = (self, torch.arange(n))
 
@@ -189,10 +190,16 @@ class TargetDomain:
     task: str = "reid"
 
     def __post_init__(self) -> None:
+        check_text(self.name, name="name")
         check_choice(self.task, ("reid", "classification"), name="task")
-        if not self.splits:
-            raise ShapeError(f"splits: expected at least one (query, gallery) pair for"
-                             f" {self.name!r}, got none")
+        if not isinstance(self.splits, (list, tuple)) or not self.splits:
+            raise ShapeError(f"splits: expected a non-empty list of (query, gallery) pairs for"
+                             f" {self.name!r}, got {type(self.splits).__name__}")
+        for pair in self.splits:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and all(isinstance(d, ReIDDataset) for d in pair)):
+                raise ShapeError(f"splits: expected (query, gallery) pairs of ReIDDataset for "
+                                 f"{self.name!r}, got {type(pair).__name__}")
 
     def __repr__(self) -> str:
         q, g = self.splits[0]
@@ -226,6 +233,24 @@ class Benchmark:
     source_val: list[TargetDomain] = field(default_factory=list)
     task: str = "reid"
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_text(self.name, name="name")
+        check_instance(self.train, ReIDDataset, name="train")
+        check_int(self.num_ids, name="num_ids", minimum=0)
+        check_int(self.num_domains, name="num_domains", minimum=0)
+        if not isinstance(self.domain_names, (list, tuple)) or not all(
+                isinstance(n, str) for n in self.domain_names):
+            raise ValueRangeError(f"domain_names: expected a list of names (one per source "
+                                  f"domain), got {self.domain_names!r}"[:200])
+        for field_name in ("targets", "source_val"):
+            value = getattr(self, field_name)
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(t, TargetDomain) for t in value):
+                raise ValueRangeError(f"{field_name}: expected a list of TargetDomain, got "
+                                      f"{type(value).__name__}")
+        check_choice(self.task, ("reid", "classification"), name="task")
+        check_instance(self.info, dict, name="info")
 
     def __repr__(self) -> str:
         return (f"Benchmark({self.name!r}, task={self.task!r}, train={len(self.train)} images,"

@@ -9,14 +9,21 @@ real one (the trees are drawn in each loader's docstring).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import torch
+
+from dgblocks._checks import ValueRangeError, check_choice, check_int
+from dgblocks.data._validate import check_seed
 from dgblocks.data.render_plan import REAL_SIZES, Draw, Item, Plan
 from dgblocks.data.render_plan import below as _below
 from dgblocks.data.render_plan import enough as _enough
 from dgblocks.data.render_plan import upto as _upto
 
-__all__ = ["PLANS"]
+__all__ = ["PLANS", "DATASETS", "ALIASES", "plan_dataset", "seed_of"]
 
 Rows = list[tuple[int, int, int, int]]  # (file pid, ident, cam, period)
 
@@ -190,3 +197,43 @@ PLANS: dict[str, Callable[[Draw], Plan]] = {
     "cuhk02": cuhk02, "cuhksysu": cuhksysu, "prid2011": prid2011, "grid": grid,
     "viper": viper, "ilids": ilids,
 }
+
+
+DATASETS = tuple(PLANS)
+ALIASES = {"M": "market1501", "D": "dukemtmc", "MS": "msmt17", "C3": "cuhk03", "C2": "cuhk02",
+           "CS": "cuhksysu", "PRID": "prid2011", "GRID": "grid", "VIPeR": "viper",
+           "iLIDS": "ilids"}
+
+
+def seed_of(*parts: Any) -> int:
+    return zlib.crc32(":".join(map(str, parts)).encode())
+
+
+def plan_dataset(name: str, *, scale: float = 1.0, per_id: int | None = None, seed: int = 0,
+                 image_format: str = "native") -> Plan:
+    """The images of dataset ``name`` (a key of :data:`DATASETS` or a short name: M, D, MS,
+    C3, C2, CS, PRID, GRID, VIPeR, iLIDS) as :func:`render_tree` writes them.
+
+    Example:
+        >>> plan = plan_dataset("M", scale=0.001, per_id=2)
+        >>> plan.folder, plan.items[0].rel.split("/")[1], len(plan.items)
+        ('Market-1501-v15.09.15', 'bounding_box_train', 23)
+    """
+    name = ALIASES.get(name, name)
+    check_choice(name, DATASETS, name="datasets")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 100:
+        raise ValueRangeError(f"scale: expected a number in (0, 100], got {scale!r}")
+    if per_id is not None:
+        check_int(per_id, name="per_id", minimum=1)
+    check_seed(seed)
+    check_choice(image_format, ("native", "jpeg"), name="image_format")
+    plan = PLANS[name](Draw(float(scale), per_id, torch.Generator().manual_seed(
+        seed_of(seed, name, "layout"))))
+    if image_format == "jpeg":
+        plan.items = [it._replace(rel=_jpg(it.rel), twin=it.twin and _jpg(it.twin))
+                      for it in plan.items]
+    return plan
+
+
+def _jpg(rel: str) -> str:
+    return str(Path(rel).with_suffix(".jpg"))

@@ -23,7 +23,6 @@ import argparse
 import json
 import shutil
 import time
-import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -32,53 +31,18 @@ from typing import Any
 import torch
 
 from dgblocks._checks import ValueRangeError, check_choice, check_int
-from dgblocks.data.render_layouts import PLANS
-from dgblocks.data.render_plan import STYLES, Draw, Item, Plan
-from dgblocks.data.synthetic_reid import image_params
+from dgblocks.data._validate import check_flag, check_path
+from dgblocks.data.render_layouts import ALIASES, DATASETS, plan_dataset
+from dgblocks.data.render_layouts import seed_of as _seed
+from dgblocks.data.render_plan import STYLES, Item, Plan
+from dgblocks.data.synthetic_params import image_params
 from dgblocks.data.synthetic_render import render_batch
 from dgblocks.data.synthetic_styles import identity_attributes, style_table
 
 __all__ = ["render_tree", "plan_dataset", "DATASETS", "main"]
 
-DATASETS = tuple(PLANS)
-ALIASES = {"M": "market1501", "D": "dukemtmc", "MS": "msmt17", "C3": "cuhk03", "C2": "cuhk02",
-           "CS": "cuhksysu", "PRID": "prid2011", "GRID": "grid", "VIPeR": "viper",
-           "iLIDS": "ilids"}
+MAX_JOBS = 256  # a typo must not fork thousands of processes
 MARKER = ".dgblocks_render"  # in every rendered dataset folder: overwrite may remove it
-
-
-def _seed(*parts: Any) -> int:
-    return zlib.crc32(":".join(map(str, parts)).encode())
-
-
-def plan_dataset(name: str, *, scale: float = 1.0, per_id: int | None = None, seed: int = 0,
-                 image_format: str = "native") -> Plan:
-    """The images of dataset ``name`` (a key of :data:`DATASETS` or a short name: M, D, MS,
-    C3, C2, CS, PRID, GRID, VIPeR, iLIDS) as :func:`render_tree` writes them.
-
-    Example:
-        >>> plan = plan_dataset("M", scale=0.001, per_id=2)
-        >>> plan.folder, plan.items[0].rel.split("/")[1], len(plan.items)
-        ('Market-1501-v15.09.15', 'bounding_box_train', 23)
-    """
-    name = ALIASES.get(name, name)
-    check_choice(name, DATASETS, name="datasets")
-    if not isinstance(scale, (int, float)) or not 0 < scale <= 100:
-        raise ValueRangeError(f"scale: expected a number in (0, 100], got {scale!r}")
-    if per_id is not None:
-        check_int(per_id, name="per_id", minimum=1)
-    check_int(seed, name="seed")
-    check_choice(image_format, ("native", "jpeg"), name="image_format")
-    plan = PLANS[name](Draw(float(scale), per_id, torch.Generator().manual_seed(
-        _seed(seed, name, "layout"))))
-    if image_format == "jpeg":
-        plan.items = [it._replace(rel=_jpg(it.rel), twin=it.twin and _jpg(it.twin))
-                      for it in plan.items]
-    return plan
-
-
-def _jpg(rel: str) -> str:
-    return str(Path(rel).with_suffix(".jpg"))
 
 
 def _render_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -162,7 +126,7 @@ def _render(plan: Plan, root: Path, size: tuple[int, int], seed: int, jobs: int,
                disable=not progress)
     written = 0
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(min(jobs, len(tasks))) as pool:
             for n in pool.map(_chunk, *zip(*tasks)):
                 written += n
                 bar.update(n)
@@ -208,17 +172,21 @@ def render_tree(root: str | Path, *, datasets: Sequence[str] | None = None, scal
         >>> out["datasets"]["viper"]["files"], out["datasets"]["viper"]["folder"]
         (12, 'VIPeR')
     """
+    if datasets is not None and (not isinstance(datasets, (list, tuple)) or not datasets
+                                 or not all(isinstance(n, str) for n in datasets)):
+        raise ValueRangeError(f"datasets: expected a non-empty list of names, got {datasets!r}"
+                              [:120])
     names = [ALIASES.get(n, n) for n in (datasets if datasets is not None else DATASETS)]
-    if isinstance(datasets, str) or not names:
-        raise ValueRangeError(f"datasets: expected a non-empty list of names, got {datasets!r}")
     for n in names:
         check_choice(n, DATASETS, name="datasets")
+    check_flag(overwrite, name="overwrite")
+    check_flag(progress, name="progress")
     if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
         raise ValueRangeError(f"image_size: expected (H, W), got {image_size!r}")
     size = (check_int(image_size[0], name="image_size[0]", minimum=16, maximum=1024),
             check_int(image_size[1], name="image_size[1]", minimum=8, maximum=1024))
-    check_int(jobs, name="jobs", minimum=1)
-    root = Path(root)
+    check_int(jobs, name="jobs", minimum=1, maximum=MAX_JOBS)
+    root = check_path(root)
     start = time.perf_counter()
     out: dict[str, Any] = {"seed": seed, "scale": scale, "per_id": per_id,
                            "image_size": list(size), "image_format": image_format,

@@ -21,19 +21,25 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import ValueRangeError, check_int, check_probability
+from dgblocks.data._validate import (
+    check_flag,
+    check_instance,
+    check_int_tensor,
+    check_real,
+    check_seed,
+)
 from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain, few_threads
-from dgblocks.data.synthetic_render import render_batch
+from dgblocks.data.synthetic_params import image_params, render_images
 from dgblocks.data.synthetic_styles import (
-    PERIOD_GAIN,
-    PERIOD_TINT,
     SOURCE_STYLES,
     TARGET_STYLES,
     identity_attributes,
     style_table,
 )
 
-__all__ = ["SyntheticReIDConfig", "synthetic_reid", "generate_synthetic", "time_period",
-           "image_params", "render_images"]
+MAX_BYTES = 2**34  # 16 GiB of uint8 images: beyond that a config is a typo
+
+__all__ = ["SyntheticReIDConfig", "synthetic_reid", "generate_synthetic", "time_period"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class SyntheticReIDConfig:
     spurious: float = 0.7
     view_bias: float = 0.6
 
+    def __post_init__(self) -> None:
+        self.validate()  # a bad size fails when the config is made, not when it is used
+
     @classmethod
     def smoke(cls, **kw) -> SyntheticReIDConfig:
         """A tiny version for tests (well under a second)."""
@@ -62,6 +71,8 @@ class SyntheticReIDConfig:
         return cls(**base)
 
     def validate(self) -> SyntheticReIDConfig:
+        if not isinstance(self.image_size, (tuple, list)) or len(self.image_size) != 2:
+            raise ValueRangeError(f"image_size: expected (H, W), got {self.image_size!r}")
         h, w = self.image_size
         check_int(h, name="image_size[0]", minimum=16, maximum=512)
         check_int(w, name="image_size[1]", minimum=8, maximum=256)
@@ -74,19 +85,27 @@ class SyntheticReIDConfig:
         if self.test_ids > self.eval_ids:
             raise ValueRangeError(f"test_ids: expected <= eval_ids={self.eval_ids},"
                                   f" got {self.test_ids}")
-        check_probability(self.spurious, name="spurious")
-        check_probability(self.view_bias, name="view_bias")
+        check_probability(check_real(self.spurious, name="spurious"), name="spurious")
+        check_probability(check_real(self.view_bias, name="view_bias"), name="view_bias")
+        if _num_pixels(self) * 3 > MAX_BYTES:
+            raise ValueRangeError(f"sizes (train_ids, images_per_id, eval_ids, distractors, "
+                                  f"image_size): expected at most {MAX_BYTES // 2**30} GiB of "
+                                  f"images in all, got {_num_pixels(self) * 3 / 2**30:.0f} GiB")
         return self
 
 
 def time_period(timestamps: Tensor) -> Tensor:
     """Time period (0 morning, 1 afternoon, 2 evening) of synthetic timestamps (minute of day).
 
+    Timestamps must be whole minutes >= 0 (a fraction or an unknown ``-1`` is refused, not
+    floored into a period).
+
     Example:
         >>> time_period(torch.tensor([400, 800, 1200]))
         tensor([0, 1, 2])
     """
-    return (timestamps // 360 - 1).clamp(0, 2)
+    t = check_int_tensor(timestamps, name="timestamps", minimum=0)
+    return (t // 360 - 1).clamp(0, 2).to(timestamps.device)
 
 
 def _layout(cfg: SyntheticReIDConfig) -> dict[str, Tensor]:
@@ -132,57 +151,6 @@ def generate_synthetic(cfg: SyntheticReIDConfig, seed: int = 0) -> dict[str, Ten
             "names": [s["name"] for s in styles]}  # type: ignore[dict-item]
 
 
-def image_params(tab: dict[str, Tensor], attrs: dict[str, Tensor], id_domain: Tensor,
-                 ident: Tensor, cam: Tensor, period: Tensor, size: tuple[int, int],
-                 gen: torch.Generator, *, view_bias: float, cameras: int = 4
-                 ) -> dict[str, Tensor]:
-    """Per-image drawing parameters of :func:`render_images`: identity attributes, the domain
-    style (``tab``, :func:`~dgblocks.data.synthetic_styles.style_table`), camera offsets
-    (``cameras`` per domain), the time period's light and per-image pose noise."""
-    H, W = size
-    n = ident.shape[0]
-    dom = id_domain[ident]
-    cam_gain = 1 + 0.12 * (2 * torch.rand(tab["hue"].shape[0], cameras, generator=gen) - 1)
-    cam_cast = 1 + 0.06 * (2 * torch.rand(tab["hue"].shape[0], cameras, 3, generator=gen) - 1)
-    cam_view = torch.arange(cameras) % 3
-    view = torch.where(torch.rand(n, generator=gen) < view_bias, cam_view[cam],
-                       torch.randint(0, 3, (n,), generator=gen))
-    p = {k: v[ident] for k, v in attrs.items()}
-    p["view"] = view
-    scale = tab["scale"][dom] * p.pop("rel_height") * (1 + 0.04 * torch.randn(n, generator=gen))
-    p["height"] = scale * H
-    p["feet"] = (0.5 + scale / 2 + 0.015 * torch.randn(n, generator=gen)) * H
-    p["cx"] = (0.5 + 0.05 * torch.randn(n, generator=gen)) * W
-    p["stride"] = torch.rand(n, generator=gen)
-    for k in ("bg1", "bg2", "bg_type", "noise", "blur", "down", "sat"):
-        p[k] = tab[k][dom]
-    p["bg1"] = (p["bg1"] * cam_cast[dom, cam]).clamp(0, 1)
-    p["bg_phase"] = torch.rand(n, generator=gen) * 0.3 + cam.float() * 0.25
-    p["floor_y"] = 0.7 + 0.15 * torch.rand(n, generator=gen)
-    p["gain"] = tab["gain"][dom] * cam_gain[dom, cam] * torch.tensor(PERIOD_GAIN)[period]
-    p["cast"] = tab["cast"][dom] * cam_cast[dom, cam] * torch.tensor(PERIOD_TINT)[period]
-    p["gamma"] = tab["gamma"][dom] * (1 + 0.05 * torch.randn(n, generator=gen))
-    p["occ"] = torch.rand(n, generator=gen) < tab["occ"][dom]
-    p["occ_y"] = 0.75 + 0.2 * torch.rand(n, generator=gen)
-    p["occ_x"] = torch.rand(n, generator=gen)
-    p["occ_c"] = p["bg2"] * 0.6
-    return p
-
-
-def render_images(p: dict[str, Tensor], size: tuple[int, int], gen: torch.Generator
-                  ) -> Tensor:
-    """Render the images of :func:`image_params` in chunks of about 2M pixels: uint8
-    ``(N, 3, H, W)``."""
-    H, W = size
-    n = p["view"].shape[0]
-    chunk = max(1, (1 << 21) // (H * W))
-    images = torch.empty(n, 3, H, W, dtype=torch.uint8)
-    for s in range(0, n, chunk):
-        sl = slice(s, min(n, s + chunk))
-        images[sl] = render_batch({k: v[sl] for k, v in p.items()}, H, W, gen)
-    return images
-
-
 def _protocol1(raw: dict, d: int, cfg: SyntheticReIDConfig, name: str, gen: torch.Generator,
                base: ReIDDataset) -> TargetDomain:
     in_d = raw["domain"] == d
@@ -214,8 +182,14 @@ def synthetic_reid(config: SyntheticReIDConfig | None = None, *, seed: int = 0,
         >>> b.num_domains, b.num_ids, len(b.targets), len(b.targets[0].splits)
         (2, 24, 2, 2)
     """
-    cfg = config or (SyntheticReIDConfig.smoke() if smoke else SyntheticReIDConfig())
+    if config is not None:
+        check_instance(config, SyntheticReIDConfig, name="config")
+    check_seed(seed)
+    cfg = config or (SyntheticReIDConfig.smoke() if check_flag(smoke, name="smoke")
+                     else SyntheticReIDConfig())
     if image_size is not None:
+        if not isinstance(image_size, (tuple, list)):
+            raise ValueRangeError(f"image_size: expected (H, W), got {image_size!r}")
         cfg = replace(cfg, image_size=tuple(image_size))
     with few_threads(_num_pixels(cfg)):
         return _build(cfg, seed)

@@ -20,16 +20,17 @@ across :meth:`Batches.load_state_dict`, which only resets the loader's queue. Th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from dgblocks._checks import check_int
 from dgblocks._dist import shard
+from dgblocks.data._validate import check_flag, check_seed
 from dgblocks.engine.seeding import derive_seed
+from dgblocks.engine.workers import MAX_WORKERS, Seeded, default_workers
 
 __all__ = ["Batches", "random_sampler", "index_sampler", "move_to", "default_workers"]
 
@@ -44,54 +45,6 @@ def random_sampler(n: int) -> SamplerFn:
         [0, 1, 2, 3]
     """
     return lambda g: torch.randperm(n, generator=g).tolist()
-
-
-def default_workers(dataset: Any, *, cpus: int | None = None, world_size: int = 1) -> int:
-    """Worker processes worth starting for ``dataset``: 0 when its images are in memory (a
-    tensor: indexing is cheaper than a process hop), else ``min(4, cpus / world_size)``, at
-    least 1 (files: decoding overlaps the training step).
-
-    Example:
-        >>> from dgblocks.data import ReIDDataset
-        >>> default_workers(ReIDDataset(torch.zeros(2, 3, 4, 2, dtype=torch.uint8),
-        ...                             pids=[0, 1], camids=[0, 0]))
-        0
-        >>> default_workers(ReIDDataset(paths=["a.jpg"], pids=[0], camids=[0]), cpus=16)
-        4
-    """
-    base = getattr(dataset, "origin", (dataset,))[0]
-    if getattr(base, "paths", None) is None:
-        return 0
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-    return max(1, min(4, cpus // max(1, world_size)))
-
-
-class _Seeded(Dataset):
-    """Loads ``(index, seed)`` keys: ``dataset[index]`` under ``torch.manual_seed(seed)``."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
-        def load() -> list[Any]:
-            out = []
-            for i, s in keys:
-                torch.default_generator.manual_seed(s)  # CPU only: cuda seeding is slow
-                out.append(self.dataset[i])
-            return out
-
-        if get_worker_info() is not None:  # a worker's RNG serves nothing else
-            return load()
-        with torch.random.fork_rng(devices=[]):
-            return load()
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        return self.__getitems__([key])[0]
 
 
 class _Endless:
@@ -125,7 +78,7 @@ class Batches:
             ``world_size`` contiguous slices.
         world_size: number of processes sharing each batch.
         workers: worker processes loading items (persistent); 0 loads in the main process,
-            -1 picks :func:`default_workers`. The batches do not depend on it.
+            -1 picks :func:`default_workers`; at most 256. The batches do not depend on it.
         drop_last: drop the last incomplete batch of an epoch (default; flat orders only).
         pin_memory: page-locked batches (fast, asynchronous copies to a GPU).
         prefetch: batches each worker loads ahead.
@@ -148,8 +101,20 @@ class Batches:
         check_int(batch_size, name="batch_size", minimum=1)
         check_int(world_size, name="world_size", minimum=1)
         check_int(rank, name="rank", minimum=0, maximum=world_size - 1)
-        check_int(workers, name="workers", minimum=-1)
-        check_int(prefetch, name="prefetch", minimum=1)
+        check_int(workers, name="workers", minimum=-1, maximum=MAX_WORKERS)
+        check_int(prefetch, name="prefetch", minimum=1, maximum=64)
+        check_seed(seed)
+        check_flag(drop_last, name="drop_last")
+        check_flag(pin_memory, name="pin_memory")
+        if not callable(sampler):
+            raise ValueError(f"sampler: expected sampler(generator) -> indices, got "
+                             f"{type(sampler).__name__}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise ValueError(f"collate_fn: expected a callable or None, got "
+                             f"{type(collate_fn).__name__}")
+        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+            raise ValueError(f"dataset: expected a map-style dataset (__getitem__, __len__), "
+                             f"got {type(dataset).__name__}")
         if batch_size % world_size:
             raise ValueError(f"batch_size: expected a multiple of the world size {world_size}, "
                              f"got {batch_size}")
@@ -187,6 +152,11 @@ class Batches:
         if not batches:
             raise ValueError(f"batch_size: the sampler gave {len(order)} indices in epoch "
                              f"{epoch}, fewer than one batch of {self.batch_size}")
+        n = len(self.dataset)  # type: ignore[arg-type]
+        lo, hi = min(min(b) for b in batches), max(max(b) for b in batches)
+        if lo < 0 or hi >= n:
+            raise ValueError(f"sampler: expected indices in [0, {n}) (the dataset's items), "
+                             f"got {lo if lo < 0 else hi} in epoch {epoch}")
         return batches
 
     def __len__(self) -> int:
@@ -198,7 +168,7 @@ class Batches:
         kwargs: dict[str, Any] = {"collate_fn": self.collate_fn} if self.collate_fn else {}
         if self.workers > 0:
             kwargs |= {"persistent_workers": True, "prefetch_factor": self.prefetch}
-        return DataLoader(_Seeded(self.dataset), batch_sampler=_Endless(self),
+        return DataLoader(Seeded(self.dataset), batch_sampler=_Endless(self),
                           num_workers=self.workers, generator=g, pin_memory=self.pin_memory,
                           **kwargs)
 
