@@ -31,10 +31,11 @@ from dgblocks import memory as M
 from dgblocks import meta as Me
 from dgblocks import protocols as P
 from dgblocks import sampling as S
+from tests.data.bad_input_cases import DATA_CASES
 
 PACKAGES = ["dgblocks.functional", "dgblocks.losses", "dgblocks.layers", "dgblocks.memory",
             "dgblocks.sampling", "dgblocks.domains", "dgblocks.meta", "dgblocks.eval",
-            "dgblocks.protocols", "dgblocks.distances"]
+            "dgblocks.protocols", "dgblocks.distances", "dgblocks.data"]
 
 # Public names that are not blocks taking user input (documented reason per name).
 NOT_CALLABLE = {
@@ -503,6 +504,10 @@ CASES: dict[str, list[tuple[str, Callable[[], Any], str]]] = {
                      ("unknown", c(P.time_periods, -torch.ones(3), synthetic=False),
                       "timestamps")],
 }
+
+
+for _name, _cases in DATA_CASES.items():  # dgblocks.data and more of dgblocks.protocols
+    CASES.setdefault(_name, []).extend(_cases)
 
 
 def _fused_bn(x: torch.Tensor) -> Any:
