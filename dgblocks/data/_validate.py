@@ -26,8 +26,8 @@ def check_seed(value: Any, *, name: str = "seed") -> int:
     """An int seed (not a bool, not a float) that a ``torch.Generator`` accepts."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueRangeError(f"{name}: expected an int, got {_got(value)}")
-    if not -(2**63) <= int(value) < 2**64:
-        raise ValueRangeError(f"{name}: expected an int in [-2**63, 2**64), got {value}")
+    if not -(2**63) <= int(value) < 2**63:
+        raise ValueRangeError(f"{name}: expected an int in [-2**63, 2**63), got {value}")
     return int(value)
 
 
