@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from dgblocks._checks import ValueRangeError, check_choice, check_int
-from dgblocks.data._validate import check_seed
+from dgblocks.data._validate import check_seed, check_text
 from dgblocks.data.render_plan import REAL_SIZES, Draw, Item, Plan
 from dgblocks.data.render_plan import below as _below
 from dgblocks.data.render_plan import enough as _enough
@@ -206,6 +206,7 @@ ALIASES = {"M": "market1501", "D": "dukemtmc", "MS": "msmt17", "C3": "cuhk03", "
 
 
 def seed_of(*parts: Any) -> int:
+    """A 32-bit seed from ``parts`` (stable across runs: a CRC, not Python's hash)."""
     return zlib.crc32(":".join(map(str, parts)).encode())
 
 
@@ -219,7 +220,7 @@ def plan_dataset(name: str, *, scale: float = 1.0, per_id: int | None = None, se
         >>> plan.folder, plan.items[0].rel.split("/")[1], len(plan.items)
         ('Market-1501-v15.09.15', 'bounding_box_train', 23)
     """
-    name = ALIASES.get(name, name)
+    name = ALIASES.get(check_text(name, name="datasets"), name)
     check_choice(name, DATASETS, name="datasets")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 100:
         raise ValueRangeError(f"scale: expected a number in (0, 100], got {scale!r}")
