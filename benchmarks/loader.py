@@ -14,13 +14,16 @@ that all cases read from the page cache:
 - ``augment_batch``: that augmentation on a whole batch of decoded images, as the recipes do
   in the training process (time per image);
 - ``batches_w<N>`` / ``batches_aug_w<N>``: :class:`dgblocks.engine.Batches` over the
-  file-backed :class:`~dgblocks.data.ReIDDataset` (random order, batch 64; ``--small``: 16)
-  with N = 0, 1, 2 persistent workers, without / with the per-item augmentation; the time of
-  ``next(batches)`` once the workers run.
+  file-backed :class:`~dgblocks.data.ReIDDataset` (random order, 8 batches of 64; ``--small``:
+  2 of 16) with N = 0, 1, 2 persistent workers, without / with the per-item augmentation,
+  once the workers run.
 
-Every case runs with one torch thread (as a worker does). images/s and the ratio to the PIL
-loop are reported; the load average is recorded before and after (2 cores shared: workers only
-pay where a core is free).
+The per-image cases decode the same number of images (512; ``--small``: 32). Every case runs
+with one torch thread (as a worker does), and the cases take turns, round after round (9
+rounds; ``--small``: 3): a change in the machine's load hits them alike (timed one after the
+other with ``torch.utils.benchmark``, the later cases paid for jobs that started meanwhile).
+images/s of the median round and the ratio to the PIL loop are reported; the load average is
+recorded before and after (2 cores shared: workers only pay where a core is free).
 
     python -m benchmarks.loader            # about 2 minutes
     python -m benchmarks.loader --small    # seconds (tests)
@@ -31,13 +34,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks._meta import measure, metadata, summary, write_results
+from benchmarks._meta import metadata, write_results
 from dgblocks.data import load_image
 from dgblocks.data.datasets import load_dataset, to_dataset
 from dgblocks.data.render_tree import render_tree
@@ -65,60 +71,72 @@ def decode_all(paths: list[str], augment: Any = None) -> None:
             augment(img)
 
 
-def _row(case: str, m: Any, images: int, workers: int | None = None) -> dict[str, Any]:
-    s = summary(m)
-    return {"case": case, "workers": workers, "images": images, **s,
-            "images_per_s": images / s["median_s"]}
+def interleaved(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each case, the cases taking turns round after round (one warm-up
+    call each), so that a change in the machine's load hits every case alike."""
+    for f in calls.values():
+        f()
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, f in calls.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return times
 
 
-def run(root: Path, *, small: bool, min_run_time: float) -> list[dict[str, Any]]:
+def _row(case: str, t: list[float], images: int, workers: int | None) -> dict[str, Any]:
+    q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
+    med = statistics.median(t)
+    return {"case": case, "workers": workers, "images": images, "median_s": med,
+            "iqr_s": q[2] - q[0], "runs": len(t), "images_per_s": images / med}
+
+
+def run(root: Path, *, small: bool, rounds: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
     render_tree(root, datasets=["M"], scale=0.02 if small else 0.1, per_id=4 if small else None,
                 image_size=SIZE, image_format="jpeg", progress=False)
     ds = to_dataset(load_dataset("M", root).train)
-    paths = ds.paths or []
-    pil_decode(paths)  # page cache
+    pil_decode(ds.paths or [])  # page cache
+    batch, steps = (16, 2) if small else (64, 8)
+    paths = (ds.paths or [])[: batch * steps]  # as many images as the Batches cases load
     augment = train_transform(SIZE, generator=torch.Generator().manual_seed(0))
-    rows = [_row("pil_decode", measure("pil_decode(paths)", {"pil_decode": pil_decode,
-                                                            "paths": paths},
-                                       label="loader", sub_label="pil_decode",
-                                       min_run_time=min_run_time), len(paths)),
-            _row("load_image", measure("decode_all(paths)", {"decode_all": decode_all,
-                                                            "paths": paths},
-                                       label="loader", sub_label="load_image",
-                                       min_run_time=min_run_time), len(paths)),
-            _row("load_image+augment", measure(
-                "decode_all(paths, augment)", {"decode_all": decode_all, "paths": paths,
-                                               "augment": augment},
-                label="loader", sub_label="load_image+augment", min_run_time=min_run_time),
-                len(paths))]
-    batch = 16 if small else 64
     imgs = torch.stack([load_image(p) for p in paths[:batch]])
-    rows.append(_row("augment_batch", measure("augment(imgs)", {"augment": augment,
-                                                              "imgs": imgs},
-                                              label="loader", sub_label="augment_batch",
-                                              min_run_time=min_run_time), batch))
+    calls: dict[str, Callable[[], Any]] = {
+        "pil_decode": lambda: pil_decode(paths), "load_image": lambda: decode_all(paths),
+        "load_image+augment": lambda: decode_all(paths, augment),
+        "augment_batch": lambda: augment(imgs)}
+    sizes = {"pil_decode": len(paths), "load_image": len(paths),
+             "load_image+augment": len(paths), "augment_batch": batch}
+    loaders = []
     for aug in (False, True):
-        ds.transform = augment if aug else None
+        view = ds.subset(range(len(ds)))  # its own transform, the same files
+        view.transform = augment if aug else None
         for workers in (0, 1, 2):
-            b = Batches(ds, batch_size=batch, sampler=random_sampler(len(ds)), workers=workers)
+            b = Batches(view, batch_size=batch, sampler=random_sampler(len(ds)),
+                        workers=workers)
             for _ in range(2 * max(workers, 1)):  # workers started and their queues full
                 next(b)
             case = f"batches{'_aug' if aug else ''}_w{workers}"
-            rows.append(_row(case, measure("next(b)", {"b": b}, label="loader", sub_label=case,
-                                           min_run_time=min_run_time), batch, workers))
-            b.close()
-    ref = rows[0]["images_per_s"]
+            calls[case] = (lambda b=b: [next(b) for _ in range(steps)])
+            sizes[case] = batch * steps
+            loaders.append(b)
+    times = interleaved(calls, rounds)
+    for b in loaders:
+        b.close()
+    rows = [_row(k, t, sizes[k], int(k[-1]) if k.startswith("batches") else None)
+            for k, t in times.items()]
     for r in rows:
-        r["ratio_vs_pil"] = r["images_per_s"] / ref
-    return rows
+        r["ratio_vs_pil"] = r["images_per_s"] / rows[0]["images_per_s"]
+    return rows, {"batch": batch, "batches_per_round": steps, "rounds": rounds,
+                  "images_per_round": len(paths), "tree_images": len(ds)}
 
 
 def main(out: Path | None = None, *, small: bool = False) -> Path:
     torch.set_num_threads(1)
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run(Path(tmp), small=small, min_run_time=0.2 if small else 3.0)
-    extra = {"mode": "small" if small else "full", "image_size": list(SIZE),
+        rows, info = run(Path(tmp), small=small, rounds=3 if small else 9)
+    extra = {"mode": "small" if small else "full", "image_size": list(SIZE), **info,
              "load_before": load_before, "load_after": list(os.getloadavg())}
     name = "loader_small" if small else "loader"
     if out is None:

@@ -214,11 +214,12 @@ def loader(d: dict[str, Any]) -> tuple[list[str], Row]:
     lines = ["Decoding a rendered Market-1501-shaped tree (JPEG, 256 x 128, page cache warm, one "
              "torch thread per process): dgblocks' `load_image` and the bag-of-tricks "
              "augmentation (`train_transform`: flip, pad + crop, colour jitter, random erasing) "
-             "in one process, i.e. the work of one worker, beside a bare Pillow decode loop "
-             "timed in the same run; then `dgblocks.engine.Batches` (random order, batch "
-             f"{by['batches_w0'].get('images', '?')}) with 0, 1 and 2 persistent workers, "
-             "without and with the per-item augmentation. Goals: decoding within 2x of the bare "
-             "loop per worker; workers add throughput where cores are free (2 workers >= 0).",
+             "in one process, i.e. the work of one worker, beside a bare Pillow decode loop; "
+             f"then `dgblocks.engine.Batches` (random order, batch {d.get('batch', '?')}) with 0, "
+             "1 and 2 persistent workers, without and with the per-item augmentation. The cases "
+             f"take turns over {d.get('rounds', '?')} rounds (median round shown). Goals: "
+             "decoding within 2x of the bare loop per worker; workers add throughput where "
+             "cores are free (2 workers >= 0).",
              "", f"`load_image` runs at {per_worker:.2f}x the Pillow loop; 2 workers give "
              f"{w2 / w0:.2f}x the images/s of loading in the training process.", "",
              "| case | workers | images/s | vs Pillow loop | median | IQR |",

@@ -18,4 +18,5 @@ def test_small_run_writes_every_case(tmp_path):
     assert cases["pil_decode"]["ratio_vs_pil"] == 1.0
     for r in data["rows"]:
         assert r["images_per_s"] > 0 and r["median_s"] > 0
-    assert cases["batches_w2"]["workers"] == 2 and cases["batches_w0"]["images"] == 16
+    assert cases["batches_w2"]["workers"] == 2 and cases["batches_w0"]["images"] == 32
+    assert data["batch"] == 16 and data["rounds"] == 3 and cases["load_image"]["images"] == 32
