@@ -16,7 +16,8 @@ that all cases read from the page cache:
 - ``batches_w<N>`` / ``batches_aug_w<N>``: :class:`dgblocks.engine.Batches` over the
   file-backed :class:`~dgblocks.data.ReIDDataset` (random order, 8 batches of 64; ``--small``:
   2 of 16) with N = 0, 1, 2 persistent workers, without / with the per-item augmentation,
-  once the workers run.
+  once the workers run and their queues are full (the workers are stopped after each turn, so
+  that no loader prefetches while another case is timed).
 
 The per-image cases decode the same number of images (512; ``--small``: 32). Every case runs
 with one torch thread (as a worker does), and the cases take turns, round after round (9
@@ -71,17 +72,40 @@ def decode_all(paths: list[str], augment: Any = None) -> None:
             augment(img)
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each case, the cases taking turns round after round (one warm-up
-    call each), so that a change in the machine's load hits every case alike."""
-    for f in calls.values():
+def timed(f: Callable[[], Any]) -> Callable[[], float]:
+    """``f`` as a case of :func:`interleaved`: its wall time."""
+    def case() -> float:
+        t = time.perf_counter()
         f()
-    times: dict[str, list[float]] = {k: [] for k in calls}
+        return time.perf_counter() - t
+    return case
+
+
+def batches_case(ds: Any, batch: int, steps: int, workers: int) -> Callable[[], float]:
+    """Start ``Batches`` and let its workers fill their queues (untimed), time ``steps``
+    batches, stop the workers: no loader keeps prefetching while another case runs."""
+    def case() -> float:
+        b = Batches(ds, batch_size=batch, sampler=random_sampler(len(ds)), workers=workers)
+        for _ in range(2 * max(workers, 1)):
+            next(b)
+        t = time.perf_counter()
+        for _ in range(steps):
+            next(b)
+        t = time.perf_counter() - t
+        b.close()
+        return t
+    return case
+
+
+def interleaved(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each case, the cases taking turns round after round (one warm-up call
+    each), so that a change in the machine's load hits every case alike."""
+    for f in cases.values():
+        f()
+    times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
-        for k, f in calls.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
+        for k, f in cases.items():
+            times[k].append(f())
     return times
 
 
@@ -101,28 +125,20 @@ def run(root: Path, *, small: bool, rounds: int) -> tuple[list[dict[str, Any]], 
     paths = (ds.paths or [])[: batch * steps]  # as many images as the Batches cases load
     augment = train_transform(SIZE, generator=torch.Generator().manual_seed(0))
     imgs = torch.stack([load_image(p) for p in paths[:batch]])
-    calls: dict[str, Callable[[], Any]] = {
-        "pil_decode": lambda: pil_decode(paths), "load_image": lambda: decode_all(paths),
-        "load_image+augment": lambda: decode_all(paths, augment),
-        "augment_batch": lambda: augment(imgs)}
+    cases = {"pil_decode": timed(lambda: pil_decode(paths)),
+             "load_image": timed(lambda: decode_all(paths)),
+             "load_image+augment": timed(lambda: decode_all(paths, augment)),
+             "augment_batch": timed(lambda: augment(imgs))}
     sizes = {"pil_decode": len(paths), "load_image": len(paths),
              "load_image+augment": len(paths), "augment_batch": batch}
-    loaders = []
     for aug in (False, True):
         view = ds.subset(range(len(ds)))  # its own transform, the same files
         view.transform = augment if aug else None
         for workers in (0, 1, 2):
-            b = Batches(view, batch_size=batch, sampler=random_sampler(len(ds)),
-                        workers=workers)
-            for _ in range(2 * max(workers, 1)):  # workers started and their queues full
-                next(b)
             case = f"batches{'_aug' if aug else ''}_w{workers}"
-            calls[case] = (lambda b=b: [next(b) for _ in range(steps)])
+            cases[case] = batches_case(view, batch, steps, workers)
             sizes[case] = batch * steps
-            loaders.append(b)
-    times = interleaved(calls, rounds)
-    for b in loaders:
-        b.close()
+    times = interleaved(cases, rounds)
     rows = [_row(k, t, sizes[k], int(k[-1]) if k.startswith("batches") else None)
             for k, t in times.items()]
     for r in rows:
