@@ -29,8 +29,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from dgblocks._checks import ValueRangeError
+
 __all__ = ["has_process_group", "is_distributed", "world_size", "rank", "all_gather_cat",
-           "all_reduce_sum", "broadcast"]
+           "all_reduce_sum", "broadcast", "shard"]
 
 
 def has_process_group() -> bool:
@@ -160,3 +162,31 @@ def broadcast(x: Tensor, src: int = 0) -> Tensor:
     out = x.detach().contiguous().clone()
     dist.broadcast(out, src=src)
     return out
+
+
+def shard(batch: list[int], rank_: int, world: int) -> list[int]:
+    """Rank ``rank_``'s contiguous slice of a global batch (P x K batches keep whole identities
+    on a rank when P is divisible by the world size).
+
+    The one place that shards: the batch samplers of :mod:`dgblocks.data.batch_samplers` and
+    :class:`dgblocks.engine.Batches` both call it.
+
+    Example:
+        >>> shard([0, 1, 2, 3, 4, 5, 6, 7], 1, 2)
+        [4, 5, 6, 7]
+    """
+    if not isinstance(batch, (list, tuple, range)):
+        raise ValueRangeError(f"batch: expected a list of indices, got {type(batch).__name__}")
+    for value, name in ((world, "world"), (rank_, "rank_")):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueRangeError(f"{name}: expected an int, got {type(value).__name__} "
+                                  f"{value!r}")
+    if world < 1:
+        raise ValueRangeError(f"world: expected an int >= 1 (processes), got {world}")
+    if not 0 <= rank_ < world:
+        raise ValueRangeError(f"rank_: expected an int in [0, {world - 1}], got {rank_}")
+    if len(batch) % world:
+        raise ValueRangeError(f"batch_size: expected a multiple of the world size {world}, "
+                              f"got {len(batch)}")
+    n = len(batch) // world
+    return list(batch[rank_ * n:(rank_ + 1) * n])

@@ -32,10 +32,11 @@ from dgblocks import memory as M
 from dgblocks import meta as Me
 from dgblocks import protocols as P
 from dgblocks import sampling as S
+from tests.data.bad_input_cases import DATA_CASES
 
 PACKAGES = ["dgblocks.functional", "dgblocks.losses", "dgblocks.layers", "dgblocks.memory",
             "dgblocks.sampling", "dgblocks.domains", "dgblocks.meta", "dgblocks.eval",
-            "dgblocks.protocols", "dgblocks.distances", "dgblocks.methods"]
+            "dgblocks.protocols", "dgblocks.distances", "dgblocks.methods", "dgblocks.data"]
 
 # Public names that are not blocks taking user input (documented reason per name).
 NOT_CALLABLE = {
@@ -906,6 +907,8 @@ def _methods_cases() -> dict[str, list[tuple[str, Callable[[], Any], str]]]:
 
 
 CASES.update(_methods_cases())
+for _name, _cases in DATA_CASES.items():  # dgblocks.data and more of dgblocks.protocols
+    CASES.setdefault(_name, []).extend(_cases)
 
 
 def _fused_bn(x: torch.Tensor) -> Any:

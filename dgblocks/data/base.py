@@ -10,6 +10,7 @@ image a float32 tensor in ``[0, 1]`` of shape ``(C, H, W)``, after the optional 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +19,18 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dgblocks._checks import DGBlocksError, ShapeError, check_choice
+from dgblocks._checks import ShapeError, ValueRangeError, check_choice, check_int
+from dgblocks.data._validate import check_instance, check_text
+from dgblocks.data.image_io import (
+    MAX_IMAGE_PIXELS,
+    DataError,
+    DataWarning,
+    check_image_size,
+    load_image,
+)
 
 __all__ = ["ReIDDataset", "TargetDomain", "Benchmark", "load_image", "few_threads",
-           "DataError"]
-
-
-class DataError(DGBlocksError):
-    """An image file cannot be decoded, or a dataset file name does not parse (names it)."""
+           "DataError", "DataWarning", "MAX_IMAGE_PIXELS", "check_image_size"]
 
 
 @contextlib.contextmanager
@@ -44,32 +49,32 @@ def few_threads(num_elements: int, *, threshold: int = 1 << 21) -> Iterator[None
         torch.set_num_threads(threads)
 
 
-def load_image(path: str, size: tuple[int, int] | None = None) -> Tensor:
-    """Decode an image file with Pillow into a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
-
-    ``size = (H, W)`` resizes with bilinear interpolation (Pillow) while decoding. A file
-    that cannot be decoded (missing, a folder, truncated, not an image) raises
-    :class:`DataError` naming it.
-    """
-    from PIL import Image
-
+def _long(x: Any, n: int, name: str, minimum: int = 0) -> Tensor:
+    """One integer label per image, ``>= minimum`` (a fraction, NaN or a smaller value is
+    refused naming ``name`` and the image, never truncated)."""
+    if isinstance(x, (str, bytes)):
+        raise ValueRangeError(f"{name}: expected one integer per image, got a string")
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None:
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            img = data.view(im.size[1], im.size[0], 3).permute(2, 0, 1)
-    except (OSError, ValueError, SyntaxError) as err:  # PIL: truncated, unidentified, ...
-        raise DataError(f"{str(path)!r}: cannot decode the image "
-                        f"({type(err).__name__}: {err})") from err
-    return img.float().div_(255.0)
-
-
-def _long(x: Any, n: int, name: str) -> Tensor:
-    t = torch.as_tensor(x, dtype=torch.long) if not isinstance(x, Tensor) else x.long()
+        t = x if isinstance(x, Tensor) else torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueRangeError(f"{name}: expected one integer per image, got "
+                              f"{type(x).__name__} ({err})") from err
     if t.dim() != 1 or t.shape[0] != n:
         raise ShapeError(f"{name}: expected shape ({n},) (one per image), got {tuple(t.shape)}")
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueRangeError(f"{name}: expected integer labels, got {t.dtype}")
+    if t.is_floating_point():
+        bad = ~torch.isfinite(t) | (t != t.round()) | (t.abs() > 2**53)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueRangeError(f"{name}: expected integer labels, got {float(t[i])} at "
+                                  f"image {i}")
+    t = t.long()
+    if n and int(t.min()) < minimum:
+        i = int((t < minimum).nonzero()[0])
+        raise ValueRangeError(f"{name}: expected labels >= {minimum}"
+                              f"{' (-1: unknown)' if minimum == -1 else ''}, got {int(t[i])}"
+                              f" at image {i}")
     return t
 
 
@@ -79,9 +84,9 @@ class ReIDDataset(Dataset):
     Args:
         images: ``uint8`` tensor ``(N, C, H, W)`` held in memory, or ``None`` with ``paths``.
         paths: image files (decoded lazily with Pillow) when ``images`` is ``None``.
-        pids: identity label per image.
-        camids: camera label per image.
-        domains: domain index per image (default 0).
+        pids: identity label per image (integers >= 0; a fraction is refused, not truncated).
+        camids: camera label per image (>= 0).
+        domains: domain index per image (>= 0; default 0).
         timestamps: integer timestamp per image, ``-1`` where unknown (default).
         transform: callable applied to the float image tensor.
         image_size: ``(H, W)`` to resize files to while decoding (file-backed datasets).
@@ -112,18 +117,24 @@ class ReIDDataset(Dataset):
                 raise ShapeError(f"images: expected a uint8 tensor (N, C, H, W), got {got}")
             n = images.shape[0]
         else:
-            paths = [str(p) for p in paths]  # type: ignore[union-attr]
+            if isinstance(paths, (str, bytes, os.PathLike)) or not hasattr(paths, "__len__"):
+                raise ValueRangeError(f"paths: expected a list of image files, got "
+                                      f"{type(paths).__name__}")
+            paths = [os.fspath(p) for p in paths]  # type: ignore[union-attr]
             n = len(paths)
+        if transform is not None and not callable(transform):
+            raise ValueRangeError(f"transform: expected a callable or None, got "
+                                  f"{type(transform).__name__}")
         self.images = images
         self.paths = paths
         self.pids = _long(pids, n, "pids")
         self.camids = _long(camids, n, "camids")
         self.domains = _long(torch.zeros(n) if domains is None else domains, n, "domains")
         ts = torch.full((n,), -1) if timestamps is None else timestamps
-        self.timestamps = _long(ts, n, "timestamps")
+        self.timestamps = _long(ts, n, "timestamps", minimum=-1)
         self.transform = transform
-        self.image_size = image_size
-        self.name = name
+        self.image_size = check_image_size(image_size, name="image_size")
+        self.name = check_text(name, name="name")
         # (root dataset, indices into it): lets evaluation encode shared images once
         self.origin: tuple[ReIDDataset, Tensor] = (self, torch.arange(n))
 
@@ -179,10 +190,16 @@ class TargetDomain:
     task: str = "reid"
 
     def __post_init__(self) -> None:
+        check_text(self.name, name="name")
         check_choice(self.task, ("reid", "classification"), name="task")
-        if not self.splits:
-            raise ShapeError(f"splits: expected at least one (query, gallery) pair for"
-                             f" {self.name!r}, got none")
+        if not isinstance(self.splits, (list, tuple)) or not self.splits:
+            raise ShapeError(f"splits: expected a non-empty list of (query, gallery) pairs for"
+                             f" {self.name!r}, got {type(self.splits).__name__}")
+        for pair in self.splits:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and all(isinstance(d, ReIDDataset) for d in pair)):
+                raise ShapeError(f"splits: expected (query, gallery) pairs of ReIDDataset for "
+                                 f"{self.name!r}, got {type(pair).__name__}")
 
     def __repr__(self) -> str:
         q, g = self.splits[0]
@@ -216,6 +233,24 @@ class Benchmark:
     source_val: list[TargetDomain] = field(default_factory=list)
     task: str = "reid"
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_text(self.name, name="name")
+        check_instance(self.train, ReIDDataset, name="train")
+        check_int(self.num_ids, name="num_ids", minimum=0)
+        check_int(self.num_domains, name="num_domains", minimum=0)
+        if not isinstance(self.domain_names, (list, tuple)) or not all(
+                isinstance(n, str) for n in self.domain_names):
+            raise ValueRangeError(f"domain_names: expected a list of names (one per source "
+                                  f"domain), got {self.domain_names!r}"[:200])
+        for field_name in ("targets", "source_val"):
+            value = getattr(self, field_name)
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(t, TargetDomain) for t in value):
+                raise ValueRangeError(f"{field_name}: expected a list of TargetDomain, got "
+                                      f"{type(value).__name__}")
+        check_choice(self.task, ("reid", "classification"), name="task")
+        check_instance(self.info, dict, name="info")
 
     def __repr__(self) -> str:
         return (f"Benchmark({self.name!r}, task={self.task!r}, train={len(self.train)} images,"

@@ -22,9 +22,13 @@ from torch import Tensor
 
 from dgblocks import _dist
 from dgblocks._checks import ValueRangeError, check_int
+from dgblocks._dist import shard
+from dgblocks.data._validate import check_generator, check_seed
 
 __all__ = ["RandomIdentitySampler", "DomainBalancedSampler", "DatasetBalancedSampler",
            "dist_info"]
+
+MAX_BATCH = 1 << 20  # images per global batch: more is a typo, not a batch
 
 
 def dist_info(num_replicas: int | None = None, rank: int | None = None) -> tuple[int, int]:
@@ -37,8 +41,14 @@ def dist_info(num_replicas: int | None = None, rank: int | None = None) -> tuple
 
 
 def _labels(x: Any, name: str) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.as_tensor(x)
-    if t.dim() != 1 or t.dtype.is_floating_point:
+    try:
+        t = x if isinstance(x, Tensor) else torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueRangeError(f"{name}: expected a 1-D integer tensor, got "
+                              f"{type(x).__name__} ({err})") from err
+    if t.dim() == 1 and t.numel() == 0:
+        raise ValueRangeError(f"{name}: expected at least one label, got an empty tensor")
+    if t.dim() != 1 or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
         raise ValueRangeError(f"{name}: expected a 1-D integer tensor, got {tuple(t.shape)}"
                               f" {t.dtype}")
     return t.long().cpu()
@@ -61,7 +71,7 @@ class _BatchSampler:
 
     def __init__(self, n: int, batch_size: int, num_batches: int | None, generator,
                  seed: int, num_replicas: int | None, rank: int | None) -> None:
-        check_int(batch_size, name="batch_size", minimum=1)
+        check_int(batch_size, name="batch_size", minimum=1, maximum=MAX_BATCH)
         self.batch_size = batch_size
         self.world, self.rank = dist_info(num_replicas, rank)
         if batch_size % self.world:
@@ -69,13 +79,13 @@ class _BatchSampler:
                                   f" got {batch_size}")
         self.num_batches = num_batches if num_batches is not None else max(1, n // batch_size)
         check_int(self.num_batches, name="num_batches", minimum=1)
-        self.generator = generator
-        self.seed = int(seed)
+        self.generator = check_generator(generator)
+        self.seed = check_seed(seed)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed from ``seed + epoch`` (ignored when a ``generator`` was given)."""
-        self.epoch = int(epoch)
+        self.epoch = check_int(epoch, name="epoch", minimum=0)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -85,11 +95,8 @@ class _BatchSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         gen = self.generator or torch.Generator().manual_seed(self.seed + self.epoch)
-        per_rank = self.batch_size // self.world
-        lo = self.rank * per_rank
         for _ in range(self.num_batches):
-            batch = self._global_batch(gen)
-            yield batch[lo: lo + per_rank].tolist()
+            yield shard(self._global_batch(gen).tolist(), self.rank, self.world)
 
 
 class RandomIdentitySampler(_BatchSampler):

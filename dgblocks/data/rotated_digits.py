@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dgblocks._checks import ValueRangeError, check_int
+from dgblocks.data._validate import check_flag, check_seed
 from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain, few_threads
 
 __all__ = ["rotated_digits", "rotate_images", "SOURCE_ANGLES", "TARGET_ANGLES"]
@@ -100,8 +101,11 @@ def rotated_digits(*, seed: int = 0, per_class: int = 100, smoke: bool = False,
         >>> b.task, b.num_ids, b.num_domains, len(b.train), b.targets[0].name
         ('classification', 10, 5, 500, 'rot75')
     """
-    if smoke:
+    check_seed(seed)
+    if check_flag(smoke, name="smoke"):
         per_class, val_per_class = 10, 10
+    check_int(per_class, name="per_class", minimum=1)
+    check_int(val_per_class, name="val_per_class", minimum=0)
     with few_threads(per_class * 10 * 784 * 12):
         return _build(seed, per_class, val_per_class)
 

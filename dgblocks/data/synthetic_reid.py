@@ -21,16 +21,23 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import ValueRangeError, check_int, check_probability
+from dgblocks.data._validate import (
+    check_flag,
+    check_instance,
+    check_int_tensor,
+    check_real,
+    check_seed,
+)
 from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain, few_threads
-from dgblocks.data.synthetic_render import render_batch
+from dgblocks.data.synthetic_params import image_params, render_images
 from dgblocks.data.synthetic_styles import (
-    PERIOD_GAIN,
-    PERIOD_TINT,
     SOURCE_STYLES,
     TARGET_STYLES,
     identity_attributes,
     style_table,
 )
+
+MAX_BYTES = 2**34  # 16 GiB of uint8 images: beyond that a config is a typo
 
 __all__ = ["SyntheticReIDConfig", "synthetic_reid", "generate_synthetic", "time_period"]
 
@@ -52,6 +59,9 @@ class SyntheticReIDConfig:
     spurious: float = 0.7
     view_bias: float = 0.6
 
+    def __post_init__(self) -> None:
+        self.validate()  # a bad size fails when the config is made, not when it is used
+
     @classmethod
     def smoke(cls, **kw) -> SyntheticReIDConfig:
         """A tiny version for tests (well under a second)."""
@@ -61,6 +71,8 @@ class SyntheticReIDConfig:
         return cls(**base)
 
     def validate(self) -> SyntheticReIDConfig:
+        if not isinstance(self.image_size, (tuple, list)) or len(self.image_size) != 2:
+            raise ValueRangeError(f"image_size: expected (H, W), got {self.image_size!r}")
         h, w = self.image_size
         check_int(h, name="image_size[0]", minimum=16, maximum=512)
         check_int(w, name="image_size[1]", minimum=8, maximum=256)
@@ -73,19 +85,27 @@ class SyntheticReIDConfig:
         if self.test_ids > self.eval_ids:
             raise ValueRangeError(f"test_ids: expected <= eval_ids={self.eval_ids},"
                                   f" got {self.test_ids}")
-        check_probability(self.spurious, name="spurious")
-        check_probability(self.view_bias, name="view_bias")
+        check_probability(check_real(self.spurious, name="spurious"), name="spurious")
+        check_probability(check_real(self.view_bias, name="view_bias"), name="view_bias")
+        if _num_pixels(self) * 3 > MAX_BYTES:
+            raise ValueRangeError(f"sizes (train_ids, images_per_id, eval_ids, distractors, "
+                                  f"image_size): expected at most {MAX_BYTES // 2**30} GiB of "
+                                  f"images in all, got {_num_pixels(self) * 3 / 2**30:.0f} GiB")
         return self
 
 
 def time_period(timestamps: Tensor) -> Tensor:
     """Time period (0 morning, 1 afternoon, 2 evening) of synthetic timestamps (minute of day).
 
+    Timestamps must be whole minutes >= 0 (a fraction or an unknown ``-1`` is refused, not
+    floored into a period).
+
     Example:
         >>> time_period(torch.tensor([400, 800, 1200]))
         tensor([0, 1, 2])
     """
-    return (timestamps // 360 - 1).clamp(0, 2)
+    t = check_int_tensor(timestamps, name="timestamps", minimum=0)
+    return (t // 360 - 1).clamp(0, 2).to(timestamps.device)
 
 
 def _layout(cfg: SyntheticReIDConfig) -> dict[str, Tensor]:
@@ -118,43 +138,16 @@ def generate_synthetic(cfg: SyntheticReIDConfig, seed: int = 0) -> dict[str, Ten
     attrs = identity_attributes(lay["id_domain"], tab, spurious=cfg.spurious, gen=gen)
     ident, j = lay["ident"], lay["j"]
     n = ident.shape[0]
-    dom, role = lay["id_domain"][ident], lay["id_role"][ident]
+    role = lay["id_role"][ident]
     start = torch.randint(0, cfg.cameras, (lay["id_domain"].shape[0],), generator=gen)[ident]
     cam = torch.where(role == 0, (start + j) % cfg.cameras, torch.where(role == 1, j, 1))
     period = torch.randint(0, 3, (n,), generator=gen)
     stamp = 360 * (1 + period) + torch.randint(0, 360, (n,), generator=gen)
-    ncam = 4
-    cam_gain = 1 + 0.12 * (2 * torch.rand(len(styles), ncam, generator=gen) - 1)
-    cam_cast = 1 + 0.06 * (2 * torch.rand(len(styles), ncam, 3, generator=gen) - 1)
-    cam_view = torch.arange(ncam) % 3
-    view = torch.where(torch.rand(n, generator=gen) < cfg.view_bias, cam_view[cam],
-                       torch.randint(0, 3, (n,), generator=gen))
-    p = {k: v[ident] for k, v in attrs.items()}
-    p["view"] = view
-    scale = tab["scale"][dom] * p.pop("rel_height") * (1 + 0.04 * torch.randn(n, generator=gen))
-    p["height"] = scale * H
-    p["feet"] = (0.5 + scale / 2 + 0.015 * torch.randn(n, generator=gen)) * H
-    p["cx"] = (0.5 + 0.05 * torch.randn(n, generator=gen)) * W
-    p["stride"] = torch.rand(n, generator=gen)
-    for k in ("bg1", "bg2", "bg_type", "noise", "blur", "down", "sat"):
-        p[k] = tab[k][dom]
-    p["bg1"] = (p["bg1"] * cam_cast[dom, cam]).clamp(0, 1)
-    p["bg_phase"] = torch.rand(n, generator=gen) * 0.3 + cam.float() * 0.25
-    p["floor_y"] = 0.7 + 0.15 * torch.rand(n, generator=gen)
-    p["gain"] = tab["gain"][dom] * cam_gain[dom, cam] * torch.tensor(PERIOD_GAIN)[period]
-    p["cast"] = tab["cast"][dom] * cam_cast[dom, cam] * torch.tensor(PERIOD_TINT)[period]
-    p["gamma"] = tab["gamma"][dom] * (1 + 0.05 * torch.randn(n, generator=gen))
-    p["occ"] = torch.rand(n, generator=gen) < tab["occ"][dom]
-    p["occ_y"] = 0.75 + 0.2 * torch.rand(n, generator=gen)
-    p["occ_x"] = torch.rand(n, generator=gen)
-    p["occ_c"] = p["bg2"] * 0.6
-    chunk = max(1, (1 << 21) // (H * W))
-    images = torch.empty(n, 3, H, W, dtype=torch.uint8)
-    for s in range(0, n, chunk):
-        sl = slice(s, min(n, s + chunk))
-        images[sl] = render_batch({k: v[sl] for k, v in p.items()}, H, W, gen)
-    return {"images": images, "ident": ident, "camid": cam, "domain": dom, "role": role,
-            "local": lay["id_local"][ident], "timestamp": stamp,
+    p = image_params(tab, attrs, lay["id_domain"], ident, cam, period, (H, W), gen,
+                     view_bias=cfg.view_bias)
+    images = render_images(p, (H, W), gen)
+    return {"images": images, "ident": ident, "camid": cam, "domain": lay["id_domain"][ident],
+            "role": role, "local": lay["id_local"][ident], "timestamp": stamp,
             "names": [s["name"] for s in styles]}  # type: ignore[dict-item]
 
 
@@ -189,8 +182,14 @@ def synthetic_reid(config: SyntheticReIDConfig | None = None, *, seed: int = 0,
         >>> b.num_domains, b.num_ids, len(b.targets), len(b.targets[0].splits)
         (2, 24, 2, 2)
     """
-    cfg = config or (SyntheticReIDConfig.smoke() if smoke else SyntheticReIDConfig())
+    if config is not None:
+        check_instance(config, SyntheticReIDConfig, name="config")
+    check_seed(seed)
+    cfg = config or (SyntheticReIDConfig.smoke() if check_flag(smoke, name="smoke")
+                     else SyntheticReIDConfig())
     if image_size is not None:
+        if not isinstance(image_size, (tuple, list)):
+            raise ValueRangeError(f"image_size: expected (H, W), got {image_size!r}")
         cfg = replace(cfg, image_size=tuple(image_size))
     with few_threads(_num_pixels(cfg)):
         return _build(cfg, seed)

@@ -8,12 +8,27 @@ same transform can run per item in a ``Dataset`` or on a whole batch on the GPU.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgblocks._checks import ShapeError, check_nonnegative, check_probability
+from dgblocks._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_int,
+    check_nonnegative,
+    check_probability,
+)
+from dgblocks.data._validate import (
+    check_flag,
+    check_generator,
+    check_range,
+    check_real,
+    check_reals,
+)
+from dgblocks.data.image_io import check_image_size
 
 __all__ = ["Compose", "Resize", "PadCrop", "HorizontalFlip", "ColorJitter", "RandomErasing",
            "Normalize", "IMAGENET_MEAN", "IMAGENET_STD", "train_transform", "eval_transform"]
@@ -27,6 +42,12 @@ def _batch(x: Tensor) -> tuple[Tensor, bool]:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ShapeError(f"image: expected shape (C, H, W) or (B, C, H, W), got {got}")
     return (x.unsqueeze(0), True) if x.dim() == 3 else (x, False)
+
+
+def _size(size: Any) -> tuple[int, int]:
+    if size is None:
+        raise ValueRangeError("size: expected (H, W), got None")
+    return check_image_size(size)  # type: ignore[return-value]
 
 
 def _rand(n: int, gen: torch.Generator | None, device) -> Tensor:
@@ -57,7 +78,7 @@ class Resize:
     """
 
     def __init__(self, size: tuple[int, int]) -> None:
-        self.size = (int(size[0]), int(size[1]))
+        self.size = _size(size)
 
     def __call__(self, x: Tensor) -> Tensor:
         b, single = _batch(x)
@@ -79,7 +100,8 @@ class PadCrop:
     """
 
     def __init__(self, padding: int = 10, *, generator: torch.Generator | None = None) -> None:
-        self.padding, self.generator = int(check_nonnegative(padding, name="padding")), generator
+        self.padding = check_int(padding, name="padding", minimum=0, maximum=4096)
+        self.generator = check_generator(generator)
 
     def __call__(self, x: Tensor) -> Tensor:
         b, single = _batch(x)
@@ -104,7 +126,8 @@ class HorizontalFlip:
     """Mirror left-right with probability ``p`` per sample."""
 
     def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
-        self.p, self.generator = check_probability(p, name="p"), generator
+        self.p = check_probability(check_real(p, name="p"), name="p")
+        self.generator = check_generator(generator)
 
     def __call__(self, x: Tensor) -> Tensor:
         b, single = _batch(x)
@@ -121,10 +144,10 @@ class ColorJitter:
 
     def __init__(self, brightness: float = 0.2, contrast: float = 0.15, saturation: float = 0.0,
                  *, generator: torch.Generator | None = None) -> None:
-        self.b = check_nonnegative(brightness, name="brightness")
-        self.c = check_nonnegative(contrast, name="contrast")
-        self.s = check_nonnegative(saturation, name="saturation")
-        self.generator = generator
+        self.b = check_nonnegative(check_real(brightness, name="brightness"), name="brightness")
+        self.c = check_nonnegative(check_real(contrast, name="contrast"), name="contrast")
+        self.s = check_nonnegative(check_real(saturation, name="saturation"), name="saturation")
+        self.generator = check_generator(generator)
 
     def _factor(self, v: float, n: int, dev) -> Tensor:
         return (1 + v * (2 * _rand(n, self.generator, dev) - 1)).view(-1, 1, 1, 1)
@@ -154,8 +177,11 @@ class RandomErasing:
     def __init__(self, p: float = 0.5, *, scale: tuple[float, float] = (0.02, 0.4),
                  ratio: tuple[float, float] = (0.3, 3.3), value: float = 0.0,
                  generator: torch.Generator | None = None) -> None:
-        self.p = check_probability(p, name="p")
-        self.scale, self.ratio, self.value, self.generator = scale, ratio, value, generator
+        self.p = check_probability(check_real(p, name="p"), name="p")
+        self.scale = check_range(scale, "scale", 0.0, 1.0)
+        self.ratio = check_range(ratio, "ratio", 0.0)
+        self.value = check_real(value, name="value")
+        self.generator = check_generator(generator)
 
     def __call__(self, x: Tensor) -> Tensor:
         b, single = _batch(x)
@@ -191,7 +217,10 @@ class Normalize:
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD) -> None:
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.mean, self.std = check_reals(mean, "mean"), check_reals(std, "std")
+        if len(self.std) != len(self.mean) or min(self.std) <= 0:
+            raise ValueRangeError(f"std: expected {len(self.mean)} values > 0 (one per mean),"
+                                  f" got {self.std}")
 
     def __call__(self, x: Tensor) -> Tensor:
         b, single = _batch(x)
@@ -213,6 +242,9 @@ def train_transform(size: tuple[int, int], *, padding: int | None = None, erase:
     Normalisation is left to the model (a BN stem or :class:`Normalize`) so that images stay
     in ``[0, 1]`` for visualisation.
     """
+    size = _size(size)
+    check_probability(check_real(erase, name="erase"), name="erase")
+    check_flag(jitter, name="jitter")
     pad = padding if padding is not None else max(1, size[0] // 16)
     ts: list = [Resize(size), HorizontalFlip(0.5, generator=generator),
                 PadCrop(pad, generator=generator)]
@@ -225,4 +257,4 @@ def train_transform(size: tuple[int, int], *, padding: int | None = None, erase:
 
 def eval_transform(size: tuple[int, int]) -> Compose:
     """Resize only."""
-    return Compose([Resize(size)])
+    return Compose([Resize(_size(size))])

@@ -77,7 +77,9 @@ class SharedArgs:
     deterministic: bool = arg(False, "deterministic algorithms (bitwise-reproducible CPU runs)")
     ckpt_every: int = arg(50, "save a checkpoint every N steps (and at the end of each phase)")
     log_every: int = arg(10, "log metrics every N steps")
-    workers: int = arg(0, "DataLoader worker processes (exact resume needs 0)", minimum=0)
+    workers: int = arg(-1, "DataLoader worker processes; -1: automatic (none for in-memory "
+                       "images, some for image files); the batches do not depend on it",
+                       minimum=-1)
     plots: bool = arg(True, "write t-SNE, retrieval-grid, CMC and training-curve PNGs")
     eval_batch_size: int = arg(128, "batch size of evaluation")
     source_val_every: int = arg(0, "evaluate the source-validation split (held-out identities "

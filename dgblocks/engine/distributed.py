@@ -1,5 +1,7 @@
 """DDP glue: process-group set-up from ``torchrun``'s environment, sharding, gathered encoding.
 
+:func:`shard` is :func:`dgblocks._dist.shard`, re-exported (the one sharding function).
+
 ``torchrun --nproc_per_node=N recipes/<name>.py`` sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``;
 :func:`init_distributed` then starts NCCL on GPUs and gloo on CPU. Without those variables
 everything here is a no-op, so the same recipe runs on one process unchanged.
@@ -16,7 +18,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from dgblocks._dist import all_gather_cat, has_process_group, is_distributed, rank, world_size
+from dgblocks._dist import (
+    all_gather_cat,
+    has_process_group,
+    is_distributed,
+    rank,
+    shard,
+    world_size,
+)
 
 __all__ = ["DistInfo", "init_distributed", "shutdown_distributed", "resolve_device",
            "shard", "gathered_encode", "wrap_ddp", "barrier", "is_main"]
@@ -82,21 +91,6 @@ def barrier() -> None:
 def is_main() -> bool:
     """True on rank 0 (and without a process group)."""
     return rank() == 0
-
-
-def shard(batch: list[int], rank_: int, world: int) -> list[int]:
-    """Rank ``rank_``'s contiguous slice of a global batch (P x K batches keep whole identities
-    on a rank when P is divisible by the world size).
-
-    Example:
-        >>> shard([0, 1, 2, 3, 4, 5, 6, 7], 1, 2)
-        [4, 5, 6, 7]
-    """
-    if len(batch) % world:
-        raise ValueError(f"batch_size: expected a multiple of the world size {world}, "
-                         f"got {len(batch)}")
-    n = len(batch) // world
-    return batch[rank_ * n:(rank_ + 1) * n]
 
 
 def gathered_encode(encode: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dgblocks._checks import ValueRangeError, check_choice
-from dgblocks.data.base import Benchmark
+from dgblocks.data._validate import check_flag, check_path, check_seed, check_text
+from dgblocks.data.base import Benchmark, check_image_size
 from dgblocks.protocols.real import build_protocol
 
 __all__ = ["build_benchmark"]
@@ -26,11 +27,23 @@ def build_benchmark(data: str = "synthetic", *, root: str | None = None,
         seed: generation / split seed of the embedded benchmarks.
         image_size: ``(H, W)`` of the images (synthetic and real; digits are 28x28).
 
+    A ``protocol`` given with embedded data is refused (it arranges real datasets only; the
+    embedded layouts are :func:`~dgblocks.protocols.leave_one_out` and
+    :func:`~dgblocks.protocols.single_source`).
+
     Example:
         >>> build_benchmark("synthetic", smoke=True).task
         'reid'
     """
     check_choice(data, ("synthetic", "digits", "real"), name="data")
+    check_flag(smoke, name="smoke")
+    check_seed(seed)
+    image_size = check_image_size(image_size, name="image_size")
+    if protocol is not None:
+        check_text(protocol, name="protocol")
+        if data != "real":
+            raise ValueRangeError(f"protocol: arranges the real datasets (data='real'), got "
+                                  f"protocol={protocol!r} with data={data!r}")
     if data == "synthetic":
         from dgblocks.data.synthetic_reid import synthetic_reid
 
@@ -46,5 +59,5 @@ def build_benchmark(data: str = "synthetic", *, root: str | None = None,
     if protocol.startswith("direct:") and "+" in protocol.partition("->")[2]:
         from dgblocks.protocols.real import real_direct  # one source, several targets
 
-        return real_direct(protocol, root, image_size=tuple(image_size))
-    return build_protocol(protocol, root=root, image_size=tuple(image_size))
+        return real_direct(protocol, check_path(root), image_size=tuple(image_size))
+    return build_protocol(protocol, root=check_path(root), image_size=image_size)

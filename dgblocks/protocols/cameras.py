@@ -16,7 +16,8 @@ import dataclasses
 
 import torch
 
-from dgblocks._checks import ShapeError, check_choice
+from dgblocks._checks import ShapeError, check_choice, check_int
+from dgblocks.data._validate import check_instance
 from dgblocks.data.base import Benchmark, ReIDDataset
 from dgblocks.protocols.embedded import single_source
 
@@ -88,7 +89,9 @@ def source_domains(bench: Benchmark, *, source: int = -1, domains: str = "auto")
         >>> source_domains(b, source=0, domains="dataset").domain_names
         ['src-mall']
     """
+    check_instance(bench, Benchmark, name="bench")
     check_choice(domains, DOMAIN_LABELS, name="domains")
+    check_int(source, name="source", minimum=-1)
     if source >= 0:
         bench = single_source(bench, source)[0]
     if domains == "camera" or (domains == "auto" and bench.num_domains == 1

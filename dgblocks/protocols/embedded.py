@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from dgblocks._checks import ValueRangeError, check_int
+from dgblocks.data._validate import check_generator, check_instance, check_text
 from dgblocks.data.base import Benchmark, ReIDDataset, TargetDomain
 
 __all__ = ["leave_one_out", "single_source", "hold_out_identities", "relabel_identities"]
@@ -36,6 +37,7 @@ def leave_one_out(bench: Benchmark, source: int) -> Benchmark:
         >>> b.num_domains, b.domain_names == synthetic_reid(smoke=True).domain_names[1:]
         (1, True)
     """
+    check_instance(bench, Benchmark, name="bench")
     check_int(source, name="source", minimum=0, maximum=bench.num_domains - 1)
     if len(bench.source_val) != bench.num_domains:
         raise ValueRangeError(f"bench: expected one source_val target per source domain "
@@ -66,6 +68,7 @@ def single_source(bench: Benchmark, source: int) -> tuple[Benchmark, TargetDomai
         >>> b.num_ids, [t.name for t in b.targets], val.name
         (12, ['src-mall-val', 'tgt-night', 'tgt-lowres'], 'src-campus-val')
     """
+    check_instance(bench, Benchmark, name="bench")
     check_int(source, name="source", minimum=0, maximum=bench.num_domains - 1)
     if len(bench.source_val) != bench.num_domains:
         raise ValueRangeError(f"bench: expected one held-out set per source domain "
@@ -86,6 +89,9 @@ def hold_out_identities(ds: ReIDDataset, num_ids: int, *,
                         name: str = "held-out") -> tuple[ReIDDataset, TargetDomain]:
     """Split ``num_ids`` random identities off ``ds``: the rest trains (relabelled), the
     held-out ones form one query (first image of each) / gallery (the others) split."""
+    check_instance(ds, ReIDDataset, name="ds")
+    check_generator(generator)
+    check_text(name, name="name")
     ids = ds.pids.unique()
     check_int(num_ids, name="num_ids", minimum=1, maximum=max(1, ids.numel() - 1))
     held = ids[torch.randperm(ids.numel(), generator=generator)[:num_ids]]

@@ -12,7 +12,13 @@ from dgblocks._checks import (
     check_choice,
     check_int,
     check_probability,
-    check_shape,
+)
+from dgblocks.data._validate import (
+    check_flag,
+    check_generator,
+    check_instance,
+    check_int_tensor,
+    check_real,
 )
 from dgblocks.data.base import ReIDDataset
 
@@ -31,8 +37,20 @@ def nuisance_labels(kind: str, camera: Tensor, period: Tensor, *,
     Example:
         >>> nuisance_labels("joint", torch.tensor([0, 2]), torch.tensor([1, 0]), periods=3)
         {'joint': tensor([1, 6])}
+
+    Labels must be integers with ``camera >= 0`` and ``0 <= period < periods`` (a negative
+    or out-of-range label would otherwise become another, plausible class of the joint head).
     """
     check_choice(kind, NUISANCES, name="kind")
+    check_int(periods, name="periods", minimum=1)
+    for t, name, high in ((camera, "camera", None), (period, "period", periods)):
+        check_int_tensor(t, name=name, minimum=0)
+        if high is not None and t.numel() and int(t.max()) >= high:
+            raise ValueRangeError(f"{name}: expected values < periods={high}, got "
+                                  f"{int(t.max())}")
+    if camera.shape != period.shape:
+        raise ShapeError(f"period: expected shape {tuple(camera.shape)} (one per camera "
+                         f"label), got {tuple(period.shape)}")
     return {"camera": {"camera": camera}, "time": {"time": period},
             "camera+time": {"camera": camera, "time": period},
             "joint": {"joint": camera * periods + period}}[kind]
@@ -74,7 +92,8 @@ def skew_fractions(labels: Tensor, skew: float) -> tuple[Tensor, Tensor]:
         >>> skew_fractions(torch.tensor([0, 1, 2, 2]), 0.75)[1]
         tensor([1.0000, 0.5000, 0.2500], dtype=torch.float64)
     """
-    check_probability(skew, name="skew", closed=False)
+    check_probability(check_real(skew, name="skew"), name="skew", closed=False)
+    labels = check_int_tensor(labels, name="labels")
     classes = labels.unique()
     rank = torch.arange(classes.numel(), dtype=torch.float64)
     return classes, (1.0 - skew) ** (rank / max(classes.numel() - 1, 1))
@@ -106,7 +125,9 @@ def skew_by(ds: ReIDDataset, labels: Tensor, skew: float, *,
         >>> torch.bincount(out.camids).tolist(), out.domains.unique().tolist()
         ([4, 2], [0, 1])
     """
-    check_shape(labels, "N", name="labels")
+    check_instance(ds, ReIDDataset, name="ds")
+    check_generator(generator)
+    labels = check_int_tensor(labels, name="labels")
     if labels.numel() != len(ds):
         raise ShapeError(f"labels: expected one label per image ({len(ds)}), got "
                          f"{labels.numel()}")
@@ -131,8 +152,8 @@ def kept_per_class(before: Tensor, after: Tensor) -> dict[str, list[int]]:
         >>> kept_per_class(torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1]))
         {'class': [0, 1], 'kept': [2, 1], 'of': [2, 2]}
     """
-    check_shape(before, "N", name="before")
-    check_shape(after, "M", name="after")
+    before = check_int_tensor(before, name="before")
+    after = check_int_tensor(after, name="after")
     classes = before.unique()
     return {"class": classes.tolist(), "kept": [int((after == c).sum()) for c in classes],
             "of": [int((before == c).sum()) for c in classes]}
@@ -157,7 +178,12 @@ def prepare_nuisances(ds: ReIDDataset, *, kind: str, skew: float, synthetic: boo
         >>> kept["camera"], out.timestamps.max().item()
         ({'class': [0, 1], 'kept': [4, 2], 'of': [4, 4]}, 2)
     """
+    check_instance(ds, ReIDDataset, name="ds")
     check_choice(kind, NUISANCES, name="kind")
+    check_flag(synthetic, name="synthetic")
+    check_int(periods, name="periods", minimum=1)
+    check_probability(check_real(skew, name="skew"), name="skew", closed=False)
+    check_generator(generator)
     ds.camids = torch.unique(ds.camids, return_inverse=True)[1]
     ds.timestamps = (torch.zeros_like(ds.camids) if kind == "camera" else
                      time_periods(ds.timestamps, synthetic=synthetic, periods=periods))
@@ -171,8 +197,10 @@ def time_periods(timestamps: Tensor, *, synthetic: bool, periods: int = 3) -> Te
     already in ``[0, periods)`` (MSMT17's morning/noon/afternoon) kept; frame numbers (Duke,
     VeRi) cut into ``periods`` equal-count bins. Unknown timestamps (-1) raise."""
     check_int(periods, name="periods", minimum=1)
+    check_flag(synthetic, name="synthetic")
     if not isinstance(timestamps, torch.Tensor) or timestamps.dim() != 1:
-        raise ValueRangeError(f"timestamps: expected a 1-D tensor, got {timestamps!r}")
+        raise ValueRangeError(f"timestamps: expected a 1-D tensor, got {timestamps!r}"[:120])
+    timestamps = check_int_tensor(timestamps, name="timestamps", empty=False)
     if synthetic:
         from dgblocks.data.synthetic_reid import time_period
 

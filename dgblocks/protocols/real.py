@@ -20,11 +20,14 @@ Worst-domain accuracy is :func:`dgblocks.eval.worst_domain` over the per-target 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dgblocks._checks import ValueRangeError, check_int
-from dgblocks.data.base import Benchmark, TargetDomain
+from dgblocks.data._validate import check_path, check_text
+from dgblocks.data.base import Benchmark, DataError, DataWarning, TargetDomain, check_image_size
+from dgblocks.data.check import split_problems, unmatched_queries
 from dgblocks.data.datasets import (
     ALIASES,
     DATASETS,
@@ -67,6 +70,7 @@ def parse_protocol(protocol: str) -> ProtocolSpec:
         >>> parse_protocol("protocol1-ms,grid_gallery=1025").grid_gallery
         1025
     """
+    check_text(protocol, name="protocol")
     p, *options = (part.strip() for part in protocol.split(","))
     spec = _parse_name(p, protocol)
     for opt in options:
@@ -93,19 +97,27 @@ def _parse_name(p: str, protocol: str) -> ProtocolSpec:
         sources = tuple(s for s in LEAVE_ONE_OUT_DATASETS if s != target)
         return ProtocolSpec(p, sources, (target,), "train" if head == "protocol2" else "all")
     if p.startswith("direct:") and "->" in p:
-        src, tgt = p[len("direct:"):].split("->", 1)
-        return ProtocolSpec(p, (src.strip(),), (tgt.strip(),), "train")
+        src, tgt = (x.strip() for x in p[len("direct:"):].split("->", 1))
+        if src and tgt:
+            return ProtocolSpec(p, (src,), (tgt,), "train")
     raise ValueRangeError("protocol: expected 'protocol1', 'protocol1-ms', "
                           "'protocol1-episodic', 'protocol2:<T>', 'protocol3:<T>' or "
                           f"'direct:<S>-><T>' (options after a comma), got {protocol!r}")
 
 
 def target_domain(ds: DatasetSplits, *, domain: int, image_size=None) -> TargetDomain:
-    """A :class:`TargetDomain`: the 10 Protocol-1 splits, or the single query/gallery pair."""
+    """A :class:`TargetDomain`: the 10 Protocol-1 splits, or the single query/gallery pair.
+
+    Checked before any training: query identities without a gallery image from another
+    camera (:func:`dgblocks.data.check.unmatched_queries`) give a
+    :class:`~dgblocks.data.base.DataWarning` naming the dataset and the identities; a split
+    in which no query has a match raises :class:`~dgblocks.data.base.DataError`.
+    """
     if not isinstance(ds, DatasetSplits):
         raise ValueRangeError(f"ds: expected a DatasetSplits (load_dataset),"
                               f" got {type(ds).__name__}")
     check_int(domain, name="domain", minimum=0)
+    image_size = check_image_size(image_size, name="image_size")
     pairs = ds.protocol_splits or [(ds.query, ds.gallery)]
     if not pairs[0][0]:
         raise ValueRangeError(f"target: {ds.name} has no test split (training-only dataset)")
@@ -115,12 +127,21 @@ def target_domain(ds: DatasetSplits, *, domain: int, image_size=None) -> TargetD
     full = to_dataset(unique, domain=domain, name=ds.name, image_size=image_size)
     splits = [(full.subset([where[r] for r in q], name=f"{ds.name}/query"),
                full.subset([where[r] for r in g], name=f"{ds.name}/gallery")) for q, g in pairs]
-    return TargetDomain(name=ds.name, splits=splits)
+    target = TargetDomain(name=ds.name, splits=splits)
+    for k, (query, gallery) in enumerate(splits):
+        if unmatched_queries(query, gallery).numel() == query.pids.unique().numel():
+            raise DataError(f"target: no query identity of {ds.name} (split {k + 1}) has a "
+                            "gallery image from another camera; nothing can be evaluated")
+    for problem in split_problems(target):
+        warnings.warn(problem, DataWarning, stacklevel=2)
+    return target
 
 
 def build_protocol(protocol: str, *, root: str | Path, image_size=(256, 128)) -> Benchmark:
     """Load the datasets of ``protocol`` under ``root`` and assemble the Benchmark."""
     spec = parse_protocol(protocol)
+    root = check_path(root)
+    image_size = check_image_size(image_size, name="image_size")
     for n in spec.sources + spec.targets:
         if ALIASES.get(n, n) not in DATASETS:
             raise ValueRangeError(f"protocol: unknown dataset {n!r}; expected one of"
@@ -142,7 +163,8 @@ def build_protocol(protocol: str, *, root: str | Path, image_size=(256, 128)) ->
 def real_direct(protocol: str, root: str | Path, *,
                 image_size: tuple[int, int] = (256, 128)) -> Benchmark:
     """``direct:<S>-><T1>+<T2>...`` on the real datasets: one source, several targets."""
-    if not protocol.startswith("direct:") or "->" not in protocol:
+    if not isinstance(protocol, str) or not protocol.startswith("direct:") or (
+            "->" not in protocol):
         raise ValueRangeError(f"protocol: expected 'direct:<S>-><T>[+<T2>...]', got "
                               f"{protocol!r}")
     src, tgts = protocol[len("direct:"):].split("->", 1)

@@ -55,8 +55,12 @@ def test_prop_same_new_domain_iff_same_pair(seed, n, g, c):
 
 
 def test_unknown_camera_raises_naming_the_argument():
+    with pytest.raises(ValueError, match="camids: expected labels >= 0"):  # at construction
+        _bench(torch.tensor([0, 0]), torch.tensor([0, -1]))
+    bench = _bench(torch.tensor([0, 0]), torch.tensor([0, 1]))
+    bench.train.camids = torch.tensor([0, -1])  # set afterwards: still refused here
     with pytest.raises(ValueError, match="bench: expected camera ids"):
-        cameras_as_domains(_bench(torch.tensor([0, 0]), torch.tensor([0, -1])))
+        cameras_as_domains(bench)
 
 
 def test_split_by_domain_partitions_the_images():

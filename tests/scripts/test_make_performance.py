@@ -31,6 +31,8 @@ def a_number(name: str, d: dict) -> str:
         return secs(d["rows"][0]["ours_median_s"])
     if name == "dg_overhead":
         return f"{d['rows'][0]['overhead_excl_passes']:+.1%}"
+    if name == "loader":
+        return f"| {d['rows'][0]['images_per_s']:.1f} | 1.00 |"
     return f"{d['rows'][0]['images_per_s']:.1f}"
 
 
@@ -81,6 +83,10 @@ def _fake(tmp_path: Path) -> Path:
                         "ratio_vs_baseline": 1.0},
                        {"method": "DDAN", "train_seconds": 40.0, "images_per_s": 24.0,
                         "ratio_vs_baseline": 0.5}],
+        "loader": [{"case": c, "workers": w, "images": 64, "median_s": 0.1, "iqr_s": 0.01,
+                    "images_per_s": v, "ratio_vs_pil": v / 2000.0}
+                   for c, w, v in (("pil_decode", None, 2000.0), ("load_image", None, 1500.0),
+                                   ("batches_w0", 0, 1000.0), ("batches_w2", 2, 1800.0))],
     }
     extra = {"eval_ranking": {"speedup": 12.34}, "id_pool": {"update_speedup": 4.5},
              "eval_streaming": {"identical_results": True, "goal_peak_rss_gb": 2.5,
@@ -106,6 +112,8 @@ def test_every_section_shows_its_numbers_and_goal(tmp_path):
     assert "Meeting the goal (wall time): ddan; by CPU time: ddan." in text
     assert "| 9.00 | +500.0% | no |" in text
     assert "| DDAN | 40.0 | 24.0 | 0.50 |" in text and "lowest 0.50 of AGG" in text
+    assert "| [Input pipeline](#input-pipeline) | decode >= 0.5x Pillow loop; 2 workers >= 0 | " \
+        "0.75x; 1.80x | yes |" in text and "| batches_w2 | 2 | 1800.0 | 0.90 |" in text
     assert "load average (1 / 5 / 15 min) end 1.0 / 2.0 / 3.0" in text
     assert CUDA_NOTE in text
 

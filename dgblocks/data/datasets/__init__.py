@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from dgblocks._checks import check_choice
+from dgblocks._checks import ValueRangeError, check_choice, check_int
+from dgblocks.data._validate import check_path, check_text
 from dgblocks.data.base import ReIDDataset
 from dgblocks.data.datasets._common import DatasetSplits, LayoutError, Record, relabel
 from dgblocks.data.datasets.list_based import (
@@ -74,14 +75,18 @@ ALIASES = {"M": "market1501", "D": "dukemtmc", "C2": "cuhk02", "C3": "cuhk03",
 
 def load_dataset(name: str, root: str | Path, **kwargs) -> DatasetSplits:
     """Load dataset ``name`` (a key of :data:`DATASETS` or a short name of :data:`ALIASES`)."""
-    name = ALIASES.get(name, name)
+    name = ALIASES.get(check_text(name, name="name"), name)
     check_choice(name, tuple(DATASETS), name="name")
-    return DATASETS[name](root, **kwargs)
+    return DATASETS[name](check_path(root), **kwargs)
 
 
 def to_dataset(records: Sequence[Record], *, domain: int = 0, name: str = "",
                image_size: tuple[int, int] | None = None, transform=None) -> ReIDDataset:
     """A file-backed :class:`ReIDDataset` of ``records`` (all in domain ``domain``)."""
+    check_int(domain, name="domain", minimum=0)
+    if not isinstance(records, (list, tuple)) or not all(isinstance(r, Record) for r in records):
+        raise ValueRangeError("records: expected a list of Record (path, pid, camid, "
+                              f"timestamp), got {type(records).__name__}")
     return ReIDDataset(paths=[r.path for r in records], pids=[r.pid for r in records],
                        camids=[r.camid for r in records], domains=[domain] * len(records),
                        timestamps=[r.timestamp for r in records], image_size=image_size,
@@ -100,6 +105,10 @@ def compose_sources(sources: Sequence[DatasetSplits], *, use: str = "train",
         image_size: ``(H, W)`` to decode images at.
     """
     check_choice(use, ("train", "all"), name="use")
+    if not isinstance(sources, (list, tuple)) or not sources or not all(
+            isinstance(s, DatasetSplits) for s in sources):
+        raise ValueRangeError("sources: expected a non-empty list of DatasetSplits "
+                              f"(load_dataset), got {type(sources).__name__}")
     records: list[Record] = []
     domains: list[int] = []
     offset = 0

@@ -8,14 +8,17 @@ from pathlib import Path
 import torch
 
 from dgblocks._checks import check_choice
+from dgblocks.data._validate import check_seed
 from dgblocks.data.datasets._common import (
     DatasetSplits,
     LayoutError,
     Record,
     camera,
     find_dir,
+    identity,
     relabel,
     scan,
+    warn_outside,
 )
 
 __all__ = ["load_msmt17", "load_cuhk02", "load_cuhksysu", "load_vehicleid", "MSMT17_PERIODS",
@@ -76,12 +79,14 @@ def load_msmt17(root: str | Path, *, version: str = "v1") -> DatasetSplits:
                                   f" Expected:\n{MSMT17_TREE}")
             t = re.search(r"(afternoon|morning|noon)$", parts[3])  # "afternoon" before "noon"
             period = MSMT17_PERIODS[t.group(1)] if t else -1
-            out.append(Record(str(base / folder / rel), int(pid), camera(parts[2], rel), period))
+            out.append(Record(str(base / folder / rel), identity(pid, f"{list_name}: {rel}"),
+                              camera(parts[2], rel), period))
         return out
 
     train, _ = relabel(read(lists[0], train_dir) + read(lists[1], train_dir))
-    return DatasetSplits(name=f"msmt17-{version}", train=train,
-                         query=read(lists[2], test_dir), gallery=read(lists[3], test_dir))
+    query, gallery = read(lists[2], test_dir), read(lists[3], test_dir)
+    warn_outside([r.path for r in train + query + gallery], base, f"msmt17-{version}")
+    return DatasetSplits(name=f"msmt17-{version}", train=train, query=query, gallery=gallery)
 
 
 def load_cuhk02(root: str | Path) -> DatasetSplits:
@@ -100,7 +105,7 @@ def load_cuhk02(root: str | Path) -> DatasetSplits:
                 return Record(str(p), k * 100000 + int(m.group(1)), 2 * k + view, -1)
 
             records += scan(base / pair / f"cam{view + 1}", r"^(\d+)_", parse,
-                            dataset="CUHK02", tree=CUHK02_TREE)
+                            dataset="CUHK02", tree=CUHK02_TREE, within=base)
     train, _ = relabel(records)
     return DatasetSplits(name="cuhk02", train=train)
 
@@ -140,12 +145,14 @@ def load_vehicleid(root: str | Path, *, test_size: int = 800, seed: int = 0) -> 
         for line in (base / name).read_text().splitlines():
             if line.strip():
                 img, vid = line.split()[:2]
-                out.append(Record(str(base / "image" / f"{img}.jpg"), int(vid), 0, -1))
+                out.append(Record(str(base / "image" / f"{img}.jpg"),
+                                  identity(vid, f"{name}: {img}"), 0, -1))
         return out
 
     train, _ = relabel(read("train_test_split/train_list.txt"))
     test = read(test_list)
-    gen = torch.Generator().manual_seed(int(seed))
+    warn_outside([r.path for r in train + test], base, "VehicleID")
+    gen = torch.Generator().manual_seed(check_seed(seed))
     by_id: dict[int, list[int]] = {}
     for i, r in enumerate(test):
         by_id.setdefault(r.pid, []).append(i)

@@ -43,8 +43,8 @@ VeRi/                           (or VeRi-776/)
 
 def _three(base: Path, dirs: tuple[str, str, str], pattern: str, parse, name: str,
            tree: str) -> DatasetSplits:
-    train, query, gallery = (scan(base / d, pattern, parse, dataset=name, tree=tree)
-                             for d in dirs)
+    train, query, gallery = (scan(base / d, pattern, parse, dataset=name, tree=tree,
+                                  within=base) for d in dirs)
     train, _ = relabel(train)
     return DatasetSplits(name=name, train=train, query=query, gallery=gallery)
 
@@ -66,13 +66,18 @@ def load_market1501(root: str | Path) -> DatasetSplits:
 
 
 def load_dukemtmc(root: str | Path) -> DatasetSplits:
-    """DukeMTMC-reID (702 train ids; timestamps are the synchronised frame numbers)."""
+    """DukeMTMC-reID (702 train ids; timestamps are the synchronised frame numbers).
+
+    Junk images (pid -1), if any, are dropped as in Market-1501.
+    """
     dirs = ("bounding_box_train", "query", "bounding_box_test")
     base = find_dir(root, ["DukeMTMC-reID", "dukemtmc-reid/DukeMTMC-reID", "dukemtmc", "."],
                     dirs, dataset="DukeMTMC-reID", tree=DUKE_TREE)
 
     def parse(m, p):
-        return Record(str(p), int(m.group(1)), camera(m.group(2), p), int(m.group(3)))
+        pid = int(m.group(1))
+        return None if pid == -1 else Record(str(p), pid, camera(m.group(2), p),
+                                             int(m.group(3)))
 
     return _three(base, dirs, r"^([-\d]+)_c([^_]+)_f(\d+)", parse, "dukemtmc", DUKE_TREE)
 

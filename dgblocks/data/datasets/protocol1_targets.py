@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from dgblocks._checks import check_choice
+from dgblocks.data._validate import check_flag
 from dgblocks.data.datasets._common import DatasetSplits, Record, find_dir, relabel, scan
 
 __all__ = ["load_viper", "load_prid2011", "load_grid", "load_ilids", "shipped_splits"]
@@ -67,8 +68,10 @@ def load_viper(root: str | Path) -> DatasetSplits:
     def parse(m, p):
         return Record(str(p), int(m.group(1)), 0, -1)
 
-    a = _by_pid(scan(base / "cam_a", r"^(\d+)_", parse, dataset="VIPeR", tree=VIPER_TREE))
-    b = _by_pid(scan(base / "cam_b", r"^(\d+)_", parse, dataset="VIPeR", tree=VIPER_TREE))
+    a = _by_pid(scan(base / "cam_a", r"^(\d+)_", parse, dataset="VIPeR", tree=VIPER_TREE,
+                      within=base))
+    b = _by_pid(scan(base / "cam_b", r"^(\d+)_", parse, dataset="VIPeR", tree=VIPER_TREE,
+                      within=base))
     ids = sorted(set(a) & set(b))
     splits = []
     for test_pos in shipped_splits("viper")["splits"]:
@@ -88,8 +91,10 @@ def load_prid2011(root: str | Path) -> DatasetSplits:
     def parse(m, p):
         return Record(str(p), int(m.group(1)), 0, -1)
 
-    a = _by_pid(scan(base / "cam_a", r"^person_(\d+)", parse, dataset="PRID2011", tree=PRID_TREE))
-    b = _by_pid(scan(base / "cam_b", r"^person_(\d+)", parse, dataset="PRID2011", tree=PRID_TREE))
+    a = _by_pid(scan(base / "cam_a", r"^person_(\d+)", parse, dataset="PRID2011", tree=PRID_TREE,
+                      within=base))
+    b = _by_pid(scan(base / "cam_b", r"^person_(\d+)", parse, dataset="PRID2011", tree=PRID_TREE,
+                      within=base))
     shared = sorted(set(a) & set(b) & set(range(1, 201)))
     distract = [r for p in sorted(b) if p > 200 for r in b[p]]
     splits = []
@@ -128,6 +133,7 @@ def load_grid(root: str | Path, *, official: bool = True,
     ``official``), else the shipped seeded splits.
     """
     check_choice(gallery_size, (900, 1025), name="gallery_size")
+    check_flag(official, name="official")
     base = find_dir(root, ["underground_reid", "GRID/underground_reid", "grid/underground_reid",
                            "grid", "."], ("probe", "gallery"), dataset="GRID", tree=GRID_TREE)
 
@@ -135,8 +141,9 @@ def load_grid(root: str | Path, *, official: bool = True,
         return Record(str(p), int(m.group(1)), int(m.group(2)) - 1, -1)
 
     rx = r"^(\d+)_(\d+)_"
-    probe = scan(base / "probe", rx, parse, dataset="GRID", tree=GRID_TREE)
-    gallery = scan(base / "gallery", rx, parse, dataset="GRID", tree=GRID_TREE)
+    probe = scan(base / "probe", rx, parse, dataset="GRID", tree=GRID_TREE, within=base)
+    gallery = scan(base / "gallery", rx, parse, dataset="GRID", tree=GRID_TREE,
+                   within=base)
     mat = base / "features_and_partitions.mat"
     tests = _grid_official(mat) if official and mat.exists() else None
     if tests is None:
