@@ -22,6 +22,8 @@ class LoopContext:
         self.is_main: bool = run.is_main
         self.out: Path = run.out
         self.eval_batch_size: int = run.args.eval_batch_size
+        self._batches: Any = None        # the stage's main stream (set by the loop)
+        self._streams: list[Any] = []    # streams the method asked for (closed with the stage)
 
     @property
     def new_epoch(self) -> bool:
@@ -46,7 +48,15 @@ class LoopContext:
         b = self._run.batches(dataset, batch_size=batch_size, sampler=sampler,
                               num_instances=num_instances)
         self._run.register(**{f"stream:{name}": b})
+        self._streams.append(b)
         return b
+
+    def close_streams(self) -> None:
+        """Stop the worker processes of the stage's batch streams (they restart when used)."""
+        for b in [self._batches, *self._streams]:
+            if b is not None:
+                b.close()
+        self._batches, self._streams = None, []
 
     def to_device(self, batch: Any) -> Any:
         """``batch`` on the run's device (non-blocking)."""

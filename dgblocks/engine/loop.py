@@ -149,15 +149,18 @@ def _run_stage(method: Any, run: Any, stage: Any, cache: Any, *, last: bool = Fa
         guard.check(stage.name, method, run.ckpt_path)
 
     every = run.args.source_val_every if last else 0
-    for step, batch in run.steps(batches, total=stage.steps, phase=stage.name,
-                                 on_end=lambda: method.end_stage(stage), before_save=check):
-        logs = method.step(batch)
-        guard.observe(step, logs)
-        if run.logs_now():
-            check()
-        run.log(**logs, lr=method.lr())
-        if every and (step + 1) % every == 0:  # a learning curve on held-out source ids
-            _validate(method, run, stage, on_validation)
+    try:
+        for step, batch in run.steps(batches, total=stage.steps, phase=stage.name,
+                                     on_end=lambda: method.end_stage(stage), before_save=check):
+            logs = method.step(batch)
+            guard.observe(step, logs)
+            if run.logs_now():
+                check()
+            run.log(**logs, lr=method.lr())
+            if every and (step + 1) % every == 0:  # a learning curve on held-out source ids
+                _validate(method, run, stage, on_validation)
+    finally:  # the workers stop before the next stage forks its own (which would inherit them)
+        method.ctx.close_streams()
     if cache is not None and run.is_main:
         cache.save(method.stage_payload(stage))
 

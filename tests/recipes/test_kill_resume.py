@@ -57,10 +57,32 @@ def _wait_for_checkpoints(proc, ckpt, count, log, timeout=600):
         time.sleep(0.01)
 
 
-def kill_and_resume(tmp_path, recipe, extra=(), *, after=1, delay=0.05):
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (Linux ``/proc``; zombies count as gone)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def kill_and_resume(tmp_path, recipe, extra=(), *, after=1, delay=0.05, children=None):
     """Run ``recipe`` uninterrupted and, apart, SIGKILL it ``delay`` s after its ``after``-th
     checkpoint, then resume it; assert both end identically. ``extra`` may hold ``{out}``,
-    replaced by each run's own folder (stage caches)."""
+    replaced by each run's own folder (stage caches). ``children``, a list, receives the pids
+    of the killed run's child processes (its loader workers) at the kill."""
     script = ROOT / "recipes" / f"{recipe}.py"
 
     def argv(name):
@@ -81,6 +103,8 @@ def kill_and_resume(tmp_path, recipe, extra=(), *, after=1, delay=0.05):
         try:
             _wait_for_checkpoints(proc, ckpt, after, log_path)
             time.sleep(delay)
+            if children is not None:
+                children.extend(child_pids(proc.pid))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
