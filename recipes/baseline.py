@@ -54,7 +54,7 @@ class Config(AGGConfig):
 def default_steps(cfg: Config, task: str) -> int:
     """``--steps``, with -1 resolved to the budget at which the backbone learns from scratch:
     1,000 for MobileNetV2 (and DualNorm) on ReID data, 300 otherwise."""
-    if cfg.steps >= 0:
+    if cfg.steps >= 0 or cfg.epochs > 0:  # -1 with --epochs: the engine counts them
         return cfg.steps
     return 1000 if task == "reid" and cfg.backbone in SLOW_BACKBONES else 300
 

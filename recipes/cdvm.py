@@ -149,10 +149,11 @@ class CDVM(Method):
     def prepare_benchmark(cls, cfg: Config, bench, args):
         if cfg.holdout >= 0:
             bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
-        if cfg.backbone.startswith("vit"):
+        if not cfg.backbone.startswith("resnet"):
             raise DGBlocksError(f"--backbone: CDVM's global-local blocks, style expansion and "
-                                f"hyper-networks act on the CNN feature map of every stage; "
-                                f"{cfg.backbone} has none (use a ResNet)")
+                                f"hyper-networks replace the last residual block of every "
+                                f"ResNet stage; {cfg.backbone} has none (use "
+                                f"{' | '.join(b for b in BACKBONES if b.startswith('resnet'))})")
         if bench.task != "reid" or bench.num_domains < 2:
             raise DGBlocksError(f"--data: cdvm needs a ReID benchmark with >= 2 source domains, "
                                 f"got {bench.task} with {bench.num_domains}")

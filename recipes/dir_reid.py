@@ -114,7 +114,8 @@ def resolve(cfg: Config, digits: bool) -> Config:
             raise ValueError(f"latent_dim: {cfg.backbone} outputs {out}, got {cfg.latent_dim}")
         cfg.latent_dim = out
     cfg.latent_dim = cfg.latent_dim or (2 if digits else 1280)
-    cfg.steps = cfg.steps if cfg.steps >= 0 else (200 if digits else 600)
+    if cfg.steps < 0 and cfg.epochs <= 0:  # with --epochs the engine counts the steps
+        cfg.steps = 200 if digits else 600
     cfg.batch_size = cfg.batch_size or (100 if digits else 64)
     sgd = cfg.optimizer == "sgd" and not digits
     cfg.lr = cfg.lr or (1e-3 if digits else 0.02 if sgd else 6e-3)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from dgblocks._checks import DGBlocksError
+from dgblocks.engine.config_checks import ConfigError
 from dgblocks.engine.context import LoopContext
 from dgblocks.engine.distributed import gathered_encode, wrap_ddp
 from dgblocks.engine.seeding import derive_seed, seed_everything
@@ -197,6 +198,22 @@ def fit(method: Any, run: Any, *, on_validation: Any = None) -> None:
     method.stage = None
 
 
+def _steps_from_epochs(cfg: Any, bench: Any, run: Any) -> None:
+    """``--steps -1 --epochs E``: E epochs of the training set the method trains on (after
+    ``prepare_benchmark`` reshaped it: one source, a held-out domain, ...), in the papers' unit
+    ``round(E x images / batch size)``."""
+    if getattr(cfg, "steps", 0) != -1:
+        return
+    epochs, size = getattr(cfg, "epochs", 0), getattr(cfg, "batch_size", 0)
+    if epochs <= 0:
+        raise ConfigError("--steps: -1 trains for --epochs, which is 0; give --epochs E > 0 "
+                          "or a number of steps")
+    if size <= 0:
+        raise ConfigError(f"--batch-size: --epochs needs a batch size, got {size}")
+    cfg.steps = max(1, round(epochs * len(bench.train) / size))
+    run.effective["steps"] = cfg.steps
+
+
 def train(method_cls: type, argv: list[str] | None = None, *, config: type | None = None,
           name: str | None = None, description: str | None = None,
           on_validation: Any = None) -> dict[str, Any]:
@@ -220,11 +237,8 @@ def train(method_cls: type, argv: list[str] | None = None, *, config: type | Non
         bench.train, val = hold_out_identities(bench.train, run.args.source_val_ids,
                                                generator=g, name="sources-val")
         bench.source_val, bench.num_ids = [val], bench.train.num_ids
-    epochs, size = getattr(cfg, "epochs", 0), getattr(cfg, "batch_size", 0)
-    if getattr(cfg, "steps", 0) == -1 and epochs > 0 and size > 0:  # the papers' unit
-        cfg.steps = max(1, round(epochs * len(bench.train) / size))
-        run.effective["steps"] = cfg.steps
     bench = run.bench = method_cls.prepare_benchmark(cfg, bench, run.args)
+    _steps_from_epochs(cfg, bench, run)
     method = method_cls(cfg, bench, seed=run.args.seed)
     run.print(method.describe())
     fit(method, run, on_validation=on_validation)

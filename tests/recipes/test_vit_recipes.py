@@ -28,3 +28,11 @@ def test_ddan_splits_the_last_vit_block_off_as_its_mapping_network():
 def test_feature_map_methods_refuse_a_vit_by_name(tmp_path, recipe, flags, name):
     with pytest.raises(ValueError, match=name):
         recipe.main([*FLAGS, *flags, "--out", str(tmp_path / "r.json")])
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "dualnorm"])
+def test_cdvm_refuses_a_backbone_without_resnet_stages_by_name(tmp_path, backbone):
+    """CDVM's block replaces each ResNet stage's last residual block: MobileNetV2 and the
+    DualNorm network have none, and the error says so before any network is built."""
+    with pytest.raises(ValueError, match="--backbone.*resnet_tiny"):
+        cdvm.main(["--smoke", "--backbone", backbone, "--out", str(tmp_path / "r.json")])
