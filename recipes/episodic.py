@@ -165,8 +165,9 @@ class Episodic(Method):
     def stages(self):
         c = self.cfg
         kw = dict(batch_size=c.batch_size, num_instances=c.num_instances, clocks=False)
+        f_d = tuple(f for f in F_D if f != "backbone") if c.ext_backbone else F_D  # unread
         ext = [Stage(f"F{d}", c.stage1_steps, update=partial(self.pretrain_step, f"F{d}"),
-                     data=ds, cache=(f"ext.{d}",), settings=F_D, **kw)
+                     data=ds, cache=(f"ext.{d}",), settings=f_d, **kw)
                for d, ds in enumerate(self.subsets)]
         init = [Stage("Finit", c.init_steps, update=partial(self.pretrain_step, "Finit"),
                       cache=("F",), settings=F_INIT, **kw)] if c.init_steps else []

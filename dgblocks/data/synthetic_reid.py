@@ -175,7 +175,7 @@ def synthetic_reid(config: SyntheticReIDConfig | None = None, *, seed: int = 0,
         config: sizes; default :class:`SyntheticReIDConfig` (or its ``smoke()`` version).
         seed: seeds generation and the target splits; same seed, same bytes.
         smoke: tiny version for tests.
-        image_size: overrides ``config.image_size`` (up to 256x128).
+        image_size: overrides ``config.image_size`` (16x8 to 512x256).
 
     Example:
         >>> b = synthetic_reid(smoke=True)

@@ -70,10 +70,15 @@ def space_of(entry: Entry, view: str) -> dict[str, Any]:
 
 def trial_argv(entry: Entry, view: str, params: dict[str, Any], spec: dict[str, Any],
                out: Path, seed: int = 0) -> list[str]:
-    """The recipe's flags for one run: common flags, the budget, the view, the parameters."""
+    """The recipe's flags for one run: common flags, the budget, the view, the parameters,
+    and one stage cache for the whole search (a trial that changes none of what an earlier
+    stage reads, e.g. DDAN's stage 1 under a stage-2 weight, loads it instead of training it;
+    the cache key holds every setting the stage reads, so nothing else is ever reused)."""
+    cache = [] if "--stage-cache" in spec["common"] else [
+        "--stage-cache", str(Path(spec["out"]) / "stage_cache")]
     return [*spec["common"], *entry.budget(entry.steps(spec)), *(entry.views.get(view) or []),
             *as_flags(params), "--seed", str(seed), "--out", str(out), "--no-plots",
-            "--threads", "1", "--overwrite"]
+            "--threads", "1", "--overwrite", *cache]
 
 
 def objective(entry: Entry, view: str, spec: dict[str, Any]):

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     variants = parse_variants(args.variant) or {"default": []}
     common = shlex.split(args.common)
+    if "--stage-cache" not in common:  # one cache: runs sharing an earlier stage train it once
+        common += ["--stage-cache", str(args.out / "stage_cache")]
     jobs = [Job(name, seed, args.recipe, (*common, *flags), args.out / name / f"seed{seed}.json")
             for name, flags in variants.items() for seed in args.seeds]
     results = run_grid(jobs, parallel=args.parallel)

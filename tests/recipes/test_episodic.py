@@ -183,6 +183,16 @@ def test_ext_backbone_is_in_the_f_d_cache_key_only():
     assert _key(c, _Run(c, a, bench), -1) == _key(cfg, _Run(cfg, args, bench), -1)
 
 
+def test_f_d_with_their_own_backbone_ignore_backbone_in_their_key():
+    """With --ext-backbone the F_d never read --backbone: changing it keeps their cache and
+    changes F's (whose initialisation does read it)."""
+    a_cfg, a_args, bench = _setup(["--ext-backbone", "resnet_tiny"])
+    b_cfg, b_args, _ = _setup(["--ext-backbone", "resnet_tiny", "--backbone", "resnet_small"])
+    ra, rb = _Run(a_cfg, a_args, bench), _Run(b_cfg, b_args, bench)
+    assert _key(a_cfg, ra, 0) == _key(b_cfg, rb, 0)
+    assert _key(a_cfg, ra, -1) != _key(b_cfg, rb, -1)
+
+
 def test_smoke_dualnorm_f_with_cnn_extractors(tmp_path):
     res = _run(tmp_path, "--backbone", "dualnorm", "--ext-backbone", "cnn")
     assert res["config"]["backbone"] == "dualnorm" and res["config"]["ext_backbone"] == "cnn"

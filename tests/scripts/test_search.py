@@ -44,6 +44,25 @@ def test_smoke_protocol_writes_the_page(tmp_path):
     assert _count(_study(tmp_path)) == 2 and (tmp_path / "final" / "baseline-paper").is_dir()
 
 
+def test_trials_share_one_stage_cache_and_a_ddan_trial_reuses_stage_1(tmp_path):
+    """Trials that change only stage-2 settings load DDAN's stage 1 from the search's cache."""
+    from scripts.launch.search_study import BY_NAME, trial_argv
+    from scripts.search import parse, spec_of
+
+    spec = spec_of(parse(["--smoke", "--out", str(tmp_path)]))
+    entry = BY_NAME["DDAN"]
+    outs = []
+    for k, lam in enumerate((0.1, 0.3)):
+        argv = trial_argv(entry, "paper", {"lambda2": lam}, spec, tmp_path / f"t{k}" / "r.json")
+        assert argv[argv.index("--stage-cache") + 1] == str(tmp_path / "stage_cache")
+        run = subprocess.run([sys.executable, str(ROOT / "recipes" / "ddan.py"), *argv],
+                             capture_output=True, text=True, cwd=ROOT, timeout=600,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert run.returncode == 0, run.stderr[-2000:]
+        outs.append(run.stdout)
+    assert "loaded from" not in outs[0] and "loaded from" in outs[1]
+
+
 def test_two_workers_share_the_trials_without_running_more(tmp_path):
     from scripts.launch.search_study import search
     from scripts.search import parse, spec_of
