@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # One command for a GPU machine: the CUDA tests, every recipe on --device cuda, the GPU
-# benchmarks; JSON, logs and a performance page in OUTDIR (default gpu_check/). Budget: about
-# 8 minutes on one GPU (each part has its own time limit). Exits non-zero when no CUDA device
+# benchmarks, the real-data path (rendered tree, ViT-B/16, loader workers); JSON, logs and a
+# performance page in OUTDIR (default gpu_check/). Budget: about
+# 12 minutes on one GPU (each part has its own time limit). Exits non-zero when no CUDA device
 # is present, or when any part failed (the list is printed at the end).
 #
 #     scripts/gpu_check.sh [OUTDIR]
+#     GPU_CHECK_PARTS="render_tree vit_b16_real loader" scripts/gpu_check.sh OUTDIR   # a subset
+#
+# (a machine lent for 10 minutes a command: run the parts in two calls, same OUTDIR)
 #
 # Then copy OUTDIR/*.json to benchmarks/results/ and run `python scripts/make_performance.py`.
 set -uo pipefail
@@ -20,6 +24,9 @@ python -c "import torch; print('gpu_check:', torch.cuda.get_device_name(0), 'tor
 failed=()
 part() {  # part NAME SECONDS CMD...: run CMD with a time limit, its output in OUT/NAME.log
     local name=$1 limit=$2; shift 2
+    if [[ -n "${GPU_CHECK_PARTS:-}" && " $GPU_CHECK_PARTS performance " != *" $name "* ]]; then
+        echo "== $name (not in GPU_CHECK_PARTS)"; return
+    fi
     echo "== $name (limit ${limit} s)"
     local t0=$SECONDS
     if timeout "$limit" "$@" >"$OUT/$name.log" 2>&1; then
@@ -38,6 +45,16 @@ part throughput_gpu 90 python -m benchmarks.throughput --device cuda --amp bf16 
 part throughput_gpu_compile 90 python -m benchmarks.throughput --device cuda --amp bf16 --steps 30 \
     --compile --methods "baseline (AGG)" DIR-ReID DDAN --out throughput_gpu_compile
 part kernels 30 python -m benchmarks.kernels
+# the real-data path at the papers' size: a rendered tree (256 x 128 JPEG/PNG in each dataset's
+# layout), ViT-B/16 from it through the file loaders with 8 workers, bf16 (its loss must fall:
+# the run's metrics log is in OUT/vit_b16/), and the input pipeline on this machine's cores
+part render_tree 90 python -m dgblocks.data.render_tree "$OUT/tree" --scale 0.05 --jobs 8 --quiet \
+    --overwrite
+part vit_b16_real 200 python recipes/baseline.py --data real --data-root "$OUT/tree" \
+    --protocol protocol1 --image-size 256 128 --backbone vit_b16 --device cuda --amp bf16 \
+    --workers 8 --steps 150 --batch-size 64 --lr 3.5e-4 --log-every 10 --no-plots \
+    --overwrite --out "$OUT/vit_b16/r.json"
+part loader 120 python -m benchmarks.loader
 part performance 10 python scripts/make_performance.py --results "$OUT" --out "$OUT/performance.md"
 if ((${#failed[@]})); then
     echo "gpu_check: FAILED: ${failed[*]} (outputs in $OUT)" >&2
