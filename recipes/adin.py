@@ -17,7 +17,7 @@ Algorithm:
            e < i_target (dgblocks.layers.alternation). Test: f_E(x), Euclidean, unseen datasets.
 
     python recipes/adin.py --smoke
-    python recipes/adin.py                          # CaNE, resnet_tiny, ~1 min on 2 cores
+    python recipes/adin.py                          # CaNE, resnet_tiny, 200 + 30 + 200 steps
     python recipes/adin.py --data real --data-root DIR --protocol "direct:MS->D+M" \\
         --backbone mobilenetv2                      # Table 3 (Tables 2, 4: recipe page)
 """

@@ -16,7 +16,7 @@ Algorithm (one step):
 Test: the post-BN feature f_bn with Euclidean distance, on the unseen target domains.
 
     python recipes/baseline.py --smoke                   # seconds
-    python recipes/baseline.py                           # synthetic benchmark, ~30 s on CPU
+    python recipes/baseline.py                           # synthetic benchmark, 300 steps
     python recipes/baseline.py --data digits             # rotated digits (accuracy on 75 deg)
     python recipes/baseline.py --data real --data-root DIR --protocol protocol1 --backbone resnet50
     torchrun --nproc_per_node=2 recipes/baseline.py --smoke
@@ -36,7 +36,7 @@ from dgblocks.layers import DannSchedule, GradientReversal
 from dgblocks.methods import AGG, AGGConfig
 from dgblocks.protocols import leave_one_out
 
-SLOW_BACKBONES = ("mobilenetv2", "dualnorm")  # from scratch: 5.8 R-1 at 300 steps, 31.7 at 1,000
+SLOW_BACKBONES = ("mobilenetv2", "dualnorm")  # from scratch: 5.8 R-1 at 300 steps, 31.7 at 1,000 (decisions.md)
 
 
 @dataclass

@@ -22,7 +22,7 @@ Table IV: ``--method baseline`` (L_cls only), ``--method dann`` (+ a domain clas
 E(F(x)) behind gradient reversal). Table V: ``--no-triplet``, ``--no-consistency``.
 
     python recipes/episodic.py --smoke                       # seconds
-    python recipes/episodic.py                               # synthetic benchmark, < 4 min
+    python recipes/episodic.py                               # synthetic: 30 per F_d, 120 + 480 steps
     python recipes/episodic.py --data real --data-root DIR --protocol protocol1-episodic
 """
 
