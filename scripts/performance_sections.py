@@ -30,6 +30,12 @@ def num(v: float | None, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A markdown table: the header, its rule, a line per row (cells as given, ``str``-ed)."""
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
+
+
 def yes(ok: bool | None) -> str:
     """``yes`` / ``no`` / ``-``."""
     return "-" if ok is None else ("yes" if ok else "no")
@@ -90,11 +96,11 @@ def eval_streaming(d: dict[str, Any]) -> tuple[list[str], Row]:
              "resident-set high-water mark (`ru_maxrss`), features and interpreter included. "
              f"Results identical: {yes(d.get('identical_results'))}. Goal: streaming under "
              f"{goal:g} GB and no slower than the full path.", "",
-             "| path | time | CPU time | peak RSS | RSS before the call (features built) |",
-             "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['path']} | {secs(r['seconds'])} | {secs(r.get('cpu_seconds'))} | "
-              f"{r['peak_rss_gb']:.2f} GB | {num(r.get('rss_after_setup_gb'))} GB |"
-              for r in d["rows"]]
+             *table(["path", "time", "CPU time", "peak RSS",
+                     "RSS before the call (features built)"],
+                    [[r["path"], secs(r["seconds"]), secs(r.get("cpu_seconds")),
+                      f"{r['peak_rss_gb']:.2f} GB", f"{num(r.get('rss_after_setup_gb'))} GB"]
+                     for r in d["rows"]])]
     lines += ["", f"Streaming / full: {stream['seconds'] / full['seconds']:.2f}x the time, "
               f"{stream['peak_rss_gb'] / full['peak_rss_gb']:.2f}x the peak memory."]
     met = stream["peak_rss_gb"] < goal and stream["seconds"] <= full["seconds"]
@@ -114,11 +120,10 @@ def central_domain(d: dict[str, Any]) -> tuple[list[str], Row]:
              f"{num(d.get('sliced_speedup_vs_pot_per_pair'), '.1f')}x faster than POT's "
              f"per-pair call; sinkhorn and sliced pick exact EMD's central domain on {same} of "
              f"{len(agree)} subsamples.", "",
-             "| method | samples per domain | central | median | IQR | runs |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['method']} | {r.get('samples_per_domain', '-')} | {r.get('central', '-')} "
-              f"| {secs(r['median_s'])} | {secs(r.get('iqr_s'))} | {r.get('runs', '-')} |"
-              for r in d["rows"]]
+             *table(["method", "samples per domain", "central", "median", "IQR", "runs"],
+                    [[r["method"], r.get("samples_per_domain", "-"), r.get("central", "-"),
+                      secs(r["median_s"]), secs(r.get("iqr_s")), r.get("runs", "-")]
+                     for r in d["rows"]])]
     fast = [r["median_s"] for r in d["rows"] if r["method"] in ("sliced", "sinkhorn")]
     return lines + [""], ("sliced, sinkhorn < 10 s", " / ".join(secs(v) for v in fast),
                           yes(ok))
@@ -250,11 +255,10 @@ def loader(d: dict[str, Any]) -> tuple[list[str], Row]:
              "cores are free (2 workers >= 0).",
              "", f"`load_image` runs at {per_worker:.2f}x the Pillow loop; 2 workers give "
              f"{w2 / w0:.2f}x the images/s of loading in the training process.", "",
-             "| case | workers | images/s | vs Pillow loop | median | IQR |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['case']} | {'-' if r.get('workers') is None else r['workers']} | "
-              f"{r['images_per_s']:.1f} | {r['ratio_vs_pil']:.2f} | {secs(r['median_s'])} | "
-              f"{secs(r.get('iqr_s'))} |" for r in d["rows"]]
+             *table(["case", "workers", "images/s", "vs Pillow loop", "median", "IQR"],
+                    [[r["case"], "-" if r.get("workers") is None else r["workers"],
+                      f"{r['images_per_s']:.1f}", f"{r['ratio_vs_pil']:.2f}",
+                      secs(r["median_s"]), secs(r.get("iqr_s"))] for r in d["rows"]])]
     return lines + [""], ("decode >= 0.5x Pillow loop; 2 workers >= 0",
                           f"{per_worker:.2f}x; {w2 / w0:.2f}x",
                           yes(per_worker >= 0.5 and w2 >= w0))
