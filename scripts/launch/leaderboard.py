@@ -189,7 +189,10 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
     first = next(iter(results.values()))[0]
     commits = ", ".join(sorted({str(r.get("commit"))[:12] for rs in results.values() for r in rs}))
     env = environment()
-    cmd = " ".join(["python -m scripts.launch leaderboard", shlex.join(sys.argv[1:])]).strip()
+    flags = sys.argv[1:]
+    if flags[:1] == ["leaderboard"]:  # run as python -m scripts.launch leaderboard ...
+        flags = flags[1:]
+    cmd = " ".join(["python -m scripts.launch leaderboard", shlex.join(flags)]).strip()
     avg = {n: [r["summary"]["average"]["R1"] for r in rs] for n, rs in results.items()}
     total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0)
                 for rs in results.values() for r in rs)
