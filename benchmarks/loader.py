@@ -13,7 +13,7 @@ that all cases read from the page cache:
   ``__getitem__``;
 - ``augment_batch``: that augmentation on a whole batch of decoded images, as the recipes do
   in the training process (time per image);
-- ``batches_w<N>`` / ``batches_aug_w<N>``: :class:`dgblocks.engine.Batches` over the
+- ``batches_w<N>`` / ``batches_aug_w<N>``: :class:`dgblocks.engine.batches.Batches` over the
   file-backed :class:`~dgblocks.data.ReIDDataset` (random order, 8 batches of 64; ``--small``:
   2 of 16) with N = 0, 1, 2 persistent workers, without / with the per-item augmentation,
   once the workers run and their queues are full (the workers are stopped after each turn, so

@@ -169,7 +169,7 @@ def shard(batch: list[int], rank_: int, world: int) -> list[int]:
     on a rank when P is divisible by the world size).
 
     The one place that shards: the batch samplers of :mod:`dgblocks.data.batch_samplers` and
-    :class:`dgblocks.engine.Batches` both call it.
+    :class:`dgblocks.engine.batches.Batches` both call it.
 
     Example:
         >>> shard([0, 1, 2, 3, 4, 5, 6, 7], 1, 2)

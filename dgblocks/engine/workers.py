@@ -1,4 +1,4 @@
-"""Worker processes of :class:`dgblocks.engine.Batches`: how many to start, and items loaded
+"""Worker processes of :class:`dgblocks.engine.batches.Batches`: how many to start, and items loaded
 under their own seeds (so that the number of workers never changes an image)."""
 
 from __future__ import annotations
