@@ -248,8 +248,9 @@ def loader(d: dict[str, Any]) -> tuple[list[str], Row]:
              "torch thread per process): dgblocks' `load_image` and the bag-of-tricks "
              "augmentation (`train_transform`: flip, pad + crop, colour jitter, random erasing) "
              "in one process, i.e. the work of one worker, beside a bare Pillow decode loop; "
-             f"then `dgblocks.engine.batches.Batches` (random order, batch {d.get('batch', '?')}) with 0, "
-             "1 and 2 persistent workers, without and with the per-item augmentation. The cases "
+             "then `dgblocks.engine.batches.Batches` (random order, batch "
+             f"{d.get('batch', '?')}) with 0, 1 and 2 persistent workers, without and with the "
+             "per-item augmentation. The cases "
              f"take turns over {d.get('rounds', '?')} rounds (median round shown). Goals: "
              "decoding within 2x of the bare loop per worker; workers add throughput where "
              "cores are free (2 workers >= 0).",
