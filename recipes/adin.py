@@ -36,7 +36,7 @@ from dgblocks._checks import DGBlocksError
 from dgblocks.backbones import BACKBONES, DigitsCNN, DualBranch, build_backbone
 from dgblocks.data import TargetDomain, image_size, normalize_input
 from dgblocks.data.transforms import train_transform
-from dgblocks.engine import ConfigError, arg, train
+from dgblocks.engine import arg, train
 from dgblocks.layers import BNNeck
 from dgblocks.layers.alternation import AlternatingSchedule
 from dgblocks.methods import (
@@ -124,18 +124,15 @@ class ADIN(Method):
         """Single-source direct transfer, the held-out identity split (``source_val``), the
         nuisance labels (time period written over the timestamps) and the camera skew."""
         g = torch.Generator().manual_seed(args.seed)
-        ids = int(bench.train.pids.unique().numel())
-        holds_out = (not bench.source_val) if cfg.source == -1 else args.data == "real"
-        if holds_out and cfg.val_ids > ids - 1:
-            raise ConfigError(f"--val-ids: expected at most {ids - 1} (the sources hold {ids} "
-                              f"identities), got {cfg.val_ids}")
         if cfg.source == -1:                        # multi-source: cameras are per domain
             train, val = ((bench.train, TargetDomain(name="sources-val", splits=[
                 s for v in bench.source_val for s in v.splits])) if bench.source_val else
-                dt.hold_out_identities(bench.train, cfg.val_ids, generator=g, name="val"))
+                dt.hold_out_identities(bench.train, cfg.val_ids, generator=g, name="val",
+                                     arg="--val-ids"))
             train.camids = train.domains * (int(train.camids.max()) + 1) + train.camids
         elif args.data == "real":
-            train, val = dt.hold_out_identities(bench.train, cfg.val_ids, generator=g, name="val")
+            train, val = dt.hold_out_identities(bench.train, cfg.val_ids, generator=g, name="val",
+                                     arg="--val-ids")
         elif args.data == "synthetic":
             bench, val = dt.single_source(bench, cfg.source)
             train = bench.train

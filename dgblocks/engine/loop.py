@@ -235,7 +235,8 @@ def train(method_cls: type, argv: list[str] | None = None, *, config: type | Non
 
         g = torch.Generator().manual_seed(run.args.seed)
         bench.train, val = hold_out_identities(bench.train, run.args.source_val_ids,
-                                               generator=g, name="sources-val")
+                                               generator=g, name="sources-val",
+                                               arg="--source-val-ids")
         bench.source_val, bench.num_ids = [val], bench.train.num_ids
     bench = run.bench = method_cls.prepare_benchmark(cfg, bench, run.args)
     _steps_from_epochs(cfg, bench, run)

@@ -86,14 +86,17 @@ def single_source(bench: Benchmark, source: int) -> tuple[Benchmark, TargetDomai
 
 def hold_out_identities(ds: ReIDDataset, num_ids: int, *,
                         generator: torch.Generator | None = None,
-                        name: str = "held-out") -> tuple[ReIDDataset, TargetDomain]:
+                        name: str = "held-out",
+                        arg: str = "num_ids") -> tuple[ReIDDataset, TargetDomain]:
     """Split ``num_ids`` random identities off ``ds``: the rest trains (relabelled), the
-    held-out ones form one query (first image of each) / gallery (the others) split."""
+    held-out ones form one query (first image of each) / gallery (the others) split.
+    ``arg`` names ``num_ids`` in the error (a recipe passes its flag, e.g. ``"--val-ids"``)."""
     check_instance(ds, ReIDDataset, name="ds")
     check_generator(generator)
     check_text(name, name="name")
     ids = ds.pids.unique()
-    check_int(num_ids, name="num_ids", minimum=1, maximum=max(1, ids.numel() - 1))
+    check_text(arg, name="arg")
+    check_int(num_ids, name=arg, minimum=1, maximum=max(1, ids.numel() - 1))
     held = ids[torch.randperm(ids.numel(), generator=generator)[:num_ids]]
     is_held = torch.isin(ds.pids, held)
     idx = is_held.nonzero().squeeze(1)

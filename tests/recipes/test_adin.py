@@ -214,3 +214,15 @@ def test_multi_source_skew_keeps_domains_and_every_camera(tmp_path):
     train = bench.train
     assert train.domains.unique().numel() == bench.num_domains > 1
     assert torch.bincount(train.camids).min() >= 1 and train.camids.max() >= 3
+
+
+def test_too_many_validation_identities_name_the_flag(tmp_path):
+    """More --val-ids than the source holds: the error names the flag, not a helper's
+    argument."""
+    from dgblocks.protocols import build_benchmark
+
+    train = build_benchmark("synthetic", smoke=True).train
+    with pytest.raises(ValueError, match="--val-ids"):
+        dt.hold_out_identities(train, 10_000, arg="--val-ids")
+    with pytest.raises(ValueError, match="num_ids"):
+        dt.hold_out_identities(train, 10_000)
