@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python scripts/search.py`: recipes and scripts importable
 
+from scripts.launch.leaderboard import CDVM_STEPS, STEPS  # noqa: E402
 from scripts.launch.registry import BY_NAME, REGISTRY  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=None, help="trials per study, its total "
                    "(default 10; quick 3; smoke 2)")
     p.add_argument("--steps", type=int, default=None, help="the budget: steps of every method "
-                   "(default 1200; quick 150; smoke 6)")
+                   f"(default {STEPS}: where the curves flatten; quick 150; smoke 6)")
     p.add_argument("--val-every", type=int, default=0, help="source-val checks (0: steps/4)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the selected "
                    "settings (default 0-4; quick 0 1; smoke 0)")
@@ -66,12 +67,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--curves", type=int, default=0, metavar="N", help="instead: learning "
                    "curves of every method at its defaults for N steps (page --md, default "
                    "docs/results/curves.md)")
-    p.add_argument("--cdvm-steps", type=int, default=0, help="CDVM's own budget (its step "
-                   "costs about 11 AGG steps); 0: --steps")
+    p.add_argument("--cdvm-steps", type=int, default=None, help="CDVM's own budget (its step "
+                   f"costs about 11 AGG steps; default {CDVM_STEPS}, quick and smoke 0); 0: "
+                   "--steps")
     a = p.parse_args(argv)
-    mode = ({"trials": 2, "steps": 6, "seeds": [0], "batch_size": 16} if a.smoke else
-            {"trials": 3, "steps": 150, "seeds": [0, 1], "batch_size": 64} if a.quick else
-            {"trials": 10, "steps": 1200, "seeds": [0, 1, 2, 3, 4], "batch_size": 64})
+    mode = ({"trials": 2, "steps": 6, "seeds": [0], "batch_size": 16, "cdvm_steps": 0}
+            if a.smoke else
+            {"trials": 3, "steps": 150, "seeds": [0, 1], "batch_size": 64, "cdvm_steps": 0}
+            if a.quick else {"trials": 10, "steps": STEPS, "seeds": [0, 1, 2, 3, 4],
+                             "batch_size": 64, "cdvm_steps": CDVM_STEPS})
     for k, v in mode.items():       # a flag given on the command line wins
         if getattr(a, k) is None:
             setattr(a, k, v)

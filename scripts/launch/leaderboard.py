@@ -17,8 +17,8 @@ with each method's wall time. Runs go ``--parallel`` at a time with one thread e
 resumable (a run whose JSON exists is skipped) and write ``docs/results/defaults.md`` (R-1
 and mAP per unseen domain, average and worst domain, mean and std over seeds) and a bar plot.
 
-    python -m scripts.launch leaderboard            # synthetic, 3 seeds, < 20 min on 2 cores
-    python -m scripts.launch leaderboard --long                # GPU: 1,500 x 64, 5 seeds, own page
+    python -m scripts.launch leaderboard            # synthetic, 3 seeds, about 80 min on 2 cores
+    python -m scripts.launch leaderboard --long     # GPU: 3,840 x 64 for all, 5 seeds, own page
     python -m scripts.launch leaderboard --smoke               # every method for a few steps
     python -m scripts.launch leaderboard --data-root DIR       # real Protocol-1 data (a GPU run)
 """
@@ -49,6 +49,8 @@ METHODS: dict[str, tuple[str, Callable[[int], list]]] = {
     "DDAN": ("ddan.py", lambda n: ["--ablation", "full", "--steps", n,
                                   "--stage1-steps", max(1, n // 5)]),
     "CDVM": ("cdvm.py", lambda n: ["--steps", n]),
+    "CDVM plain (its paper's baseline)": ("cdvm.py", lambda n: ["--steps", n, "--no-dis",
+                                                                 "--no-aug", "--no-attr"]),
     "episodic": ("episodic.py", lambda n: ["--method", "episodic", "--init-steps", n // 5,
                                            "--steps", n - n // 5]),
     "ADIN": ("adin.py", lambda n: ["--source", "-1", "--skew", "0", "--nuisance", "camera",
@@ -59,16 +61,29 @@ EXTRA = {  # compute beyond the retrieval network's N steps
     "baseline (AGG)": "-",
     "DIR-ReID": "f_V (a second backbone) in every step",
     "DDAN": "stage-1 baseline of N/5 steps (central domain + ID-pool init)",
-    "CDVM": "meta-train + meta-test passes per step (second order)",
+    "CDVM": "meta-train + meta-test passes per step (second order); its own budget",
+    "CDVM plain (its paper's baseline)": "CDVM's meta-learning, no dis / aug / attr (Table 4's "
+                                         "baseline row); CDVM's budget",
     "episodic": "one extractor per source domain (recipe default steps each)",
     "ADIN": "nuisance-head steps on frozen features",
 }
+
+STEPS, CDVM_STEPS = 1920, 800  # the budget: docs/recipes/leaderboard.md, "The budget"
+FOLDERS = {"untrained (reference)": "untrained", "CDVM plain (its paper's baseline)": "cdvm_plain"}
+
+
+def budget(args, name: str) -> int:
+    """The steps N of ``name``: ``--steps``, CDVM's rows ``--cdvm-steps`` (0: ``--steps``)."""
+    return args.cdvm_steps if name.startswith("CDVM") and args.cdvm_steps > 0 else args.steps
 
 
 def parse(argv: list[str] | None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=400, help="optimiser steps of every method")
+    p.add_argument("--steps", type=int, default=STEPS, help="optimiser steps of every method "
+                   "(default: where the source-validation curves flatten, docs/results/curves.md)")
+    p.add_argument("--cdvm-steps", type=int, default=CDVM_STEPS, help="CDVM's own budget (its "
+                   "second-order step costs about 11 AGG steps); 0: --steps")
     p.add_argument("--batch-size", type=int, default=64, help="images per step")
     p.add_argument("--backbone", default="resnet_tiny", choices=BACKBONES)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -79,7 +94,8 @@ def parse(argv: list[str] | None):
     p.add_argument("--protocol", default="protocol1", help="with --data-root")
     p.add_argument("--smoke", action="store_true", help="tiny data, a few steps, one seed")
     p.add_argument("--long", action="store_true", help="the long budget for a GPU machine: "
-                   "1,500 steps x 64, 5 seeds, --device cuda, 16 runs at a time")
+                   f"{2 * STEPS:,} steps x 64 for every method (CDVM included), 5 seeds, "
+                   "--device cuda, 16 runs at a time")
     p.add_argument("--device", default="cpu", help="device of every run (cpu | cuda)")
     p.add_argument("--threads", type=int, default=1, help="--threads of every run")
     p.add_argument("--recipe-flags", default="", help="more flags for every run, one string "
@@ -92,10 +108,13 @@ def parse(argv: list[str] | None):
     args = p.parse_args(argv)
     if args.steps < 5:
         raise SystemExit(f"--steps: expected >= 5, got {args.steps}")
+    if args.cdvm_steps < 0 or 0 < args.cdvm_steps < 5:
+        raise SystemExit(f"--cdvm-steps: expected 0 or >= 5, got {args.cdvm_steps}")
     if args.smoke:
-        args.steps, args.seeds = 10, args.seeds[:1]
+        args.steps, args.cdvm_steps, args.seeds = 10, 0, args.seeds[:1]
     if args.long:
-        args.steps, args.batch_size, args.seeds = 1500, 64, [0, 1, 2, 3, 4]
+        args.steps, args.cdvm_steps, args.batch_size = 2 * STEPS, 0, 64
+        args.seeds = [0, 1, 2, 3, 4]
         args.device, args.parallel = "cuda", 16
         args.md = args.md or Path("docs/results/leaderboard_long.md")
     if args.md is None:
@@ -113,17 +132,18 @@ def jobs(args) -> list[Job]:
     data = "real" if args.data_root else ("smoke" if args.smoke else "synthetic")
     out = []
     # the slowest first (CDVM's second-order steps), so the parallel slots finish together
-    for name in sorted(args.methods, key=lambda n: n != "CDVM"):
+    for name in sorted(args.methods, key=lambda n: not n.startswith("CDVM")):
         script, flags = METHODS[name]
         slug = script.removesuffix(".py")
-        folder = "untrained" if name == "untrained (reference)" else slug
-        extra = [str(f) for f in flags(args.steps)] + ["--backbone", args.backbone]
+        folder = FOLDERS.get(name, slug)
+        n = budget(args, name)
+        extra = [str(f) for f in flags(n)] + ["--backbone", args.backbone]
         if slug in ("ddan", "episodic"):  # stage 1 shared across seeds' reruns (keyed by seed)
             extra += ["--stage-cache", str(args.out / "cache" / slug)]
         if slug == "adin" and not args.data_root:
             extra += ["--image-size", "64", "32"]
         for seed in args.seeds:
-            path = args.out / data / f"{args.backbone}-n{args.steps}-b{args.batch_size}" / folder
+            path = args.out / data / f"{args.backbone}-n{n}-b{args.batch_size}" / folder
             out.append(Job(name, seed, str(HERE / script), (*common, *extra),
                            path / f"seed{seed}.json"))
     return out
@@ -197,14 +217,17 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
     total = sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0)
                 for rs in results.values() for r in rs)
     ranked = sorted(avg, key=lambda n: -sum(avg[n]) / len(avg[n]))
-    cost = ["| method | recipe | seeds | wall per run (s) | average R-1 | average mAP | "
-            "worst R-1 | extra compute beyond the N steps |", "|" + " --- |" * 8]
+    base = (sum(avg[UNTRAINED]) / len(avg[UNTRAINED])) if UNTRAINED in avg else 0.0
+    cost = ["| method | recipe | steps | seeds | wall per run (s) | average R-1 | x untrained | "
+            "average mAP | worst R-1 | extra compute beyond the N steps |", "|" + " --- |" * 10]
     for n in ranked:
         rs = results[n]
         secs = [r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in rs]
         ms = format_mean_std
-        cost.append(f"| {n} | `recipes/{METHODS[n][0]}` | {len(rs)} | {ms(secs)} | "
-                    f"{ms(avg[n])} | "
+        ratio = f"{sum(avg[n]) / len(avg[n]) / base:.1f}" if base > 0 else "-"
+        steps = 0 if n == UNTRAINED else budget(args, n)
+        cost.append(f"| {n} | `recipes/{METHODS[n][0]}` | {steps} | {len(rs)} | {ms(secs)} | "
+                    f"{ms(avg[n])} | {ratio} | "
                     f"{ms([r['summary']['average']['mAP'] for r in rs])} | "
                     f"{ms([r['summary']['worst']['R1'] for r in rs])} | {EXTRA[n]} |")
     data = (f"real data under `{args.data_root}`, {args.protocol}" if args.data_root else
@@ -215,7 +238,9 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         "Generated by `python -m scripts.launch leaderboard` (do not edit by hand; rerun it). "
         "How the methods are made comparable: [the recipe page](../recipes/leaderboard.md).", "",
         f"- data: {data}", f"- backbone: `{args.backbone}`, {args.steps} optimiser steps of "
-        f"batch {args.batch_size} for every method, seeds {args.seeds}",
+        f"batch {args.batch_size} for every method"
+        + (f" but CDVM ({args.cdvm_steps}: its own budget)"
+           if 0 < args.cdvm_steps != args.steps else "") + f", seeds {args.seeds}",
         f"- command: `{cmd}`: {wall / 60:.1f} min for the runs this invocation had to do "
         f"({args.parallel} at a time, 1 thread each); the runs' own train + eval times add up "
         f"to {total / 60:.1f} min (about {total / 60 / args.parallel:.1f} min at "
@@ -237,8 +262,8 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
     if png is not None:
         lines += [f"![leaderboard]({png.name})", ""]
     lines += ["## Long budget (GPU)", "",
-              "`python -m scripts.launch leaderboard --long` (1,500 steps "
-              "x 64, 5 seeds, on CUDA) writes `docs/results/leaderboard_long.md` beside this page; "
+              f"`python -m scripts.launch leaderboard --long` ({2 * STEPS:,} steps "
+              "x 64 for every method, CDVM included, 5 seeds, on CUDA) writes `docs/results/leaderboard_long.md` beside this page; "
               + ("see [the long-budget table](leaderboard_long.md)."
                  if (args.md.parent / "leaderboard_long.md").exists()
                  else "not run yet: no GPU was available to this work."), ""]

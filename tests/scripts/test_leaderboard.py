@@ -30,6 +30,20 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
               + int(_flag(steps["adin"], "--steps"))}
     assert set(budget.values()) == {100}
     assert _flag(steps["adin"], "--source") == "-1"               # all sources, like the rest
+    cdvm = {j.name: j for j in jobs if Path(j.script).stem == "cdvm" and j.seed == 3}
+    assert {int(_flag(j.flags, "--steps")) for j in cdvm.values()} == {lb.CDVM_STEPS}
+    plain = cdvm["CDVM plain (its paper's baseline)"]             # Table 4's baseline row
+    assert {"--no-dis", "--no-aug", "--no-attr"} <= set(plain.flags)
+    assert len({j.out.parent for j in cdvm.values()}) == 2        # own folders, no clash
+
+
+def test_cdvm_budget_zero_is_the_shared_one_and_long_gives_everyone_the_same(tmp_path):
+    args = lb.parse(["--steps", "100", "--cdvm-steps", "0", "--out", str(tmp_path)])
+    assert {int(_flag(j.flags, "--steps")) for j in lb.jobs(args) if j.name == "CDVM"} == {100}
+    args = lb.parse(["--long", "--out", str(tmp_path)])
+    assert args.cdvm_steps == 0 and args.steps == 2 * lb.STEPS and args.device == "cuda"
+    with pytest.raises(SystemExit, match="--cdvm-steps"):
+        lb.parse(["--cdvm-steps", "3"])
 
 
 def test_real_data_flags(tmp_path):
@@ -48,18 +62,20 @@ def _fake(r1, seed):
 
 
 def test_page_ranks_by_average_and_writes_plot(tmp_path, monkeypatch):
-    fake = {"baseline (AGG)": [_fake(10, 0), _fake(12, 1)], "ADIN": [_fake(30, 0), _fake(32, 1)]}
+    fake = {"baseline (AGG)": [_fake(10, 0), _fake(12, 1)], "ADIN": [_fake(30, 0), _fake(32, 1)],
+            "untrained (reference)": [_fake(3, 0), _fake(3, 1)]}
     monkeypatch.setattr(lb, "run_grid", lambda jobs, parallel: fake)
     md = tmp_path / "lb.md"
-    lb.main(["--methods", "baseline (AGG)", "ADIN", "--seeds", "0", "1", "--out",
-             str(tmp_path), "--md", str(md)])
+    lb.main(["--methods", "baseline (AGG)", "ADIN", "untrained (reference)", "--seeds", "0", "1",
+             "--steps", "50", "--out", str(tmp_path), "--md", str(md)])
     text = md.read_text()
     ranking = text.split("## Ranking")[1].split("## Paired")[0]
     paired = text.split("## Paired")[1].split("## Per unseen")[0]
     assert "| ADIN | 2 |" in paired and "+20.0" in paired  # ADIN - AGG: 31 - 11 per seed
     assert "not run yet: no GPU" in text
     assert ranking.index("| ADIN |") < ranking.index("| baseline (AGG) |")
-    assert "| ADIN | `recipes/adin.py` | 2 | 11.0 ± 0.0 | 32.0 ± 1.4 |" in ranking
+    # steps, seeds, wall, average R-1 and its ratio to the untrained network's (32 / 4 = 8.0)
+    assert "| ADIN | `recipes/adin.py` | 50 | 2 | 11.0 ± 0.0 | 32.0 ± 1.4 | 8.0 |" in ranking
     assert "t1 R1" in text and (tmp_path / "lb.png").stat().st_size > 1000
 
 

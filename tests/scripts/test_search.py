@@ -33,6 +33,18 @@ def test_every_method_declares_a_space_around_its_papers_values():
         assert "lr" in cls.space and check_space(cls.space, cls.Config), e.name
 
 
+def test_the_budget_is_the_leaderboards_and_cdvm_has_its_own():
+    from scripts import search
+    from scripts.launch import leaderboard
+
+    a = search.parse([])
+    assert (a.steps, a.cdvm_steps) == (leaderboard.STEPS, leaderboard.CDVM_STEPS)
+    assert search.spec_of(a)["cdvm_steps"] == leaderboard.CDVM_STEPS
+    q = search.parse(["--quick"])  # the quick and smoke runs give CDVM the shared budget
+    assert q.cdvm_steps == 0 and search.spec_of(q)["cdvm_steps"] == q.steps == 150
+    assert search.parse(["--cdvm-steps", "0"]).cdvm_steps == 0
+
+
 def test_smoke_protocol_writes_the_page(tmp_path):
     from scripts import search
 
