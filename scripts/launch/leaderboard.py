@@ -263,7 +263,8 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         lines += [f"![leaderboard]({png.name})", ""]
     lines += ["## Long budget (GPU)", "",
               f"`python -m scripts.launch leaderboard --long` ({2 * STEPS:,} steps "
-              "x 64 for every method, CDVM included, 5 seeds, on CUDA) writes `docs/results/leaderboard_long.md` beside this page; "
+              "x 64 for every method, CDVM included, 5 seeds, on CUDA) writes "
+              "`docs/results/leaderboard_long.md` beside this page; "
               + ("see [the long-budget table](leaderboard_long.md)."
                  if (args.md.parent / "leaderboard_long.md").exists()
                  else "not run yet: no GPU was available to this work."), ""]
