@@ -24,6 +24,7 @@ Test (no domain labels): local path = mean of the local branches, no re-styling;
     python recipes/cdvm.py                              # synthetic sources -> unseen targets
     python recipes/cdvm.py --holdout 0                  # leave-one-source-out (Protocol-2/3 layout)
     python recipes/cdvm.py --no-dis --no-aug --no-attr  # Table 4 baseline row
+    python recipes/cdvm.py --init-steps 0               # from scratch (no pretrained stand-in)
     python recipes/cdvm.py --data real --data-root DIR --protocol protocol1 --backbone resnet50_ibn_a
 """
 
@@ -79,6 +80,10 @@ class Config(TrainConfig):
     meta_lr: float = arg(0.01, "inner step size eta (paper: initial lr 0.01)")
     first_order: bool = arg(False, "first-order meta gradient (drops the Hessian term)")
     fused_norm: bool = arg(True, "batch norm's second derivative in closed form (same values)")
+    init_steps: int = arg(-1, "plain steps first (L_ce + L_tri + L_cent, no meta, global "
+                          "branches only): a stand-in for the paper's ImageNet ResNet50-IBN "
+                          "start (docs/decisions.md); 0: from scratch; -1: 400, or 0 with "
+                          "--pretrained", smoke=2, minimum=-1)
     holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout): train on the other "
                        "sources, test on this source's held-out identities; -1: off")
 
@@ -115,8 +120,11 @@ class CDVMStage(nn.Module):
         if attr:
             self.hyper = layers.SubspaceHypernet(channels=c, groups=subspaces)
 
-    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None, counts=None):
+    def forward(self, x: Tensor, domains: Tensor | None = None, unseen=None, counts=None,
+                plain: bool = False):
         x = self.head(x)  # unseen: branches averaged for a domain no local branch has seen
+        if plain:  # --init-steps: the backbone's own block (the global branch) alone
+            return (self.block or self.gl.global_branch)(x), (None, None, None)
         route = domains if self.training and unseen is None else None
         f, spe = ((self.block(x), None) if self.gl is None                     # 3. eq 1
                   else self.gl(x, route, branches=unseen, counts=counts if route is not None
@@ -147,6 +155,8 @@ class CDVM(Method):
 
     @classmethod
     def prepare_benchmark(cls, cfg: Config, bench, args):
+        if cfg.init_steps < 0:  # a pretrained backbone needs no stand-in
+            cfg.init_steps = 0 if cfg.pretrained else 400
         if cfg.holdout >= 0:
             bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
         if not cfg.backbone.startswith("resnet"):
@@ -185,11 +195,24 @@ class CDVM(Method):
 
     def stages(self):
         c, dk = self.cfg, self.bench.num_domains * self.cfg.num_instances  # a multiple of D*K
-        return [Stage("train", c.steps, sampler="domain", batch_size=max(dk, c.batch_size // dk * dk),
-                      num_instances=c.num_instances)]
+        init = [Stage("init", c.init_steps, update=self.init_step, batch_size=c.batch_size,
+                      num_instances=c.num_instances, clocks=False)] if c.init_steps else []
+        return init + [Stage("train", c.steps, sampler="domain", num_instances=c.num_instances,
+                             batch_size=max(dk, c.batch_size // dk * dk))]
 
     def configure_optimizers(self):
-        return {"main": self.make_optimizer(self.parameters())}
+        init = ({"init": self.make_optimizer(self.parameters(), total=self.cfg.init_steps)}
+                if self.cfg.init_steps else {})
+        return init | {"main": self.make_optimizer(self.parameters())}
+
+    def init_step(self, batch):
+        """--init-steps: the plain network (stem, global branches, BNNeck) on L_ce + L_tri +
+        L_cent, as a pretrained backbone would arrive; CDVM's own parts stay as built."""
+        pid, out = batch.pids, self.net(self.augment(batch.images), plain=True)
+        terms = {"l_ce": self.ce(out.logits, pid), "l_tri": self.tri(out.feat_pre_bn, pid),
+                 "l_cent": self.cfg.lambda_cent * self.cent(out.feat_pre_bn, pid)}
+        self.minimize(sum(terms.values()), "init")
+        return {k: v.detach() for k, v in terms.items()}
 
     def forward(self, x: Tensor, pid: Tensor, dom: Tensor, unseen=None, counts=None) -> dict:
         """Step 8: the weighted terms of L at the current parameters (unseen: meta-test)."""
@@ -225,7 +248,7 @@ class CDVM(Method):
                       for ds in (seen, held))
             out = self.meta(module_loss(self, loss), module_params(self),         # 3.-9.
                             (*tr, None, [per * (k in seen) for k in range(d)]), (*te, seen),
-                            inner_lr=cfg.meta_lr * self.lr() / cfg.lr)
+                            inner_lr=cfg.meta_lr * self.lr("main") / cfg.lr)
             total, logs = out.loss, {"l_mtr": out.meta_train.detach(),
                                      "l_mte": out.meta_test.detach()}
         else:

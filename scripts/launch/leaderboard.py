@@ -48,9 +48,9 @@ METHODS: dict[str, tuple[str, Callable[[int], list]]] = {
     "DIR-ReID": ("dir_reid.py", lambda n: ["--variant", "full", "--steps", n]),
     "DDAN": ("ddan.py", lambda n: ["--ablation", "full", "--steps", n,
                                   "--stage1-steps", max(1, n // 5)]),
-    "CDVM": ("cdvm.py", lambda n: ["--steps", n]),
-    "CDVM plain (its paper's baseline)": ("cdvm.py", lambda n: ["--steps", n, "--no-dis",
-                                                                 "--no-aug", "--no-attr"]),
+    "CDVM": ("cdvm.py", lambda n: ["--init-steps", n // 2, "--steps", n - n // 2]),
+    "CDVM plain (its paper's baseline)": ("cdvm.py", lambda n: [
+        "--init-steps", n // 2, "--steps", n - n // 2, "--no-dis", "--no-aug", "--no-attr"]),
     "episodic": ("episodic.py", lambda n: ["--method", "episodic", "--init-steps", n // 5,
                                            "--steps", n - n // 5]),
     "ADIN": ("adin.py", lambda n: ["--source", "-1", "--skew", "0", "--nuisance", "camera",
@@ -61,8 +61,9 @@ EXTRA = {  # compute beyond the retrieval network's N steps
     "baseline (AGG)": "-",
     "DIR-ReID": "f_V (a second backbone) in every step",
     "DDAN": "stage-1 baseline of N/5 steps (central domain + ID-pool init)",
-    "CDVM": "meta-train + meta-test passes per step (second order); its own budget",
-    "CDVM plain (its paper's baseline)": "CDVM's meta-learning, no dis / aug / attr (Table 4's "
+    "CDVM": "N/2 plain steps (pretrained stand-in), then N/2 meta steps (meta-train + "
+            "meta-test passes, second order); its own budget",
+    "CDVM plain (its paper's baseline)": "as CDVM, without dis / aug / attr (Table 4's "
                                          "baseline row); CDVM's budget",
     "episodic": "one extractor per source domain (recipe default steps each)",
     "ADIN": "nuisance-head steps on frozen features",

@@ -175,3 +175,34 @@ def test_leave_one_source_out_trains_on_the_rest(tmp_path):
     take_step(cfg, objective, num_domains=2)
     with pytest.raises(ValueError, match="2 source domains"):
         cdvm.main([*FAST, "--holdout", "0", "--out", str(tmp_path / "r.json")])
+
+
+def test_init_steps_train_the_plain_path_only():
+    """--init-steps: a stage before CDVM's that trains the stem, the global branches and the
+    head on L_ce + L_tri + L_cent (the stand-in for a pretrained backbone); the local branches,
+    fusion, hyper-networks and domain classifiers stay as built, the GRL clock stands still."""
+    cfg, model, method = build(["--init-steps", "2"])
+    init, main = method.stages()
+    assert (init.name, init.steps, init.clocks, main.name) == ("init", 2, False, "train")
+    method.augment = lambda x: x
+    method.train()
+    before = {n: p.detach().clone() for n, p in method.named_parameters()}
+    logs = method.init_step(batch())
+    assert set(logs) == {"l_ce", "l_tri", "l_cent"} and all(map(torch.isfinite, logs.values()))
+    moved = {n for n, p in method.named_parameters() if not torch.equal(p, before[n])}
+    cdvm_own = ("local_branches", "fuse", "hyper", "dom_cls")
+    assert not {n for n in moved if any(k in n for k in cdvm_own)}
+    assert any("global_branch" in n for n in moved) and any("classifier" in n for n in moved)
+    logs = take_step(cfg, method)  # then CDVM's own step, with every term
+    assert float(logs["l_attr"]) != 0 and "l_mte" in logs
+
+
+def test_init_steps_default_is_400_from_scratch_and_0_with_pretrained_weights(tmp_path):
+    from dgblocks.engine import parse_config
+
+    bench = fake_bench(8, 2)
+    for flags, want in (([], 400), (["--pretrained", str(tmp_path / "w.pt")], 0),
+                        (["--init-steps", "7"], 7)):
+        cfg, args = parse_config(cdvm.Config, flags)
+        cdvm.CDVM.prepare_benchmark(cfg, bench, args)
+        assert cfg.init_steps == want, flags

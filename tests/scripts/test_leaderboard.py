@@ -31,7 +31,8 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
     assert set(budget.values()) == {100}
     assert _flag(steps["adin"], "--source") == "-1"               # all sources, like the rest
     cdvm = {j.name: j for j in jobs if Path(j.script).stem == "cdvm" and j.seed == 3}
-    assert {int(_flag(j.flags, "--steps")) for j in cdvm.values()} == {lb.CDVM_STEPS}
+    assert {int(_flag(j.flags, "--init-steps")) + int(_flag(j.flags, "--steps"))
+            for j in cdvm.values()} == {lb.CDVM_STEPS}
     plain = cdvm["CDVM plain (its paper's baseline)"]             # Table 4's baseline row
     assert {"--no-dis", "--no-aug", "--no-attr"} <= set(plain.flags)
     assert len({j.out.parent for j in cdvm.values()}) == 2        # own folders, no clash
@@ -39,7 +40,7 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
 
 def test_cdvm_budget_zero_is_the_shared_one_and_long_gives_everyone_the_same(tmp_path):
     args = lb.parse(["--steps", "100", "--cdvm-steps", "0", "--out", str(tmp_path)])
-    assert {int(_flag(j.flags, "--steps")) for j in lb.jobs(args) if j.name == "CDVM"} == {100}
+    assert {int(_flag(j.flags, "--steps")) for j in lb.jobs(args) if j.name == "CDVM"} == {50}
     args = lb.parse(["--long", "--out", str(tmp_path)])
     assert args.cdvm_steps == 0 and args.steps == 2 * lb.STEPS and args.device == "cuda"
     with pytest.raises(SystemExit, match="--cdvm-steps"):
