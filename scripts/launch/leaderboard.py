@@ -38,23 +38,22 @@ from dgblocks.backbones import BACKBONES
 from dgblocks.engine.results import environment, git_commit
 from dgblocks.engine.sweep import Job, format_mean_std, paired_table, run_grid, table
 from dgblocks.eval.summary import mean_std
+from scripts.launch.registry import BY_NAME
 
 HERE = Path(__file__).resolve().parents[2] / "recipes"
 
-# method -> (recipe, flags given N = --steps); what each flag means: docs/recipes/leaderboard.md
+# method -> (recipe, flags given N = --steps): each method's split of N is the search's
+# (scripts/launch/registry.py); what each flag means: docs/recipes/leaderboard.md
 METHODS: dict[str, tuple[str, Callable[[int], list]]] = {
     "untrained (reference)": ("baseline.py", lambda n: ["--steps", 0]),
-    "baseline (AGG)": ("baseline.py", lambda n: ["--steps", n]),
-    "DIR-ReID": ("dir_reid.py", lambda n: ["--variant", "full", "--steps", n]),
-    "DDAN": ("ddan.py", lambda n: ["--ablation", "full", "--steps", n,
-                                  "--stage1-steps", max(1, n // 5)]),
-    "CDVM": ("cdvm.py", lambda n: ["--init-steps", n // 2, "--steps", n - n // 2]),
+    "baseline (AGG)": ("baseline.py", BY_NAME["AGG"].budget),
+    "DIR-ReID": ("dir_reid.py", BY_NAME["DIR-ReID"].budget),
+    "DDAN": ("ddan.py", lambda n: ["--ablation", "full", *BY_NAME["DDAN"].budget(n)]),
+    "CDVM": ("cdvm.py", BY_NAME["CDVM"].budget),
     "CDVM plain (its paper's baseline)": ("cdvm.py", lambda n: [
-        "--init-steps", n // 2, "--steps", n - n // 2, "--no-dis", "--no-aug", "--no-attr"]),
-    "episodic": ("episodic.py", lambda n: ["--method", "episodic", "--init-steps", n // 5,
-                                           "--steps", n - n // 5]),
-    "ADIN": ("adin.py", lambda n: ["--source", "-1", "--skew", "0", "--nuisance", "camera",
-                                   "--warmup-steps", n // 2, "--steps", n - n // 2]),
+        *BY_NAME["CDVM"].budget(n), "--no-dis", "--no-aug", "--no-attr"]),
+    "episodic": ("episodic.py", lambda n: ["--method", "episodic", *BY_NAME["episodic"].budget(n)]),
+    "ADIN": ("adin.py", BY_NAME["ADIN"].budget),
 }
 EXTRA = {  # compute beyond the retrieval network's N steps
     "untrained (reference)": "no training: the backbone's random features (what training adds)",

@@ -61,9 +61,10 @@ REGISTRY = [
     Entry("DDAN", "ddan", "DDAN", lambda n: _s("--steps", n, "--stage1-steps", max(1, n // 5)),
           _s("--steps", 0, "--stage1-steps", 0), {"paper": [], "agg": None},
           "stage-1 baseline of N/5 steps (central domain)"),
-    Entry("CDVM", "cdvm", "CDVM", lambda n: _s("--steps", n), _s("--steps", 0),
-          {"paper": [], "agg": ["--lambda-cent", "0"]},
-          "meta-train + meta-test passes per step (second order)"),
+    Entry("CDVM", "cdvm", "CDVM", lambda n: _s("--init-steps", n // 2, "--steps", n - n // 2),
+          _s("--init-steps", 0, "--steps", 0), {"paper": [], "agg": ["--lambda-cent", "0"]},
+          "N/2 plain steps (pretrained stand-in), then meta-train + meta-test passes per step "
+          "(second order)"),
     Entry("episodic", "episodic", "Episodic",
           lambda n: _s("--init-steps", n // 5, "--steps", n - n // 5),
           _s("--init-steps", 0, "--steps", 0, "--stage1-steps", 0),
