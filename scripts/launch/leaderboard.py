@@ -68,6 +68,10 @@ EXTRA = {  # compute beyond the retrieval network's N steps
     "ADIN": "nuisance-head steps on frozen features",
 }
 
+# leaderboard row -> its entry in the search's registry (its own untrained network's flags)
+ENTRY = {"baseline (AGG)": "AGG", "DIR-ReID": "DIR-ReID", "DDAN": "DDAN", "CDVM": "CDVM",
+         "episodic": "episodic", "ADIN": "ADIN"}
+OWN = " (untrained)"  # suffix of a method's own untrained network in the results
 STEPS, CDVM_STEPS = 1920, 800  # the budget: docs/recipes/leaderboard.md, "The budget"
 FOLDERS = {"untrained (reference)": "untrained", "CDVM plain (its paper's baseline)": "cdvm_plain"}
 
@@ -146,6 +150,12 @@ def jobs(args) -> list[Job]:
             path = args.out / data / f"{args.backbone}-n{n}-b{args.batch_size}" / folder
             out.append(Job(name, seed, str(HERE / script), (*common, *extra),
                            path / f"seed{seed}.json"))
+        if name in ENTRY and name != "baseline (AGG)":  # AGG's is the reference row
+            flags0 = [*flags(n), *BY_NAME[ENTRY[name]].untrained, "--backbone", args.backbone]
+            flags0 += extra[len(flags(n)) + 2:]  # the stage cache, ADIN's image size
+            path = args.out / data / f"{args.backbone}-n0-b{args.batch_size}" / folder
+            out += [Job(name + OWN, seed, str(HERE / script), (*common, *map(str, flags0)),
+                        path / f"seed{seed}.json") for seed in args.seeds]
     return out
 
 
@@ -205,7 +215,25 @@ def stability(avg: dict[str, list[float]]) -> list[str]:
     return out
 
 
-def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) -> str:
+def own_untrained(results: dict[str, list[dict]], own: dict[str, list[dict]]) -> list[str]:
+    """Per method: its average R-1 against its own network's untrained one (same seeds), the
+    ratio and the 2.5x bar; AGG's own untrained network is the reference row."""
+    own = {AGG: results[UNTRAINED], **own} if UNTRAINED in results else own
+    out = ["| method | average R-1 | its untrained network | ratio | >= 2.5x |",
+           "|" + " --- |" * 5]
+    for n, rs in results.items():
+        if n not in own:
+            continue
+        a = sum(r["summary"]["average"]["R1"] for r in rs) / len(rs)
+        u = sum(r["summary"]["average"]["R1"] for r in own[n]) / len(own[n])
+        ratio = a / u if u > 0 else float("inf")
+        out.append(f"| {n} | {a:.1f} | {u:.1f} | {ratio:.1f} | "
+                   f"{'yes' if ratio >= 2.5 else '**no**'} |")
+    return out
+
+
+def page(args, results: dict[str, list[dict]], png: Path | None, wall: float,
+         own: dict[str, list[dict]] | None = None) -> str:
     first = next(iter(results.values()))[0]
     commits = ", ".join(sorted({str(r.get("commit"))[:12] for rs in results.values() for r in rs}))
     env = environment()
@@ -253,6 +281,10 @@ def page(args, results: dict[str, list[dict]], png: Path | None, wall: float) ->
         "Each method minus AGG per seed, averaged, with a 95% t interval; `*`: the interval "
         "excludes 0, a significant gap at this budget. " + untrained_ratio(avg), "",
         paired_table(results, AGG, label="method") if AGG in results else "(AGG not run)", "",
+        "## Against each method's own untrained network", "",
+        "Every method's network untrained (every step count 0; same flags otherwise, same "
+        "seeds): is training doing the work? The bar is 2.5x.", "",
+        *own_untrained(results, own or {}), "",
         "## Seeds: does any collapse?", "",
         "A collapsing seed ends below half the method's median over seeds.", "",
         *stability(avg), "",
@@ -278,6 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
     done = run_grid(grid, parallel=args.parallel)
     wall = time.time() - t0
     results = {n: done[n] for n in args.methods if n in done}
+    own = {n: done[n + OWN] for n in args.methods if n + OWN in done}
     missing = [n for n in args.methods if n not in results]
     if missing:
         raise SystemExit(f"leaderboard: no finished run for {', '.join(missing)} "
@@ -285,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     png = None if args.no_plot else plot(
         results, args.md.with_suffix(".png"),
         f"{args.backbone}, {args.steps} steps x {args.batch_size}, seeds {args.seeds}")
-    text = page(args, results, png, wall)
+    text = page(args, results, png, wall, own)
     args.md.parent.mkdir(parents=True, exist_ok=True)
     args.md.write_text(text)
     print(text)

@@ -14,7 +14,7 @@ def _flag(flags, name):
 
 def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
     args = lb.parse(["--steps", "100", "--seeds", "3", "4", "--out", str(tmp_path)])
-    jobs = lb.jobs(args)
+    jobs = [j for j in lb.jobs(args) if not j.name.endswith(lb.OWN)]
     assert len(jobs) == 2 * len(lb.METHODS) and {j.seed for j in jobs} == {3, 4}
     for j in jobs:
         assert _flag(j.flags, "--backbone") == "resnet_tiny"
@@ -45,6 +45,26 @@ def test_cdvm_budget_zero_is_the_shared_one_and_long_gives_everyone_the_same(tmp
     assert args.cdvm_steps == 0 and args.steps == 2 * lb.STEPS and args.device == "cuda"
     with pytest.raises(SystemExit, match="--cdvm-steps"):
         lb.parse(["--cdvm-steps", "3"])
+
+
+def test_each_method_gets_its_own_untrained_network(tmp_path):
+    args = lb.parse(["--steps", "100", "--seeds", "0", "--out", str(tmp_path)])
+    own = {j.name.removesuffix(lb.OWN): j for j in lb.jobs(args) if j.name.endswith(lb.OWN)}
+    assert set(own) == set(lb.ENTRY) - {"baseline (AGG)"}  # AGG's is the reference row
+    for name, j in own.items():
+        flags = list(j.flags)
+        last = {f: flags[len(flags) - 1 - flags[::-1].index(f) + 1]
+                for f in flags if f.endswith("steps")}  # argparse: the last one wins
+        assert set(last.values()) == {"0"}, (name, last)
+        assert "-n0-" in str(j.out) and _flag(flags, "--backbone") == "resnet_tiny"
+
+
+def test_own_untrained_table_flags_methods_under_the_bar():
+    results = {"baseline (AGG)": [_fake(30, 0)], "untrained (reference)": [_fake(5, 0)],
+               "ADIN": [_fake(10, 0)]}
+    rows = lb.own_untrained(results, {"ADIN": [_fake(5, 0)]})
+    assert "| baseline (AGG) | 31.0 | 6.0 | 5.2 | yes |" in rows
+    assert "| ADIN | 11.0 | 6.0 | 1.8 | **no** |" in rows
 
 
 def test_real_data_flags(tmp_path):
