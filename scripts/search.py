@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))  # `python scripts/search.py`: recipes and scripts
 from scripts.launch.leaderboard import CDVM_STEPS, STEPS  # noqa: E402
 from scripts.launch.registry import BY_NAME, REGISTRY  # noqa: E402
 
+QUICK = 100  # --quick: steps of every method; CDVM keeps its share of the full budget
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
@@ -43,9 +45,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    choices=list(BY_NAME), metavar="METHOD")
     p.add_argument("--views", nargs="+", default=["paper", "agg"], choices=("paper", "agg"))
     p.add_argument("--trials", type=int, default=None, help="trials per study, its total "
-                   "(default 10; quick 3; smoke 2)")
+                   "(default 10; quick 2; smoke 2)")
     p.add_argument("--steps", type=int, default=None, help="the budget: steps of every method "
-                   f"(default {STEPS}: where the curves flatten; quick 150; smoke 6)")
+                   f"(default {STEPS}: where the curves flatten; quick {QUICK}; smoke 6)")
     p.add_argument("--val-every", type=int, default=0, help="source-val checks (0: steps/4)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the selected "
                    "settings (default 0-4; quick 0 1; smoke 0)")
@@ -68,14 +70,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    "curves of every method at its defaults for N steps (page --md, default "
                    "docs/results/curves.md)")
     p.add_argument("--cdvm-steps", type=int, default=None, help="CDVM's own budget (its step "
-                   f"costs about 11 AGG steps; default {CDVM_STEPS}, quick and smoke 0); 0: "
+                   f"costs about 11 AGG steps; default {CDVM_STEPS}, quick 42, smoke 0); 0: "
                    "--steps")
     a = p.parse_args(argv)
-    mode = ({"trials": 2, "steps": 6, "seeds": [0], "batch_size": 16, "cdvm_steps": 0}
-            if a.smoke else
-            {"trials": 3, "steps": 150, "seeds": [0, 1], "batch_size": 64, "cdvm_steps": 0}
-            if a.quick else {"trials": 10, "steps": STEPS, "seeds": [0, 1, 2, 3, 4],
-                             "batch_size": 64, "cdvm_steps": CDVM_STEPS})
+    smoke = {"trials": 2, "steps": 6, "seeds": [0], "batch_size": 16, "cdvm_steps": 0}
+    quick = {"trials": 2, "steps": QUICK, "seeds": [0, 1], "batch_size": 64,
+             "cdvm_steps": round(QUICK * CDVM_STEPS / STEPS)}
+    full = {"trials": 10, "steps": STEPS, "seeds": [0, 1, 2, 3, 4], "batch_size": 64,
+            "cdvm_steps": CDVM_STEPS}
+    mode = smoke if a.smoke else quick if a.quick else full
     for k, v in mode.items():       # a flag given on the command line wins
         if getattr(a, k) is None:
             setattr(a, k, v)

@@ -40,8 +40,11 @@ def test_the_budget_is_the_leaderboards_and_cdvm_has_its_own():
     a = search.parse([])
     assert (a.steps, a.cdvm_steps) == (leaderboard.STEPS, leaderboard.CDVM_STEPS)
     assert search.spec_of(a)["cdvm_steps"] == leaderboard.CDVM_STEPS
-    q = search.parse(["--quick"])  # the quick and smoke runs give CDVM the shared budget
-    assert q.cdvm_steps == 0 and search.spec_of(q)["cdvm_steps"] == q.steps == 150
+    q = search.parse(["--quick"])  # CDVM keeps its share of the budget; smoke: the shared one
+    assert q.steps == search.QUICK and q.trials == 2
+    assert q.cdvm_steps == round(q.steps * leaderboard.CDVM_STEPS / leaderboard.STEPS) == 42
+    s = search.parse(["--smoke"])
+    assert s.cdvm_steps == 0 and search.spec_of(s)["cdvm_steps"] == s.steps
     assert search.parse(["--cdvm-steps", "0"]).cdvm_steps == 0
 
 
