@@ -124,7 +124,8 @@ class CDVMStage(nn.Module):
                 plain: bool = False):
         x = self.head(x)  # unseen: branches averaged for a domain no local branch has seen
         if plain:  # --init-steps: the backbone's own block (the global branch) alone
-            return (self.block or self.gl.global_branch)(x), (None, None, None)
+            block = self.block if self.gl is None else self.gl.global_branch
+            return block(x), (None, None, None)
         route = domains if self.training and unseen is None else None
         f, spe = ((self.block(x), None) if self.gl is None                     # 3. eq 1
                   else self.gl(x, route, branches=unseen, counts=counts if route is not None

@@ -17,7 +17,7 @@ with each method's wall time. Runs go ``--parallel`` at a time with one thread e
 resumable (a run whose JSON exists is skipped) and write ``docs/results/defaults.md`` (R-1
 and mAP per unseen domain, average and worst domain, mean and std over seeds) and a bar plot.
 
-    python -m scripts.launch leaderboard            # synthetic, 3 seeds, about 80 min on 2 cores
+    python -m scripts.launch leaderboard            # synthetic, 3 seeds, about 55 min on 2 cores
     python -m scripts.launch leaderboard --long     # GPU: 3,840 x 64 for all, 5 seeds, own page
     python -m scripts.launch leaderboard --smoke               # every method for a few steps
     python -m scripts.launch leaderboard --data-root DIR       # real Protocol-1 data (a GPU run)
