@@ -156,8 +156,6 @@ class CDVM(Method):
 
     @classmethod
     def prepare_benchmark(cls, cfg: Config, bench, args):
-        if cfg.init_steps < 0:  # a pretrained backbone needs no stand-in
-            cfg.init_steps = 0 if cfg.pretrained else 400
         if cfg.holdout >= 0:
             bench = leave_one_out(bench, cfg.holdout)  # Protocol-2/3 layout
         if not cfg.backbone.startswith("resnet"):
@@ -171,6 +169,8 @@ class CDVM(Method):
         return bench
 
     def __init__(self, cfg: Config, bench, *, seed: int = 0) -> None:
+        if cfg.init_steps < 0:  # a pretrained backbone needs no stand-in
+            cfg.init_steps = 0 if cfg.pretrained else 400
         super().__init__(cfg, bench, seed=seed)
         backbone = (ResNet(layers=(1, 1, 1, 1), base_width=cfg.base_width, ibn=True)
                     if cfg.backbone == "resnet_small" else build_backbone(cfg.backbone))

@@ -197,12 +197,10 @@ def test_init_steps_train_the_plain_path_only():
     assert float(logs["l_attr"]) != 0 and "l_mte" in logs
 
 
-def test_init_steps_default_is_400_from_scratch_and_0_with_pretrained_weights(tmp_path):
-    from dgblocks.engine import parse_config
-
-    bench = fake_bench(8, 2)
-    for flags, want in (([], 400), (["--pretrained", str(tmp_path / "w.pt")], 0),
+def test_init_steps_default_is_400_from_scratch_and_0_with_pretrained_weights(monkeypatch):
+    monkeypatch.setattr(cdvm, "load_pretrained", lambda net, path: "loaded")  # no file needed
+    auto = ["--init-steps", "-1"]  # the default (--smoke, which build() adds, gives 2)
+    for flags, want in ((auto, 400), ([*auto, "--pretrained", "w.pt"], 0),
                         (["--init-steps", "7"], 7)):
-        cfg, args = parse_config(cdvm.Config, flags)
-        cdvm.CDVM.prepare_benchmark(cfg, bench, args)
-        assert cfg.init_steps == want, flags
+        cfg, _, method = build(flags)  # the constructor resolves it, whoever builds the method
+        assert cfg.init_steps == want and sum(s.steps for s in method.stages()[:-1]) == want
