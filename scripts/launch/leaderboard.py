@@ -141,18 +141,18 @@ def jobs(args) -> list[Job]:
         slug = script.removesuffix(".py")
         folder = FOLDERS.get(name, slug)
         n = budget(args, name)
-        extra = [str(f) for f in flags(n)] + ["--backbone", args.backbone]
+        tail = ["--backbone", args.backbone]  # after the step flags, trained or untrained
         if slug in ("ddan", "episodic"):  # stage 1 shared across seeds' reruns (keyed by seed)
-            extra += ["--stage-cache", str(args.out / "cache" / slug)]
+            tail += ["--stage-cache", str(args.out / "cache" / slug)]
         if slug == "adin" and not args.data_root:
-            extra += ["--image-size", "64", "32"]
+            tail += ["--image-size", "64", "32"]
+        extra = [str(f) for f in flags(n)] + tail
         for seed in args.seeds:
             path = args.out / data / f"{args.backbone}-n{n}-b{args.batch_size}" / folder
             out.append(Job(name, seed, str(HERE / script), (*common, *extra),
                            path / f"seed{seed}.json"))
         if name in ENTRY and name != "baseline (AGG)":  # AGG's is the reference row
-            flags0 = [*flags(n), *BY_NAME[ENTRY[name]].untrained, "--backbone", args.backbone]
-            flags0 += extra[len(flags(n)) + 2:]  # the stage cache, ADIN's image size
+            flags0 = [*flags(n), *BY_NAME[ENTRY[name]].untrained, *tail]
             path = args.out / data / f"{args.backbone}-n0-b{args.batch_size}" / folder
             out += [Job(name + OWN, seed, str(HERE / script), (*common, *map(str, flags0)),
                         path / f"seed{seed}.json") for seed in args.seeds]
