@@ -153,6 +153,9 @@ class Method(nn.Module):
         if o is None:
             raise DGBlocksError(f"name: expected one of the optimisers {list(self._built())}, "
                                 f"got {name!r}")
+        stage = getattr(self, "stage", None)  # lr()'s default: the first optimiser this
+        if getattr(self, "_lr_of", (None,))[0] is not stage:  # stage stepped
+            self._lr_of = (stage, name)
         o.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         o.optimizer.step()
@@ -160,10 +163,14 @@ class Method(nn.Module):
             o.scheduler.step()
 
     def lr(self, name: str | None = None) -> float:
-        """The current learning rate of optimiser ``name`` (default: the first)."""
+        """The current learning rate of optimiser ``name`` (default: the first one
+        :meth:`minimize` stepped in the current stage, else the first: the training log's)."""
         built = self._built()
         if not built:
             return 0.0
+        stage, first = getattr(self, "_lr_of", (None, None))
+        if name is None and stage is getattr(self, "stage", None) and first in built:
+            name = first
         if name is not None and (not isinstance(name, str) or name not in built):
             raise DGBlocksError(f"name: expected one of the optimisers {list(built)}, "
                                 f"got {name!r}")

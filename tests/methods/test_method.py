@@ -167,3 +167,28 @@ def test_local_context_makes_streams_and_rejects_non_modules(tmp_path):
     assert x.shape[0] == 8 and pid.unique().numel() == 4
     with pytest.raises(ValueError, match="method"):
         LocalContext(None)
+
+
+class TwoStage(Toy):
+    """Toy with a warm-up optimiser ("init", stage "init") before the main one."""
+
+    def configure_optimizers(self):
+        return {"init": self.make_optimizer(self.lin.parameters(), lr=0.3),
+                "main": self.make_optimizer(self.lin.parameters())}
+
+    def update(self, batch):
+        name = "init" if self.stage is not None and self.stage.name == "init" else "main"
+        self.minimize(nn.functional.cross_entropy(self.lin(batch.images), batch.pids), name)
+        return {}
+
+
+def test_lr_defaults_to_the_optimiser_the_current_stage_steps():
+    torch.manual_seed(0)
+    m = TwoStage(TrainConfig(steps=8, lr=0.05, warmup=0.0, schedule="constant"),
+                 fake_bench(num_ids=3))
+    assert m.lr() == pytest.approx(0.3)            # before any step: the first optimiser
+    for name in ("init", "train"):
+        m.stage = Stage(name, 2)
+        m.step(_batch(0))
+        assert m.lr() == pytest.approx(0.3 if name == "init" else 0.05), name
+    assert m.lr("init") == pytest.approx(0.3)      # a name still wins

@@ -204,3 +204,11 @@ def test_init_steps_default_is_400_from_scratch_and_0_with_pretrained_weights(mo
                         (["--init-steps", "7"], 7)):
         cfg, _, method = build(flags)  # the constructor resolves it, whoever builds the method
         assert cfg.init_steps == want and sum(s.steps for s in method.stages()[:-1]) == want
+
+
+def test_init_lr_sets_the_init_stage_learning_rate_only():
+    for flags, want in ((["--init-lr", "0.02"], 0.02), ([], 0.001)):
+        _, _, method = build(["--init-steps", "2", "--lr", "0.001", *flags])
+        opt = method.optimizers
+        assert opt["init"].param_groups[0]["initial_lr"] == pytest.approx(want)
+        assert opt["main"].param_groups[0]["initial_lr"] == pytest.approx(0.001)
