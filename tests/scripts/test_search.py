@@ -33,16 +33,17 @@ def test_every_method_declares_a_space_around_its_papers_values():
         assert "lr" in cls.space and check_space(cls.space, cls.Config), e.name
 
 
-def test_the_budget_is_the_leaderboards_and_cdvm_has_its_own():
+def test_the_budget_is_the_leaderboards_and_cdvm_shares_it():
     from scripts import search
     from scripts.launch import leaderboard
 
     a = search.parse([])
     assert (a.steps, a.cdvm_steps) == (leaderboard.STEPS, leaderboard.CDVM_STEPS)
     assert search.spec_of(a)["cdvm_steps"] == leaderboard.CDVM_STEPS
-    q = search.parse(["--quick"])  # CDVM keeps its share of the budget; smoke: the shared one
+    assert leaderboard.CDVM_STEPS == leaderboard.STEPS  # CDVM at the shared budget
+    q = search.parse(["--quick"])  # quick: CDVM fewer steps (15 minutes); smoke: the shared one
     assert q.steps == search.QUICK and q.trials == 2
-    assert q.cdvm_steps == round(q.steps * leaderboard.CDVM_STEPS / leaderboard.STEPS) == 42
+    assert q.cdvm_steps == search.QUICK_CDVM == 42
     s = search.parse(["--smoke"])
     assert s.cdvm_steps == 0 and search.spec_of(s)["cdvm_steps"] == s.steps
     assert search.parse(["--cdvm-steps", "0"]).cdvm_steps == 0
