@@ -70,9 +70,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--curves", type=int, default=0, metavar="N", help="instead: learning "
                    "curves of every method at its defaults for N steps (page --md, default "
                    "docs/results/curves.md)")
-    p.add_argument("--cdvm-steps", type=int, default=None, help="CDVM's budget (default "
-                   f"{CDVM_STEPS}, the shared one; quick {QUICK_CDVM}, smoke 0: each of its meta "
-                   "steps costs about 11 AGG steps); 0: --steps")
+    p.add_argument("--cdvm-steps", type=int, default=None, help="CDVM's budget (default 0: "
+                   f"--steps, as every method; quick {QUICK_CDVM}: each of its meta steps costs "
+                   "about 11 AGG steps)")
     a = p.parse_args(argv)
     smoke = {"trials": 2, "steps": 6, "seeds": [0], "batch_size": 16, "cdvm_steps": 0}
     quick = {"trials": 2, "steps": QUICK, "seeds": [0, 1], "batch_size": 64,

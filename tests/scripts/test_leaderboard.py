@@ -32,7 +32,7 @@ def test_every_method_same_backbone_batch_data_and_seeds(tmp_path):
     assert _flag(steps["adin"], "--source") == "-1"               # all sources, like the rest
     cdvm = {j.name: j for j in jobs if Path(j.script).stem == "cdvm" and j.seed == 3}
     assert {int(_flag(j.flags, "--init-steps")) + int(_flag(j.flags, "--steps"))
-            for j in cdvm.values()} == {lb.CDVM_STEPS}
+            for j in cdvm.values()} == {100}                    # the shared budget
     plain = cdvm["CDVM plain (its paper's baseline)"]             # Table 4's baseline row
     assert {"--no-dis", "--no-aug", "--no-attr"} <= set(plain.flags)
     assert len({j.out.parent for j in cdvm.values()}) == 2        # own folders, no clash

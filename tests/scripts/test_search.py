@@ -39,8 +39,7 @@ def test_the_budget_is_the_leaderboards_and_cdvm_shares_it():
 
     a = search.parse([])
     assert (a.steps, a.cdvm_steps) == (leaderboard.STEPS, leaderboard.CDVM_STEPS)
-    assert search.spec_of(a)["cdvm_steps"] == leaderboard.CDVM_STEPS
-    assert leaderboard.CDVM_STEPS == leaderboard.STEPS  # CDVM at the shared budget
+    assert leaderboard.CDVM_STEPS == 0 and search.spec_of(a)["cdvm_steps"] == a.steps
     q = search.parse(["--quick"])  # quick: CDVM fewer steps (15 minutes); smoke: the shared one
     assert q.steps == search.QUICK and q.trials == 2
     assert q.cdvm_steps == search.QUICK_CDVM == 42
