@@ -62,6 +62,7 @@ class Method(nn.Module):
         self.state: dict[str, Any] = {}   # plain values saved with the state_dict
         self.ctx: Any = LocalContext(self, seed=seed)  # the engine sets its loop's
         self.stage: Stage | None = None   # the stage being run (set by the engine)
+        self._lr_of: tuple = (None, None)  # (stage, the first optimiser it stepped): lr()
         self._optims: dict[str, OptimizerSlot] | None = None
         self._generators: dict[str, torch.Generator] = {}
         self._generator_seeds: dict[str, int] = {}
@@ -153,9 +154,8 @@ class Method(nn.Module):
         if o is None:
             raise DGBlocksError(f"name: expected one of the optimisers {list(self._built())}, "
                                 f"got {name!r}")
-        stage = getattr(self, "stage", None)  # lr()'s default: the first optimiser this
-        if getattr(self, "_lr_of", (None,))[0] is not stage:  # stage stepped
-            self._lr_of = (stage, name)
+        if self._lr_of[0] is not self.stage:
+            self._lr_of = (self.stage, name)
         o.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         o.optimizer.step()
@@ -168,8 +168,8 @@ class Method(nn.Module):
         built = self._built()
         if not built:
             return 0.0
-        stage, first = getattr(self, "_lr_of", (None, None))
-        if name is None and stage is getattr(self, "stage", None) and first in built:
+        stage, first = self._lr_of
+        if name is None and stage is self.stage and first in built:
             name = first
         if name is not None and (not isinstance(name, str) or name not in built):
             raise DGBlocksError(f"name: expected one of the optimisers {list(built)}, "
