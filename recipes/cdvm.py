@@ -84,8 +84,7 @@ class Config(TrainConfig):
                           "branches only): a stand-in for the paper's ImageNet ResNet50-IBN "
                           "start (docs/decisions.md); 0: from scratch; -1: 400, or 0 with "
                           "--pretrained", smoke=2, minimum=-1)
-    init_lr: float = arg(0.0, "Adam learning rate of the --init-steps stage (0: --lr)",
-                         minimum=0.0)
+    init_lr: float = arg(0.0, "Adam lr of the --init-steps stage (0: --lr)", minimum=0.0)
     holdout: int = arg(-1, "synthetic leave-one-out (Protocol-2/3 layout): train on the other "
                        "sources, test on this source's held-out identities; -1: off")
 
@@ -205,9 +204,8 @@ class CDVM(Method):
 
     def configure_optimizers(self):
         c = self.cfg
-        init = ({"init": self.make_optimizer(self.parameters(), total=c.init_steps,
-                                             lr=c.init_lr or None)}
-                if c.init_steps else {})
+        init = {"init": self.make_optimizer(self.parameters(), total=c.init_steps,
+                                            lr=c.init_lr or None)} if c.init_steps else {}
         return init | {"main": self.make_optimizer(self.parameters())}
 
     def init_step(self, batch):
