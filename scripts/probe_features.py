@@ -13,7 +13,12 @@ other 30% (people the probe never saw):
 - **camera**: which camera of which domain (all cameras of all sources);
 - **camera within domain**: the camera among its own domain's cameras, one probe per domain
   (the accuracy averaged over domains, weighted by images) -- the nuisance ADIN's adversary
-  removes, without the domain giving it away.
+  removes, without the domain giving it away;
+
+and, without a probe, **same-domain neighbours**: the share of each held-out image's 10
+nearest other people (cosine) that come from its own domain (chance: the domain's share of
+the other people's images). A linear probe separates these domains even on untrained
+features; retrieval feels a domain gap through the neighbours.
 
 The untrained network of the same seed (the recipe's network as built, no checkpoint) is
 the reference row: what the architecture and the images say before any training.
@@ -48,7 +53,7 @@ from dgblocks.engine.run import setup  # noqa: E402
 from dgblocks.eval.encode import encode_dataset  # noqa: E402
 from dgblocks.methods import Method  # noqa: E402
 
-PROBES = ("domain", "camera", "camera within domain")
+PROBES = ("domain", "camera", "camera within domain", "same-domain neighbours")
 
 
 def method_class(recipe: str) -> type:
@@ -105,9 +110,27 @@ def _fit_score(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarra
     return float((clf.predict(xte) == yte).mean())
 
 
-def probe(method: Any, bench: Any, *, max_train: int = 4000, seed: int = 0) -> dict[str, float]:
+def _neighbours(f: np.ndarray, dom: np.ndarray, pid: np.ndarray, k: int) -> tuple[float, float]:
+    """Share of each image's ``k`` nearest other-identity neighbours (cosine) from its own
+    domain, and that share when the neighbours are drawn at random."""
+    x = torch.nn.functional.normalize(torch.as_tensor(f), dim=1)
+    sim = x @ x.T
+    p = torch.as_tensor(pid)
+    sim[p[:, None] == p[None, :]] = -float("inf")          # other people only
+    nn_idx = sim.topk(k, dim=1).indices
+    d = torch.as_tensor(dom)
+    same = (d[nn_idx] == d[:, None]).float().mean()
+    other = (p[:, None] != p[None, :])
+    rand = ((d[:, None] == d[None, :]) & other).sum(1) / other.sum(1)
+    return float(same), float(rand.float().mean())
+
+
+def probe(method: Any, bench: Any, *, max_train: int = 4000, seed: int = 0, k: int = 10
+          ) -> dict[str, float]:
     """Held-out accuracy (%) of each linear probe in :data:`PROBES` on ``method.encode``,
-    with each probe's chance level (``"<probe> chance"``: the majority class's share)."""
+    with each probe's chance level (``"<probe> chance"``: the majority class's share), and
+    the share of each held-out image's ``k`` nearest neighbours among other people that come
+    from its own domain (chance: drawn at random)."""
     train = bench.train
     g = torch.Generator().manual_seed(seed)
     ids = train.pids.unique()
@@ -131,6 +154,8 @@ def probe(method: Any, bench: Any, *, max_train: int = 4000, seed: int = 0) -> d
         hits += _fit_score(ftr[a], ctr[a], fte[b], cte[b]) * b.sum()
         n += int(b.sum())
     out["camera within domain"] = hits / n
+    out["same-domain neighbours"], out["same-domain neighbours chance"] = _neighbours(
+        fte, dte, val.pids.numpy(), k)
     chance = {"domain": dte, "camera": dte * cams + cte}
     for k, y in chance.items():
         out[f"{k} chance"] = np.unique(y, return_counts=True)[1].max() / y.size
@@ -148,6 +173,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     help="FOLDER=NAME: the name rows from runs under FOLDER get")
     ap.add_argument("--max-train", type=int, default=4000, help="training images per probe")
     ap.add_argument("--md", default="", help="markdown file to write the table into")
+    ap.add_argument("--json", default="", help="JSON file to write the per-run rows into")
     args = ap.parse_args(argv)
     labels = dict(x.split("=", 1) for x in args.label)
     rows: list[dict[str, Any]] = []
@@ -171,7 +197,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     table = summary_table(rows)
     print(table)
     if args.md:
-        Path(args.md).write_text(table + "\n")
+        cmd = "python scripts/probe_features.py " + " ".join(argv if argv is not None
+                                                             else sys.argv[1:])
+        Path(args.md).write_text(f"```bash\n{cmd}\n```\n\n{table}\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     return rows
 
 

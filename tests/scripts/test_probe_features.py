@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dgblocks.data import ReIDDataset
 from scripts.probe_features import PROBES, load_run, main, probe, summary_table
@@ -23,18 +24,33 @@ def _bench(n_ids=20, per_id=6, domains=2, cams=3):
     return SimpleNamespace(train=ReIDDataset(imgs, pids=pids, camids=cam, domains=dom))
 
 
+def _labels(x):
+    return (x[:, 0, 0, 0] * 255 / 100).round().long(), (x[:, 1, 0, 0] * 255 / 80).round().long()
+
+
 def test_features_carrying_the_labels_are_probed_exactly():
-    enc = SimpleNamespace(encode=lambda x: torch.nn.functional.one_hot(
-        (x[:, 0, 0, 0] * 255 / 100).round().long() * 3 + (x[:, 1, 0, 0] * 255 / 80).round().long(),
-        6).float())
-    out = probe(enc, _bench())
+    def encode(x):
+        d, c = _labels(x)
+        return torch.cat([2 * F.one_hot(d, 2), F.one_hot(d * 3 + c, 6)], 1).float()
+
+    out = probe(SimpleNamespace(encode=encode), _bench(n_ids=60))
     assert all(out[p] == 100.0 for p in PROBES)
+    assert out["same-domain neighbours chance"] < 60.0
+
+
+def test_domain_blind_features_have_neighbours_at_chance():
+    def encode(x):            # the identity-free camera only, the same in both domains
+        return F.one_hot(_labels(x)[1], 3).float() + 0.01 * torch.randn(x.shape[0], 3)
+
+    out = probe(SimpleNamespace(encode=encode), _bench(n_ids=40))
+    assert abs(out["same-domain neighbours"] - out["same-domain neighbours chance"]) < 15.0
+    assert out["domain"] < 75.0
 
 
 def test_constant_features_score_chance():
     enc = SimpleNamespace(encode=lambda x: torch.zeros(x.shape[0], 4))
     out = probe(enc, _bench())
-    for p in PROBES:
+    for p in PROBES[:3]:                     # the linear probes: the majority class
         assert out[p] <= out[f"{p} chance"] + 1e-6
 
 
