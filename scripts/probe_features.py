@@ -18,7 +18,10 @@ other 30% (people the probe never saw):
 and, without a probe, **same-domain neighbours**: the share of each held-out image's 10
 nearest other people (cosine) that come from its own domain (chance: the domain's share of
 the other people's images). A linear probe separates these domains even on untrained
-features; retrieval feels a domain gap through the neighbours.
+features; retrieval feels a domain gap through the neighbours. For the episodic method
+(networks with frozen per-domain extractors ``ext`` and an encoder ``E``) the table adds
+**extractor agreement**: the mean cosine between E(F_j(x)) and E(F_k(x)) over pairs of
+extractors, the quantity its L_consis pulls together.
 
 The untrained network of the same seed (the recipe's network as built, no checkpoint) is
 the reference row: what the architecture and the images say before any training.
@@ -54,6 +57,7 @@ from dgblocks.eval.encode import encode_dataset  # noqa: E402
 from dgblocks.methods import Method  # noqa: E402
 
 PROBES = ("domain", "camera", "camera within domain", "same-domain neighbours")
+EXTRA = ("extractor agreement",)  # method-specific: only the rows that have it
 
 
 def method_class(recipe: str) -> type:
@@ -157,11 +161,27 @@ def probe(method: Any, bench: Any, *, max_train: int = 4000, seed: int = 0, k: i
     out["same-domain neighbours"], out["same-domain neighbours chance"] = _neighbours(
         fte, dte, val.pids.numpy(), k)
     chance = {"domain": dte, "camera": dte * cams + cte}
-    for k, y in chance.items():
-        out[f"{k} chance"] = np.unique(y, return_counts=True)[1].max() / y.size
+    for name, y in chance.items():
+        out[f"{name} chance"] = np.unique(y, return_counts=True)[1].max() / y.size
     out["camera within domain chance"] = sum(
         np.unique(cte[dte == d], return_counts=True)[1].max() for d in np.unique(dte)) / cte.size
+    if len(getattr(method, "ext", ())) >= 2 and hasattr(method, "E"):
+        out["extractor agreement"] = _agreement(method, val)
     return {k: 100.0 * float(v) for k, v in out.items()}
+
+
+def _agreement(method: Any, val: Any, n: int = 512) -> float:
+    """Episodic (Lin et al., 2020, eq 1): mean cosine between E(F_j(x)) and E(F_k(x)) over
+    the pairs of frozen per-domain extractors j != k, on up to ``n`` held-out images: what
+    L_consis makes agree."""
+    from dgblocks.data import normalize_input
+
+    x = torch.stack([val[i][0] for i in range(min(n, len(val)))]).float() / 255.0
+    with torch.no_grad():
+        v = [torch.nn.functional.normalize(method.E(e(normalize_input(x))), dim=1)
+             for e in method.ext]
+    cos = [(v[j] * v[k]).sum(1).mean() for j in range(len(v)) for k in range(j + 1, len(v))]
+    return float(torch.stack(cos).mean())
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -205,18 +225,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def _ms(v: np.ndarray) -> str:
+    return f"{v.mean():.1f} ± {v.std(ddof=1) if v.size > 1 else 0:.1f}"
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per run name, mean ± std over seeds of each probe's accuracy, and chance."""
     names = list(dict.fromkeys(r["run"] for r in rows))
-    head = "| features of | seeds | " + " | ".join(f"{p} (%)" for p in PROBES) + " |"
-    lines = [head, "| --- | --- | " + " | ".join("---" for _ in PROBES) + " |"]
+    extra = [k for k in EXTRA if any(k in r for r in rows)]
+    head = "| features of | seeds | " + " | ".join(f"{p} (%)" for p in (*PROBES, *extra)) + " |"
+    lines = [head, "| --- | --- | " + " | ".join("---" for _ in (*PROBES, *extra)) + " |"]
     for n in names + ["chance"]:
         rs = [r for r in rows if r["run"] == n] if n != "chance" else rows
         cells = []
-        for p in PROBES:
+        for p in (*PROBES, *extra):
+            if p in extra:
+                got = np.array([r[p] for r in rs if p in r])
+                cells.append(_ms(got) if got.size and n != "chance" else "-")
+                continue
             v = np.array([r[p if n != "chance" else f"{p} chance"] for r in rs])
-            cells.append(f"{v.mean():.1f} ± {v.std(ddof=1) if v.size > 1 else 0:.1f}"
-                         if n != "chance" else f"{v.mean():.1f}")
+            cells.append(_ms(v) if n != "chance" else f"{v.mean():.1f}")
         seeds = ", ".join(str(r["seed"]) for r in rs) if n != "chance" else "-"
         lines.append(f"| {n} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -77,3 +77,15 @@ def test_a_finished_run_is_rebuilt_and_probed(tmp_path):
 def test_bad_run_path_names_the_argument(tmp_path):
     with pytest.raises(ValueError, match="run"):
         load_run(tmp_path / "missing.json")
+
+
+def test_episodic_rows_get_the_extractor_agreement(tmp_path):
+    from recipes.episodic import main as episodic
+
+    out = tmp_path / "epi" / "seed0.json"
+    episodic(["--smoke", "--no-plots", "--threads", "1", "--out", str(out)])
+    method, bench = load_run(out)
+    got = probe(method, bench, max_train=200)
+    assert -100.0 <= got["extractor agreement"] <= 100.0
+    table = summary_table([{"run": "epi", "seed": 0} | got])
+    assert "extractor agreement (%)" in table
