@@ -138,9 +138,8 @@ def probe(method: Any, bench: Any, *, max_train: int = 4000, seed: int = 0, k: i
     train = bench.train
     g = torch.Generator().manual_seed(seed)
     ids = train.pids.unique()
-    held = set(ids[torch.randperm(ids.numel(), generator=g)[: max(1, ids.numel() * 3 // 10)]]
-               .tolist())
-    is_held = torch.tensor([int(p) in held for p in train.pids])
+    held = ids[torch.randperm(ids.numel(), generator=g)[: max(1, ids.numel() * 3 // 10)]]
+    is_held = torch.isin(train.pids, held)
     fit_idx = torch.nonzero(~is_held).flatten()
     fit_idx = fit_idx[torch.randperm(fit_idx.numel(), generator=g)[:max_train]]
     val = train.subset(torch.nonzero(is_held).flatten())
